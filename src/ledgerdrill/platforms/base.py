@@ -1,0 +1,189 @@
+"""The platform interface: one backend, exposing capability protocols.
+
+A scenario asks a platform for a capability (``platform.capability(NodeControl)``);
+a backend without it raises ``UnsupportedCapability`` and the scenario skips with
+that reason (or fails when the user required the platform).  Faults talk only to
+these protocols, so a new backend is a new module passing the same contract tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol, TypeVar, runtime_checkable
+
+from ledgerdrill.errors import UnsupportedCapability
+
+
+class NodeState(StrEnum):
+    RUNNING = "running"
+    STOPPED = "stopped"  # crashed / powered off
+    FROZEN = "frozen"  # hung: processes stopped, still "there"
+    DRAINED = "drained"  # cordoned, workloads moved away
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    zone: str
+    region: str
+    roles: tuple[str, ...] = ()
+    state: NodeState = NodeState.RUNNING
+    protected: bool = False  # e.g. a control-plane node: never touched
+
+
+@dataclass(frozen=True)
+class DatabaseMember:
+    name: str
+    node: str
+    role: str  # "primary" | "sync-standby" | "async-replica" | "stopped"
+    timeline: int = 0
+    lag_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class DatabaseTopology:
+    members: tuple[DatabaseMember, ...]
+
+    @property
+    def primary(self) -> DatabaseMember | None:
+        return next((m for m in self.members if m.role == "primary"), None)
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    subject: str
+    not_after_iso: str
+    fingerprint_sha256: str
+    variant: str = "valid"  # "valid" | "expired" | "none" (the server's default certificate)
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    version: str
+    replicas: int = 0
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class NodeControl(Protocol):
+    def nodes(self) -> Sequence[NodeInfo]: ...
+    def crash_node(self, name: str) -> None: ...
+    def freeze_node(self, name: str) -> None: ...
+    def drain_node(self, name: str) -> None: ...
+    def restore_node(self, name: str) -> None:
+        """Undo crash, freeze or drain; idempotent."""
+        ...
+
+    def node_state(self, name: str) -> NodeState: ...
+
+
+@runtime_checkable
+class ZoneControl(Protocol):
+    def zones(self) -> Sequence[str]: ...
+    def nodes_in_zone(self, zone: str) -> Sequence[str]: ...
+
+
+@runtime_checkable
+class DatabaseControl(Protocol):
+    def database_topology(self) -> DatabaseTopology: ...
+    def crash_primary(self) -> str:
+        """Kill the primary's server; return the member name that was killed."""
+        ...
+
+    def switchover(self, to_member: str | None = None) -> str: ...
+    def rejoin(self, member: str) -> None:
+        """Bring a former primary back as a standby (pg_rewind or equivalent); idempotent."""
+        ...
+
+    def run_bad_change(self, sql: str) -> None: ...
+    def restore_to_point_in_time(self, point_in_time_iso: str) -> str:
+        """Restore into a new server; return its name."""
+        ...
+
+    def switch_application_database(self, member: str) -> None: ...
+
+
+@runtime_checkable
+class CertificateControl(Protocol):
+    def served_certificate(self) -> CertificateInfo: ...
+    def install_certificate(self, variant: str) -> str:
+        """Serve an ``expired``, ``none`` or ``valid`` certificate; return an undo reference."""
+        ...
+
+    def restore_certificate(self, undo_ref: str) -> None: ...
+
+
+@runtime_checkable
+class RegionControl(Protocol):
+    def regions(self) -> Sequence[str]: ...
+    def region_outage(self, region: str) -> None: ...
+    def restore_region(self, region: str) -> None: ...
+    def fail_over_to(self, region: str) -> None: ...
+    def fail_back(self, region: str) -> None: ...
+
+
+@runtime_checkable
+class CacheControl(Protocol):
+    def kill_cache(self) -> None: ...
+    def restore_cache(self) -> None: ...
+    def cache_alive(self) -> bool: ...
+
+
+@runtime_checkable
+class ReleaseControl(Protocol):
+    def current_release(self) -> ReleaseInfo: ...
+    def roll_out(self, version: str) -> ReleaseInfo:
+        """Roll ``version`` out to every replica; return the release it replaced."""
+        ...
+
+    def roll_back(self, to_version: str) -> None: ...
+
+
+CAPABILITIES: tuple[type, ...] = (
+    NodeControl,
+    ZoneControl,
+    DatabaseControl,
+    CertificateControl,
+    RegionControl,
+    CacheControl,
+    ReleaseControl,
+)
+
+C = TypeVar("C")
+
+
+class Platform:
+    """Base class of every backend.
+
+    Subclasses set ``kind`` and implement the capability protocols they support
+    (directly, or by returning helper objects from ``capability``).
+    """
+
+    kind: str = "abstract"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def capability(self, protocol: type[C]) -> C:
+        if isinstance(self, protocol):
+            return self
+        raise UnsupportedCapability(self.kind, protocol.__name__)
+
+    def supports(self, protocol: type) -> bool:
+        try:
+            self.capability(protocol)
+        except UnsupportedCapability:
+            return False
+        return True
+
+    def capabilities(self) -> list[str]:
+        return [p.__name__ for p in CAPABILITIES if self.supports(p)]
+
+    def describe(self) -> dict[str, object]:
+        """What the dry-run plan shows about this platform (never secrets)."""
+        return {"kind": self.kind, "name": self.name, "capabilities": self.capabilities()}
+
+    def close(self) -> None:
+        """Release connections; a no-op unless the backend holds some."""
