@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from ledgerdrill.errors import UnsupportedCapability
 
@@ -184,6 +184,10 @@ class Platform:
     def describe(self) -> dict[str, object]:
         """What the dry-run plan shows about this platform (never secrets)."""
         return {"kind": self.kind, "name": self.name, "capabilities": self.capabilities()}
+
+    def default_probes(self) -> list[Any]:
+        """Probes to use when the target names no probe catalogue (a list of ``Probe``)."""
+        return []
 
     def close(self) -> None:
         """Release connections; a no-op unless the backend holds some."""

@@ -1,0 +1,168 @@
+"""The ``ledgerdrill`` command: plan, gameday, cleanup, report.
+
+A user's mistake (a bad target file, a bad flag) is one clear line on stderr and
+exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ledgerdrill import __version__
+from ledgerdrill.errors import ConfigError, LedgerdrillError, SafetyViolation
+from ledgerdrill.report.model import RunReport
+from ledgerdrill.report.summary import plan_text, terminal_table
+from ledgerdrill.safety import DEFAULT_STATE_DIR
+from ledgerdrill.targets import load_target
+
+DEFAULT_TARGET = Path("targets/sandbox.yaml")
+DEFAULT_SCENARIOS = Path("scenarios")
+EXIT_USAGE = 2
+EXIT_SAFETY = 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ledgerdrill",
+        description="Chaos drills for finance ERP platforms: inject faults, measure RTO/RPO.",
+    )
+    parser.add_argument("--version", action="version", version=f"ledgerdrill {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def target_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--target", type=Path, default=DEFAULT_TARGET,
+                       help=f"target file (default {DEFAULT_TARGET})")  # fmt: skip
+        p.add_argument("--scenarios", type=Path, default=DEFAULT_SCENARIOS,
+                       help=f"scenario folder (default {DEFAULT_SCENARIOS})")  # fmt: skip
+        p.add_argument(
+            "-k", dest="keyword", help="only scenarios matching this pytest -k expression"
+        )
+        p.add_argument("--reports-dir", type=Path, default=Path("reports"))
+        p.add_argument("--confirm-production", metavar="NAME",
+                       help="required to drill a production target: its name")  # fmt: skip
+
+    plan = sub.add_parser("plan", help="show what a game day would do, touching nothing")
+    target_args(plan)
+
+    gameday = sub.add_parser("gameday", help="run the scenario suite against a target")
+    target_args(gameday)
+    gameday.add_argument("--junitxml", type=Path, help="also write JUnit XML here")
+    gameday.add_argument("--probe-interval", metavar="DURATION", help="e.g. 100ms")
+    gameday.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+
+    clean = sub.add_parser("cleanup", help="revert faults a killed run left behind")
+    clean.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    clean.add_argument("--force", action="store_true",
+                       help="also revert entries of runs whose process still lives")  # fmt: skip
+
+    report = sub.add_parser("report", help="print a run's summary from its report.json")
+    report.add_argument("run", nargs="?", default="latest",
+                        help="run id, run folder or report.json (default: latest)")  # fmt: skip
+    report.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command in {"plan", "gameday"}:
+            return _run_pytest(args, dry_run=args.command == "plan")
+        if args.command == "cleanup":
+            return _cleanup(args)
+        if args.command == "report":
+            return _report(args)
+    except ConfigError as exc:
+        print(f"ledgerdrill: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SafetyViolation as exc:
+        print(f"ledgerdrill: refused: {exc}", file=sys.stderr)
+        return EXIT_SAFETY
+    except LedgerdrillError as exc:
+        print(f"ledgerdrill: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ledgerdrill: interrupted", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return EXIT_USAGE
+
+
+def _run_pytest(args: argparse.Namespace, *, dry_run: bool) -> int:
+    import pytest
+
+    load_target(args.target)  # a bad target file is a clear error before pytest starts
+    if not args.scenarios.is_dir():
+        raise ConfigError(f"{args.scenarios}: scenario folder not found (use --scenarios DIR)")
+    pytest_args = [
+        str(args.scenarios),
+        f"--target={args.target}",
+        f"--reports-dir={args.reports_dir}",
+        "-p", "no:cacheprovider",
+        # ledgerdrill is imported before pytest loads it as a plugin: nothing to rewrite
+        "-W", "ignore::pytest.PytestAssertRewriteWarning",
+        "-rfEs",
+    ]  # fmt: skip
+    if dry_run:
+        pytest_args += ["--dry-run", "-q"]
+    if args.keyword:
+        pytest_args += ["-k", args.keyword]
+    if args.confirm_production:
+        pytest_args.append(f"--confirm-production={args.confirm_production}")
+    if not dry_run:
+        if args.junitxml:
+            pytest_args.append(f"--junitxml={args.junitxml}")
+        if args.probe_interval:
+            pytest_args.append(f"--probe-interval={args.probe_interval}")
+        pytest_args += list(args.pytest_args)
+    code = int(pytest.main(pytest_args))
+    return {4: EXIT_USAGE, 5: 0}.get(code, code) if not dry_run else code
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    from ledgerdrill.cleanup import cleanup
+
+    results = cleanup(args.state_dir, force=args.force)
+    if not results:
+        print("nothing to clean up: the fault journal is empty")
+        return 0
+    failed = [r for r in results if not r.ok]
+    print(f"{len(results) - len(failed)} reverted, {len(failed)} not reverted")
+    return 1 if failed else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    path = _find_report(args.run, args.reports_dir)
+    try:
+        report = RunReport.read(path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a readable ledgerdrill report ({exc})") from None
+    print(plan_text(report) if report.dry_run else terminal_table(report))
+    print(f"report: {path}")
+    return 1 if any(s.verdict == "FAIL" for s in report.scenarios) else 0
+
+
+def _find_report(run: str, reports_dir: Path) -> Path:
+    candidate = Path(run)
+    if candidate.is_file():
+        return candidate
+    if candidate.is_dir():
+        folder = candidate
+    elif run == "latest":
+        runs = sorted(p for p in reports_dir.glob("*/") if (p / "report.json").exists())
+        if not runs:
+            raise ConfigError(f"{reports_dir}: no runs with a report.json yet")
+        folder = runs[-1]
+    else:
+        folder = reports_dir / run
+    for name in ("report.json", "plan.json"):
+        if (folder / name).exists():
+            return folder / name
+    raise ConfigError(f"{folder}: no report.json (give a run id, a run folder or a file)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

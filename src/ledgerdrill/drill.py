@@ -1,0 +1,327 @@
+"""``Drill``: what a scenario uses to gate, inject, wait, run runbook steps and be judged.
+
+    def test_node_crash(drill, platform):
+        drill.steady_state()                       # else INCONCLUSIVE, nothing injected
+        with drill.inject(NodeCrash(platform, node="erp-b")):
+            drill.wait_for_recovery()              # RTO measured from the samples
+        # the plugin concludes: measure, judge against the tier, report
+
+In a dry run ``inject`` only records what would be done (and whether the safety
+guard would refuse it); nothing is touched, nothing waits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ledgerdrill.errors import LedgerdrillError
+from ledgerdrill.faults.base import Fault
+from ledgerdrill.measure import (
+    Check,
+    InvariantReport,
+    Judgement,
+    Loss,
+    Measurements,
+    Objective,
+    Recovery,
+    StabilityWindow,
+    Verdict,
+    judge,
+    measure_recovery,
+)
+from ledgerdrill.platforms.base import Platform
+from ledgerdrill.probes.base import Probe, ProbeSampler
+from ledgerdrill.report.model import PlannedAction
+from ledgerdrill.safety import FaultJournal, Injection, SafetyGuard
+from ledgerdrill.targets import ScenarioSettings, Target
+from ledgerdrill.timeline import Instant, Timeline
+
+
+class SteadyStateNotMet(LedgerdrillError):
+    """The platform was not healthy before injection: the scenario is INCONCLUSIVE."""
+
+
+@dataclass
+class DrillOutcome:
+    judgement: Judgement
+    measurements: Measurements
+    fault: Fault | None
+    t_inject: Instant | None
+    planned: list[PlannedAction] = field(default_factory=list)
+
+
+Approver = Callable[[str], None]
+
+
+class Drill:
+    def __init__(
+        self,
+        *,
+        scenario_id: str,
+        target: Target,
+        platform: Platform,
+        timeline: Timeline,
+        journal: FaultJournal,
+        guard: SafetyGuard,
+        objective: Objective | None,
+        tier: str | None,
+        probes: Sequence[Probe] = (),
+        interval_s: float = 0.2,
+        dry_run: bool = False,
+        approver: Approver | None = None,
+    ) -> None:
+        self.scenario_id = scenario_id
+        self.target = target
+        self.platform = platform
+        self.timeline = timeline
+        self.journal = journal
+        self.guard = guard
+        self.objective = objective
+        self.tier = tier
+        self.probes = list(probes)
+        self.interval_s = interval_s
+        self.dry_run = dry_run
+        self.approver = approver
+        self.settings: ScenarioSettings = target.scenario(scenario_id)
+        self.window = StabilityWindow(target.stability.samples, target.stability.duration)
+        self.injections: list[Injection] = []
+        self.planned: list[PlannedAction] = []
+        self.steady_state_ok: bool | None = None
+        self.steady_state_detail = ""
+        self.loss: Loss | None = None
+        self.invariants_after: InvariantReport | None = None
+        self.extra_checks: list[Check] = []
+        self.outcome: DrillOutcome | None = None
+        self._samplers: list[ProbeSampler] = []
+        self._last_recovery_wait: float | None = None
+
+    # -- parameters --------------------------------------------------------------------
+    def param(self, name: str, default: Any = None) -> Any:
+        """A fault parameter from the target file (``scenarios.<id>.params``)."""
+        return self.settings.params.get(name, default)
+
+    # -- probes ------------------------------------------------------------------------
+    def watch(self, *probes: Probe) -> None:
+        """Add probes (before ``steady_state``); they sample until the drill concludes."""
+        self.probes.extend(probes)
+        if self._samplers:
+            self._start(probes)
+
+    def _start(self, probes: Sequence[Probe]) -> None:
+        for probe in probes:
+            sampler = ProbeSampler(probe, self.timeline, interval_s=self.interval_s).start()
+            self._samplers.append(sampler)
+
+    def stop_probes(self) -> None:
+        for sampler in self._samplers:
+            sampler.stop()
+
+    # -- the steps ---------------------------------------------------------------------
+    def steady_state(self, duration_s: float | None = None) -> None:
+        """Gate: every probe healthy for the whole window; else ``SteadyStateNotMet``."""
+        if self.dry_run:
+            self.steady_state_ok = True
+            return
+        if not self.probes:
+            self._gate_failed("no probes are configured for this target")
+        if not self._samplers:
+            self._start(self.probes)
+        window_s = self.target.probes.steady_state if duration_s is None else duration_s
+        start = self.timeline.clock.now()
+        self.timeline.clock.sleep(window_s)
+        samples = self.timeline.samples(start=start)
+        failing = sorted({s.probe for s in samples if not s.ok})
+        silent = sorted({p.name for p in self.probes} - {s.probe for s in samples})
+        if failing or silent:
+            detail = "; ".join(
+                [f"probe {name} failing: {self._last_detail(name)}" for name in failing]
+                + [f"probe {name} gave no sample" for name in silent]
+            )
+            self._gate_failed(detail)
+        self.steady_state_ok = True
+        self.timeline.event("steady-state.passed", self.scenario_id, window_s=window_s)
+
+    def _last_detail(self, probe: str) -> str:
+        bad = [s for s in self.timeline.samples(probe) if not s.ok]
+        return bad[-1].detail if bad else ""
+
+    def _gate_failed(self, detail: str) -> None:
+        self.steady_state_ok = False
+        self.steady_state_detail = detail
+        self.timeline.event("steady-state.failed", self.scenario_id, detail=detail)
+        raise SteadyStateNotMet(detail)
+
+    def inject(self, fault: Fault) -> Injection | DryRunInjection:
+        if self.steady_state_ok is None and not self.dry_run:
+            raise LedgerdrillError("call drill.steady_state() before drill.inject(...)")
+        if self.dry_run:
+            dry = DryRunInjection(fault, self.guard.problems(fault))
+            self.planned.append(dry.action)
+            return dry
+        injection = Injection(
+            fault,
+            journal=self.journal,
+            guard=self.guard,
+            timeline=self.timeline,
+            target_file=self.target.source,
+        )
+        self.injections.append(injection)
+        return injection
+
+    def wait_for_recovery(self, timeout_s: float | None = None) -> bool:
+        """Wait until every RTO probe has been stably healthy since recovering, or timeout."""
+        if self.dry_run:
+            return True
+        t_inject = self._t_inject()
+        limit = self.settings.recovery_timeout if timeout_s is None else timeout_s
+        self._last_recovery_wait = limit
+        clock = self.timeline.clock
+        while True:
+            now = clock.now()
+            recoveries = self._recoveries(t_inject, end=now, timeout_s=limit)
+            if recoveries and all(r.recovered for r in recoveries):
+                self.timeline.event("recovery.observed", self.scenario_id)
+                return True
+            if now.seconds_since(t_inject) > limit + self.window.min_duration_s:
+                self.timeline.event("recovery.timeout", self.scenario_id, timeout_s=limit)
+                return False
+            clock.sleep(self.interval_s)
+
+    def observe(self, seconds: float | None = None) -> None:
+        """Keep sampling for a post-recovery window."""
+        if self.dry_run:
+            return
+        self.timeline.clock.sleep(
+            self.settings.observe_after_recovery if seconds is None else seconds
+        )
+
+    @contextmanager
+    def runbook_step(self, name: str) -> Iterator[None]:
+        """A step a human would decide (promote DR, restore). Its wait counts in the RTO."""
+        if self.dry_run:
+            self.planned.append(PlannedAction(fault="runbook", description=name, targets=[]))
+            yield
+            return
+        start = self.timeline.clock.now()
+        self.timeline.event("runbook.requested", name)
+        if self.approver is not None:
+            self.approver(name)
+        else:
+            self.timeline.clock.sleep(self.target.safety.runbook_approval_delay)
+        self.timeline.event("runbook.approved", name)
+        yield
+        took = self.timeline.clock.now().seconds_since(start)
+        self.timeline.event("runbook.done", name, duration_s=round(took, 3))
+
+    # -- measurement -------------------------------------------------------------------
+    def _t_inject(self) -> Instant:
+        for injection in self.injections:
+            if injection.t_inject is not None:
+                return injection.t_inject
+        raise LedgerdrillError("no fault has been injected yet")
+
+    def _recoveries(
+        self, t_inject: Instant, end: Instant | None = None, timeout_s: float | None = None
+    ) -> list[Recovery]:
+        return [
+            measure_recovery(
+                self.timeline.samples(p.name),
+                t_inject,
+                interval_s=self.interval_s,
+                window=self.window,
+                timeout_s=timeout_s,
+                end=end,
+            )
+            for p in self.probes
+            if p.counts_for_rto
+        ]
+
+    def record_loss(self, loss: Loss) -> None:
+        self.loss = loss
+
+    def record_invariants(self, report: InvariantReport) -> None:
+        self.invariants_after = report
+
+    def add_check(self, check: Check) -> None:
+        self.extra_checks.append(check)
+
+    def conclude(self) -> DrillOutcome:
+        """Stop probes, measure and judge. Safe to call more than once."""
+        if self.outcome is not None:
+            return self.outcome
+        self.stop_probes()
+        if self.dry_run:
+            return self._conclude_plan()
+        fault = self.injections[0].fault if self.injections else None
+        t_inject = next((i.t_inject for i in self.injections if i.t_inject), None)
+        recoveries: list[Recovery] = []
+        if t_inject is not None:
+            timeout = self._last_recovery_wait or self.settings.recovery_timeout
+            recoveries = self._recoveries(t_inject, timeout_s=timeout)
+        measured = Measurements(
+            steady_state_ok=bool(self.steady_state_ok),
+            steady_state_detail=self.steady_state_detail or "the gate was never run",
+            recoveries=recoveries,
+            loss=self.loss,
+            invariants_after=self.invariants_after,
+            extra_checks=tuple(self.extra_checks),
+        )
+        objective = self.objective or Objective(rto_s=None, rpo_s=None)
+        judgement = judge(objective, measured)
+        self.timeline.event("verdict", judgement.verdict.value, reasons=judgement.reasons)
+        self.outcome = DrillOutcome(judgement, measured, fault, t_inject, list(self.planned))
+        return self.outcome
+
+    def _conclude_plan(self) -> DrillOutcome:
+        refused = [r for action in self.planned for r in action.refused]
+        check = Check(
+            "plan",
+            not refused,
+            "; ".join(refused) if refused else f"{len(self.planned)} planned actions allowed",
+        )
+        verdict = Verdict.FAIL if refused else Verdict.PASS
+        measured = Measurements(steady_state_ok=True, steady_state_detail="dry run")
+        self.outcome = DrillOutcome(
+            Judgement(verdict, (check,)), measured, None, None, self.planned
+        )
+        return self.outcome
+
+    def close(self) -> None:
+        """Teardown: stop probes and revert anything still injected (always)."""
+        self.stop_probes()
+        errors = []
+        for injection in reversed(self.injections):
+            try:
+                injection.revert()
+            except Exception as exc:  # keep reverting the others; report all
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def timeline_path(self, folder: Path) -> Path:
+        return folder / f"{self.scenario_id}.timeline.jsonl"
+
+
+class DryRunInjection:
+    """What ``inject`` returns in a dry run: records the action, touches nothing."""
+
+    def __init__(self, fault: Fault, refused: list[str]) -> None:
+        self.fault = fault
+        try:
+            targets = [str(t) for t in fault.targets()]
+        except Exception as exc:  # the plan shows it rather than crash
+            targets = [f"(cannot resolve targets: {exc})"]
+        self.action = PlannedAction(
+            fault=fault.kind, description=fault.describe(), targets=targets, refused=refused
+        )
+        self.t_inject: Instant | None = None
+
+    def __enter__(self) -> DryRunInjection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None

@@ -1,0 +1,120 @@
+"""The Fault interface and the registry ``ledgerdrill cleanup`` rebuilds faults from.
+
+A fault's life: ``prepare()`` reads what the undo needs (touching nothing) ->
+its ``undo_record()`` is journaled -> ``inject()`` -> ``verify()`` gives independent
+evidence the fault really took effect -> ``revert()`` (idempotent, always).
+After a SIGKILL, ``cleanup`` finds the journaled record and calls
+``fault_from_record(platform, record).revert()``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+from ledgerdrill.errors import ConfigError
+from ledgerdrill.platforms.base import Platform
+
+JSONParams = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TargetRef:
+    """Something a fault acts on, for allowlists, blast radius and the plan."""
+
+    kind: str  # node | zone | region | database | certificate | cache | release
+    name: str
+    zone: str | None = None
+    region: str | None = None
+
+    def __str__(self) -> str:
+        where = f" (zone {self.zone})" if self.zone else ""
+        return f"{self.kind} {self.name}{where}"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Independent proof that a fault took effect (the process is gone, the node is NotReady)."""
+
+    summary: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Fault(ABC):
+    kind: ClassVar[str]
+    # the capability protocol this fault needs; the scenario skips when it is missing
+    capability: ClassVar[type]
+    disruptive: ClassVar[bool] = True
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    @abstractmethod
+    def describe(self) -> str:
+        """One line for people: what will be done, to what."""
+
+    @abstractmethod
+    def targets(self) -> Sequence[TargetRef]: ...
+
+    @abstractmethod
+    def params(self) -> JSONParams:
+        """What identifies this fault (enough to rebuild it with ``from_record``)."""
+
+    def prepare(self) -> None:  # noqa: B027 - optional hook
+        """Read (never change) whatever the undo will need, before the journal write."""
+
+    def undo_state(self) -> JSONParams:
+        """Extra state the revert needs that only ``prepare`` can know (e.g. the original
+        certificate's reference)."""
+        return {}
+
+    def restore_undo_state(self, state: Mapping[str, Any]) -> None:  # noqa: B027
+        """Take back what ``undo_state`` gave, when rebuilt from a journal record."""
+
+    @abstractmethod
+    def inject(self) -> None: ...
+
+    @abstractmethod
+    def verify(self) -> Evidence:
+        """Check from outside that the fault is in effect; ``FaultError`` if it is not."""
+
+    @abstractmethod
+    def revert(self) -> None:
+        """Undo the fault. Idempotent: reverting twice, or an un-injected fault, is fine."""
+
+    def undo_record(self) -> JSONParams:
+        return {"fault": self.kind, "params": self.params(), "undo": self.undo_state()}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+
+F = TypeVar("F", bound=type[Fault])
+_REGISTRY: dict[str, Callable[[Platform, JSONParams], Fault]] = {}
+
+
+def register_fault(cls: F) -> F:
+    """Class decorator: lets ``cleanup`` rebuild this fault from a journal record."""
+    if cls.kind in _REGISTRY:
+        raise RuntimeError(f"fault kind {cls.kind!r} registered twice")
+    _REGISTRY[cls.kind] = lambda platform, params: cls(platform, **params)
+    return cls
+
+
+def registered_faults() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def fault_from_record(platform: Platform, record: Mapping[str, Any]) -> Fault:
+    kind = str(record.get("fault"))
+    factory = _REGISTRY.get(kind)
+    if factory is None:
+        raise ConfigError(
+            f"journal record names an unknown fault {kind!r} (known: {', '.join(_REGISTRY)})"
+        )
+    fault = factory(platform, dict(record.get("params") or {}))
+    fault.restore_undo_state(record.get("undo") or {})
+    return fault

@@ -1,0 +1,123 @@
+"""Data loss from the ledger canary's writes, read back after recovery (Jepsen's set checker).
+
+Every write ends ``ok`` (acknowledged), ``fail`` (definitely not applied) or
+``unknown`` (timeout, connection lost, commit not confirmed as replicated).
+After recovery the ledger is read back, giving how many times each reference is
+posted. Then:
+
+- lost        = ok and absent
+- recovered   = unknown and present (an in-doubt write that did land)
+- unexpected  = present and never attempted
+- duplicates  = posted more than once
+- failed_but_present = fail and present: the system said no but applied it -- a
+  client that retries such a write posts it twice, so it is reported on its own.
+
+RPO = t_inject - (ack time of the earliest lost write), 0 when nothing is lost.
+When the only lost writes were acknowledged *after* t_inject (e.g. writes after a
+restore point that a point-in-time restore discards) that difference is negative:
+RPO is then 0 but ``lost`` is not empty, and the verdict fails a zero-RPO tier on
+``lost`` alone. ``loss_window_s`` is the span between the first and last lost ack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ledgerdrill.timeline import Instant
+
+
+class WriteOutcome(StrEnum):
+    OK = "ok"
+    FAIL = "fail"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Write:
+    ref: str
+    outcome: WriteOutcome
+    attempted_at: Instant
+    acked_at: Instant | None = None  # when the outcome was known (for ok: the ack)
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Loss:
+    attempted: int
+    ok: int
+    failed: int
+    unknown: int
+    lost: tuple[str, ...]
+    recovered: tuple[str, ...]
+    unexpected: tuple[str, ...]
+    duplicates: tuple[str, ...]
+    failed_but_present: tuple[str, ...]
+    rpo_s: float
+    loss_window_s: float
+    earliest_lost_ack: Instant | None
+    rpo_vs_restore_point_s: float | None = None
+
+    @property
+    def anomalies(self) -> int:
+        return (
+            len(self.lost)
+            + len(self.unexpected)
+            + len(self.duplicates)
+            + len(self.failed_but_present)
+        )
+
+
+def _final_outcomes(writes: Iterable[Write]) -> dict[str, Write]:
+    """One outcome per reference. A client may retry a reference: ok wins over unknown
+    wins over fail, because an acknowledged attempt means the ledger must hold it."""
+    rank = {WriteOutcome.OK: 2, WriteOutcome.UNKNOWN: 1, WriteOutcome.FAIL: 0}
+    final: dict[str, Write] = {}
+    for write in writes:
+        seen = final.get(write.ref)
+        if seen is None or rank[write.outcome] > rank[seen.outcome]:
+            final[write.ref] = write
+    return final
+
+
+def measure_loss(
+    writes: Iterable[Write],
+    read_back: Mapping[str, int],
+    t_inject: Instant,
+    *,
+    restore_point: Instant | None = None,
+) -> Loss:
+    """Classify every write against ``read_back`` (reference -> number of postings found)."""
+    final = _final_outcomes(writes)
+    present = {ref for ref, count in read_back.items() if count > 0}
+
+    def refs(outcome: WriteOutcome) -> set[str]:
+        return {ref for ref, w in final.items() if w.outcome is outcome}
+
+    ok, failed, unknown = refs(WriteOutcome.OK), refs(WriteOutcome.FAIL), refs(WriteOutcome.UNKNOWN)
+    lost = ok - present
+    lost_acks = sorted(
+        (final[ref].acked_at or final[ref].attempted_at for ref in lost), key=lambda i: i.mono_ns
+    )
+    earliest = lost_acks[0] if lost_acks else None
+    rpo_s = max(0.0, t_inject.seconds_since(earliest)) if earliest else 0.0
+    window_s = lost_acks[-1].seconds_since(lost_acks[0]) if lost_acks else 0.0
+    vs_restore: float | None = None
+    if restore_point is not None:
+        vs_restore = max(0.0, t_inject.seconds_since(restore_point))
+    return Loss(
+        attempted=len(final),
+        ok=len(ok),
+        failed=len(failed),
+        unknown=len(unknown),
+        lost=tuple(sorted(lost)),
+        recovered=tuple(sorted(unknown & present)),
+        unexpected=tuple(sorted(present - set(final))),
+        duplicates=tuple(sorted(ref for ref, count in read_back.items() if count > 1)),
+        failed_but_present=tuple(sorted(failed & present)),
+        rpo_s=rpo_s,
+        loss_window_s=window_s,
+        earliest_lost_ack=earliest,
+        rpo_vs_restore_point_s=vs_restore,
+    )

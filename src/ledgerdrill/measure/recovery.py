@@ -1,0 +1,147 @@
+"""Recovery time (RTO), time to detect, downtime and availability from probe samples.
+
+Definitions (DESIGN.md, "Measurement definitions"):
+
+- time to detect: the first failed sample at or after ``t_inject``;
+- recovered at: the start of the first run of healthy samples after ``t_inject`` that
+  lasts at least the stability window and is not broken before the observation
+  ends -- so a flap after an apparent recovery moves recovery later;
+- RTO = recovered_at - t_inject, with an error bar of one sampling interval (the true
+  moment lies between the last failed sample and the first healthy one);
+- a probe that never degrades has RTO 0 ("no impact seen");
+- a timeout is never a recovery time: it is "not recovered within N s".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from ledgerdrill.timeline import Instant, Sample
+
+
+@dataclass(frozen=True)
+class StabilityWindow:
+    """How long a healthy run must last to count as recovery."""
+
+    min_samples: int = 5
+    min_duration_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class Recovery:
+    probe: str
+    interval_s: float
+    samples_after_inject: int
+    impact_seen: bool
+    recovered: bool
+    time_to_detect_s: float | None
+    rto_s: float | None
+    downtime_s: float
+    availability: float | None
+    observed_s: float
+    reason: str
+
+    @property
+    def rto_error_s(self) -> float:
+        return self.interval_s
+
+    @property
+    def has_data(self) -> bool:
+        return self.samples_after_inject > 0
+
+
+def measure_recovery(
+    samples: Sequence[Sample],
+    t_inject: Instant,
+    *,
+    interval_s: float,
+    window: StabilityWindow | None = None,
+    timeout_s: float | None = None,
+    end: Instant | None = None,
+) -> Recovery:
+    """Measure one probe's recovery from its samples.
+
+    ``end`` is when observation stopped (default: the last sample). ``timeout_s`` caps
+    how late a recovery may start and still count.
+    """
+    window = window or StabilityWindow()
+    probe = samples[0].probe if samples else ""
+    after = sorted(
+        (s for s in samples if s.at.mono_ns >= t_inject.mono_ns), key=lambda s: s.at.mono_ns
+    )
+    if not after:
+        return Recovery(
+            probe=probe, interval_s=interval_s, samples_after_inject=0, impact_seen=False,
+            recovered=False, time_to_detect_s=None, rto_s=None, downtime_s=0.0,
+            availability=None, observed_s=0.0, reason="no samples after the fault was injected",
+        )  # fmt: skip
+    end_at = end if end is not None and end.mono_ns >= after[-1].at.mono_ns else after[-1].at
+    observed_s = end_at.seconds_since(t_inject)
+    first_failure = next((s for s in after if not s.ok), None)
+    common = Recovery(
+        probe=probe,
+        interval_s=interval_s,
+        samples_after_inject=len(after),
+        impact_seen=first_failure is not None,
+        recovered=False,
+        time_to_detect_s=first_failure.at.seconds_since(t_inject) if first_failure else None,
+        rto_s=None,
+        downtime_s=_downtime(after, interval_s, end_at),
+        availability=sum(s.ok for s in after) / len(after),
+        observed_s=observed_s,
+        reason="",
+    )
+    if first_failure is None:
+        return replace(common, recovered=True, rto_s=0.0, reason="no impact seen")
+
+    limit_s = timeout_s if timeout_s is not None else observed_s
+    run_start = _start_of_final_healthy_run(after)
+    if run_start is None:
+        return replace(
+            common,
+            reason=f"not recovered within {limit_s:.1f}s (still failing when observation ended)",
+        )  # fmt: skip
+    run = after[run_start:]
+    run_duration_s = end_at.seconds_since(run[0].at)
+    if len(run) < window.min_samples or run_duration_s < window.min_duration_s:
+        return replace(
+            common,
+            reason=f"not recovered within {limit_s:.1f}s (healthy for only {len(run)} samples"
+            f" / {run_duration_s:.2f}s at the end; the stability window needs"
+            f" {window.min_samples} samples and {window.min_duration_s:g}s)",
+        )  # fmt: skip
+    rto_s = run[0].at.seconds_since(t_inject)
+    if timeout_s is not None and rto_s > timeout_s:
+        return replace(
+            common,
+            reason=f"not recovered within {timeout_s:.1f}s (healthy only from {rto_s:.1f}s)",
+        )  # fmt: skip
+    return replace(
+        common, recovered=True, rto_s=rto_s,
+        reason=f"recovered {rto_s:.2f}s ± {interval_s:g}s after injection",
+    )  # fmt: skip
+
+
+def _start_of_final_healthy_run(samples: Sequence[Sample]) -> int | None:
+    """Index of the first sample of the trailing run of ok samples, or None if the last failed."""
+    if not samples[-1].ok:
+        return None
+    index = len(samples) - 1
+    while index > 0 and samples[index - 1].ok:
+        index -= 1
+    return index
+
+
+def _downtime(samples: Sequence[Sample], interval_s: float, end: Instant) -> float:
+    """Failed time: each failed sample stands for the time until the next sample. The
+    last one stands until the end of observation, or one interval if that is sooner."""
+    total = 0.0
+    for index, sample in enumerate(samples):
+        if sample.ok:
+            continue
+        if index + 1 < len(samples):
+            total += samples[index + 1].at.seconds_since(sample.at)
+        else:
+            total += max(0.0, min(interval_s, end.seconds_since(sample.at)) or interval_s)
+    return total

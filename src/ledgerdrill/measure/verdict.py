@@ -1,0 +1,191 @@
+"""Verdicts: measured figures against a tier's objective.
+
+PASS only when every measurement exists and meets the target; FAIL when one
+misses; INCONCLUSIVE when the steady-state gate failed or data is missing.
+A known miss beats missing data: a scenario with one figure missing and another
+over target is FAIL, because the miss alone already decides it.
+
+RTO is compared as measured (the first healthy sample): the true recovery lies in
+[rto_s - interval, rto_s], so ``rto_s <= target`` proves the target was met.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from ledgerdrill.measure.invariants import InvariantReport
+from ledgerdrill.measure.loss import Loss
+from ledgerdrill.measure.recovery import Recovery
+
+
+class Verdict(StrEnum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    INCONCLUSIVE = "INCONCLUSIVE"
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A tier's targets. ``None`` means "not an objective of this tier"."""
+
+    rto_s: float | None
+    rpo_s: float | None
+    max_error_rate_during_fault: float | None = None
+    p95_back_to_baseline_within_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool | None  # None: no data to decide
+    text: str
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: Verdict
+    checks: tuple[Check, ...]
+
+    @property
+    def reasons(self) -> list[str]:
+        """The checks that decided the verdict, worst first."""
+        failing = [c.text for c in self.checks if c.passed is False]
+        missing = [c.text for c in self.checks if c.passed is None]
+        passing = [c.text for c in self.checks if c.passed]
+        if self.verdict is Verdict.FAIL:
+            return failing
+        if self.verdict is Verdict.INCONCLUSIVE:
+            return missing
+        return passing
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """What one scenario measured; any part may be missing (None)."""
+
+    steady_state_ok: bool
+    steady_state_detail: str = ""
+    recoveries: Sequence[Recovery] = ()
+    loss: Loss | None = None
+    invariants_after: InvariantReport | None = None
+    extra_checks: Sequence[Check] = field(default_factory=tuple)
+
+    @property
+    def rto(self) -> Recovery | None:
+        """The service recovered when its slowest probe did."""
+        if not self.recoveries:
+            return None
+        unrecovered = [r for r in self.recoveries if not r.recovered]
+        if unrecovered:
+            return unrecovered[0]
+        return max(self.recoveries, key=lambda r: r.rto_s or 0.0)
+
+    @property
+    def time_to_detect_s(self) -> float | None:
+        seen = [r.time_to_detect_s for r in self.recoveries if r.time_to_detect_s is not None]
+        return min(seen) if seen else None
+
+
+def judge(objective: Objective, measured: Measurements) -> Judgement:
+    if not measured.steady_state_ok:
+        check = Check(
+            "steady-state",
+            None,
+            f"steady-state gate failed before injection: {measured.steady_state_detail}",
+        )
+        return Judgement(Verdict.INCONCLUSIVE, (check,))
+    checks: list[Check] = []
+    if objective.rto_s is not None:
+        checks.append(_rto_check(objective.rto_s, measured))
+    if objective.rpo_s is not None:
+        checks.append(_rpo_check(objective.rpo_s, measured.loss))
+    if measured.loss is not None:
+        checks.extend(_anomaly_checks(measured.loss))
+    if measured.invariants_after is not None:
+        problems = measured.invariants_after.problems()
+        checks.append(
+            Check(
+                "invariants",
+                not problems,
+                "finance invariants hold after recovery"
+                if not problems
+                else "finance invariants broken: " + "; ".join(problems),
+            )
+        )
+    checks.extend(measured.extra_checks)
+    if any(c.passed is False for c in checks):
+        verdict = Verdict.FAIL
+    elif any(c.passed is None for c in checks) or not checks:
+        verdict = Verdict.INCONCLUSIVE
+        if not checks:
+            checks.append(Check("objective", None, "no objective to judge against"))
+    else:
+        verdict = Verdict.PASS
+    return Judgement(verdict, tuple(checks))
+
+
+def _rto_check(target_s: float, measured: Measurements) -> Check:
+    rto = measured.rto
+    if rto is None or not rto.has_data:
+        return Check("rto", None, "RTO not measured: no probe samples after injection")
+    if not rto.recovered or rto.rto_s is None:
+        return Check("rto", False, f"{rto.probe}: {rto.reason} (target {fmt_s(target_s)})")
+    text = (
+        f"RTO {fmt_s(rto.rto_s)} ± {fmt_s(rto.rto_error_s)} (probe {rto.probe})"
+        f" {'≤' if rto.rto_s <= target_s else '>'} target {fmt_s(target_s)}"
+    )
+    if not rto.impact_seen:
+        text = f"no impact seen by any probe (RTO 0) ≤ target {fmt_s(target_s)}"
+    return Check("rto", rto.rto_s <= target_s, text)
+
+
+def _rpo_check(target_s: float, loss: Loss | None) -> Check:
+    if loss is None:
+        return Check("rpo", None, "RPO not measured: no ledger canary read-back")
+    if loss.attempted == 0:
+        return Check("rpo", None, "RPO not measured: the canary wrote nothing")
+    if target_s == 0 and loss.lost:
+        return Check(
+            "rpo", False, f"{len(loss.lost)} acknowledged writes lost; the target is RPO 0"
+        )
+    ok = loss.rpo_s <= target_s
+    return Check(
+        "rpo",
+        ok,
+        f"RPO {fmt_s(loss.rpo_s)} ({len(loss.lost)} lost of {loss.ok} acknowledged)"
+        f" {'≤' if ok else '>'} target {fmt_s(target_s)}",
+    )
+
+
+def _anomaly_checks(loss: Loss) -> list[Check]:
+    checks = []
+    if loss.duplicates:
+        checks.append(
+            Check("duplicates", False, f"{len(loss.duplicates)} references posted more than once")
+        )
+    if loss.unexpected:
+        checks.append(
+            Check("unexpected", False, f"{len(loss.unexpected)} postings nobody attempted")
+        )
+    if loss.failed_but_present:
+        checks.append(
+            Check(
+                "failed-but-present",
+                False,
+                f"{len(loss.failed_but_present)} writes refused to the client but applied",
+            )
+        )
+    return checks
+
+
+def fmt_s(seconds: float) -> str:
+    """Seconds for people: 0.84s, 12.3s, 4m05s, 1h30m."""
+    if seconds < 60:
+        return f"{seconds:.2f}s" if seconds < 10 else f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"

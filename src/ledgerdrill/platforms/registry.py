@@ -1,0 +1,28 @@
+"""Build the platform a target file names."""
+
+from __future__ import annotations
+
+from ledgerdrill.errors import ConfigError
+from ledgerdrill.platforms.base import Platform
+from ledgerdrill.targets import FakePlatformSettings, SandboxPlatformSettings, Target
+
+
+def build_platform(target: Target) -> Platform:
+    settings = target.platform
+    if isinstance(settings, FakePlatformSettings):
+        from ledgerdrill.platforms.fake import FakePlatform
+
+        return FakePlatform(
+            target.name,
+            target.resolve_path(settings.state_file),
+            settings.nodes,
+            heal_after_s=settings.heal_after,
+        )
+    if isinstance(settings, SandboxPlatformSettings):
+        try:
+            from ledgerdrill.sandbox.platform import SandboxPlatform  # type: ignore[import-not-found]
+        except ImportError as exc:
+            raise ConfigError(f"platform kind 'sandbox' is not available: {exc}") from exc
+        platform: Platform = SandboxPlatform.from_settings(target, settings)
+        return platform
+    raise ConfigError(f"platform kind {settings.kind!r} has no backend")

@@ -1,0 +1,280 @@
+"""The ledgerdrill pytest plugin (entry point ``pytest11``).
+
+Options (each with an ini twin): ``--target``, ``--dry-run``, ``--reports-dir``,
+``--probe-interval``, ``--require-platform``, ``--confirm-production``.
+Markers: ``tier(name)``, ``requires(capability)``, ``objective(rto=, rpo=)``,
+``loadprofile(name)``. Fixtures: ``target``, ``platform``, ``timeline``, ``drill``.
+A scenario that uses ``drill`` is measured and judged when its body returns: FAIL
+fails the test, INCONCLUSIVE skips it (or fails, with ``ledgerdrill_inconclusive=fail``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledgerdrill import hookspecs
+from ledgerdrill.drill import Drill, SteadyStateNotMet
+from ledgerdrill.durations import parse_duration
+from ledgerdrill.errors import ConfigError, LedgerdrillError, UnsupportedCapability
+from ledgerdrill.measure import Objective, Verdict
+from ledgerdrill.platforms.base import CAPABILITIES, Platform
+from ledgerdrill.report.summary import plan_text, terminal_table
+from ledgerdrill.run import RunSession, junit_properties
+from ledgerdrill.safety import install_termination_handler
+from ledgerdrill.targets import Target
+from ledgerdrill.timeline import SystemClock, Timeline
+
+RUN_KEY = pytest.StashKey[RunSession | None]()
+DRILL_KEY = pytest.StashKey[Drill]()
+_CAPABILITY_NAMES = {c.__name__: c for c in CAPABILITIES}
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ledgerdrill", "ledgerdrill chaos drills")
+
+    def add(flag: str, ini: str, help_text: str, **kwargs: Any) -> None:
+        group.addoption(flag, dest=ini, help=f"{help_text} (ini: {ini})", **kwargs)
+        if kwargs.get("action") == "store_true":
+            parser.addini(ini, help=help_text, type="bool", default=False)
+        else:
+            parser.addini(ini, help=help_text, type="string", default=None)
+
+    add("--target", "ledgerdrill_target", "target file (YAML) to drill", metavar="FILE")
+    add("--dry-run", "ledgerdrill_dry_run", "print what would be done; touch nothing",
+        action="store_true")  # fmt: skip
+    add("--reports-dir", "ledgerdrill_reports_dir", "where runs write reports (default reports)",
+        metavar="DIR")  # fmt: skip
+    add("--probe-interval", "ledgerdrill_probe_interval",
+        "probe sampling interval, e.g. 200ms (default: the target's)",
+        metavar="DURATION")  # fmt: skip
+    add("--require-platform", "ledgerdrill_require_platform",
+        "fail instead of skip when this platform kind (or a capability) is unavailable",
+        metavar="KIND")  # fmt: skip
+    add("--confirm-production", "ledgerdrill_confirm_production",
+        "the production target's name, to allow drilling it", metavar="NAME")  # fmt: skip
+    parser.addini(
+        "ledgerdrill_inconclusive",
+        "outcome of an INCONCLUSIVE scenario: skip (default) or fail",
+        default="skip",
+    )
+
+
+def _option(config: pytest.Config, name: str) -> Any:
+    value = config.getoption(name)
+    if value in (None, False):
+        value = config.getini(name)
+    return value
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in (
+        "tier(name): the finance tier whose objectives judge this scenario",
+        "requires(capability): platform capability needed, e.g. NodeControl; skip without it",
+        "objective(rto=None, rpo=None): objectives (durations) when the target maps no tier",
+        "loadprofile(name): the load profile to run during this scenario",
+    ):
+        config.addinivalue_line("markers", line)
+    config.stash[RUN_KEY] = None
+    target = _option(config, "ledgerdrill_target")
+    if not target:
+        return
+    interval = _option(config, "ledgerdrill_probe_interval")
+    try:
+        run = RunSession(
+            Path(target),
+            reports_dir=Path(_option(config, "ledgerdrill_reports_dir") or "reports"),
+            dry_run=bool(_option(config, "ledgerdrill_dry_run")),
+            interval_s=parse_duration(interval) if interval else None,
+            require_platform=_option(config, "ledgerdrill_require_platform"),
+            confirm_production=_option(config, "ledgerdrill_confirm_production"),
+        )
+    except (ConfigError, ValueError) as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[RUN_KEY] = run
+    config.add_cleanup(install_termination_handler())
+
+
+def _run(config: pytest.Config) -> RunSession | None:
+    return config.stash.get(RUN_KEY, None)
+
+
+def _unavailable(run: RunSession | None, reason: str) -> None:
+    """Skip with the reason, or fail when the user required the platform."""
+    if run is not None and run.require_platform:
+        pytest.fail(f"required platform {run.require_platform!r}: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def scenario_id(item: pytest.Item) -> str:
+    name = getattr(item, "originalname", None) or item.name
+    base = name.removeprefix("test_").replace("_", "-")
+    callspec = getattr(item, "callspec", None)
+    return f"{base}[{callspec.id}]" if callspec is not None else base
+
+
+@pytest.fixture(scope="session")
+def target(request: pytest.FixtureRequest) -> Target:
+    run = _run(request.config)
+    if run is None:
+        _unavailable(None, "no target given: use --target FILE or the ledgerdrill_target ini key")
+        raise AssertionError("unreachable")
+    return run.target
+
+
+@pytest.fixture(scope="session")
+def platform(request: pytest.FixtureRequest, target: Target) -> Platform:
+    run = _run(request.config)
+    assert run is not None
+    if run.require_platform and run.require_platform not in (target.platform.kind, "any"):
+        pytest.fail(
+            f"--require-platform {run.require_platform} but target {target.name} is "
+            f"{target.platform.kind}",
+            pytrace=False,
+        )
+    try:
+        return run.platform
+    except LedgerdrillError as exc:
+        _unavailable(run, f"platform {target.platform.kind} unavailable: {exc}")
+        raise AssertionError("unreachable") from exc
+
+
+@pytest.fixture
+def timeline(request: pytest.FixtureRequest) -> Timeline:
+    return Timeline(SystemClock(), scenario=scenario_id(request.node))
+
+
+@pytest.fixture
+def drill(
+    request: pytest.FixtureRequest, target: Target, platform: Platform, timeline: Timeline
+) -> Iterator[Drill]:
+    run = _run(request.config)
+    assert run is not None
+    item = request.node
+    for marker in item.iter_markers("requires"):
+        for name in marker.args:
+            capability = _CAPABILITY_NAMES.get(name)
+            if capability is None:
+                raise pytest.UsageError(
+                    f"{item.nodeid}: requires({name!r}): unknown capability "
+                    f"(allowed: {', '.join(_CAPABILITY_NAMES)})"
+                )
+            if not platform.supports(capability):
+                _unavailable(run, str(UnsupportedCapability(platform.kind, name)))
+    sid = scenario_id(item)
+    tier_marker = item.get_closest_marker("tier")
+    tier = target.tier_for(sid, tier_marker.args[0] if tier_marker else None)
+    objective = target.tiers[tier].objective() if tier in target.tiers else _marker_objective(item)
+    if tier is not None and tier not in target.tiers:
+        raise pytest.UsageError(
+            f"{item.nodeid}: tier {tier!r} is not defined in {target.source} "
+            f"(defined tiers: {', '.join(target.tiers)})"
+        )
+    the_drill = Drill(
+        scenario_id=sid,
+        target=target,
+        platform=platform,
+        timeline=timeline,
+        journal=run.journal,
+        guard=run.guard(),
+        objective=objective,
+        tier=tier,
+        probes=platform.default_probes() if not run.dry_run else (),
+        interval_s=run.interval_s,
+        dry_run=run.dry_run,
+        approver=_approver(request.config, item),
+    )
+    item.stash[DRILL_KEY] = the_drill
+    yield the_drill
+    the_drill.close()  # reverts anything still injected, loudly on failure
+
+
+def _approver(config: pytest.Config, item: pytest.Item) -> Any:
+    hook = config.hook.pytest_ledgerdrill_approve_runbook_step
+    if not hook.get_hookimpls():
+        return None
+
+    def approve(step: str) -> None:
+        hook(drill=item.stash[DRILL_KEY], step=step)
+
+    return approve
+
+
+def _marker_objective(item: pytest.Item) -> Objective | None:
+    marker = item.get_closest_marker("objective")
+    if marker is None:
+        return None
+    rto, rpo = marker.kwargs.get("rto"), marker.kwargs.get("rpo")
+    return Objective(
+        rto_s=parse_duration(rto) if isinstance(rto, str) else rto,
+        rpo_s=parse_duration(rpo) if isinstance(rpo, str) else rpo,
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    error: str | None = None
+    gate_failed = False
+    try:
+        result = yield
+    except SteadyStateNotMet:
+        gate_failed = True
+        result = None
+    except BaseException as exc:
+        if DRILL_KEY in item.stash:
+            error = f"{type(exc).__name__}: {exc}"
+            _conclude(item, error)
+        raise
+    if DRILL_KEY not in item.stash:
+        return result
+    scenario = _conclude(item, error)
+    verdict = scenario.verdict
+    if verdict == "REFUSED":
+        pytest.fail(f"REFUSED by the safety guard: {'; '.join(scenario.reasons)}", pytrace=False)
+    if verdict == Verdict.FAIL:
+        pytest.fail(f"FAIL: {'; '.join(scenario.reasons)}", pytrace=False)
+    if verdict == Verdict.INCONCLUSIVE or gate_failed:
+        message = f"INCONCLUSIVE: {'; '.join(scenario.reasons)}"
+        if item.config.getini("ledgerdrill_inconclusive") == "fail":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return result
+
+
+def _conclude(item: pytest.Item, error: str | None) -> Any:
+    run = _run(item.config)
+    drill = item.stash[DRILL_KEY]
+    assert run is not None
+    outcome = drill.conclude()
+    scenario = run.record(drill, outcome, item.nodeid, error)
+    for name, value in junit_properties(scenario):
+        item.user_properties.append((name, value))
+    item.config.hook.pytest_ledgerdrill_scenario_concluded(item=item, scenario=scenario)
+    return scenario
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    run = _run(config)
+    if run is None or not run.report.scenarios:
+        return
+    path = run.finish()
+    terminalreporter.section("ledgerdrill")
+    text = plan_text(run.report) if run.dry_run else terminal_table(run.report)
+    terminalreporter.write_line(text)
+    if path is not None:
+        terminalreporter.write_line(f"report: {path}")
+    config.hook.pytest_ledgerdrill_run_finished(report=run.report)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = _run(config)
+    if run is not None:
+        run.finish()
+        run.close()

@@ -1,0 +1,110 @@
+"""``report.json``: the machine-readable record of a run (schema versioned).
+
+Markdown, HTML and JUnit properties are all rendered from this model, never
+from live objects, so what people read is exactly what was stored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ObjectiveModel(Model):
+    rto_s: float | None
+    rpo_s: float | None
+
+
+class Figures(Model):
+    """Measured figures; ``None`` means not measured (never a stand-in value)."""
+
+    rto_s: float | None = None
+    rto_error_s: float | None = None
+    recovered: bool | None = None
+    time_to_detect_s: float | None = None
+    downtime_s: float | None = None
+    availability: float | None = None
+    rpo_s: float | None = None
+    rpo_vs_restore_point_s: float | None = None
+    writes_attempted: int | None = None
+    lost_writes: int | None = None
+    recovered_writes: int | None = None
+    unexpected_writes: int | None = None
+    duplicate_writes: int | None = None
+
+
+class ProbeRecovery(Model):
+    probe: str
+    recovered: bool
+    impact_seen: bool
+    rto_s: float | None
+    time_to_detect_s: float | None
+    downtime_s: float
+    availability: float | None
+    samples: int
+    reason: str
+
+
+class EventModel(Model):
+    kind: str
+    name: str
+    at: datetime
+    t_s: float = Field(description="seconds since the scenario's timeline origin")
+    attributes: dict[str, object] = Field(default_factory=dict)
+
+
+class PlannedAction(Model):
+    fault: str
+    description: str
+    targets: list[str]
+    refused: list[str] = Field(default_factory=list)
+
+
+class ScenarioReport(Model):
+    id: str
+    nodeid: str
+    fault: str | None
+    tier: str | None
+    objective: ObjectiveModel | None
+    measured: Figures
+    verdict: str
+    reasons: list[str]
+    checks: list[dict[str, object]] = Field(default_factory=list)
+    probes: list[ProbeRecovery] = Field(default_factory=list)
+    events: list[EventModel] = Field(default_factory=list)
+    planned: list[PlannedAction] = Field(default_factory=list)
+    timeline_file: str | None = None
+    started_at: datetime | None = None
+    duration_s: float | None = None
+    error: str | None = None
+
+
+class RunReport(Model):
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    harness_version: str
+    target: str
+    environment: str
+    platform: str
+    dry_run: bool
+    started_at: datetime
+    finished_at: datetime | None = None
+    scenarios: list[ScenarioReport] = Field(default_factory=list)
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(self.model_dump_json(indent=2), encoding="utf-8")
+        tmp.replace(path)
+
+    @staticmethod
+    def read(path: Path) -> RunReport:
+        return RunReport.model_validate_json(path.read_text(encoding="utf-8"))

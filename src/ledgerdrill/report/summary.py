@@ -1,0 +1,84 @@
+"""The per-scenario table people read at the end of a run (terminal and Markdown)."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+from rich.table import Table
+
+from ledgerdrill.measure import fmt_s
+from ledgerdrill.report.model import RunReport, ScenarioReport
+
+HEADERS = ["scenario", "fault", "tier", "RTO (target)", "RPO (target)", "lost/dup", "verdict"]
+_STYLE = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow"}
+
+
+def _s(value: float | None) -> str:
+    return "—" if value is None else fmt_s(value)
+
+
+def row(s: ScenarioReport) -> list[str]:
+    m = s.measured
+    if m.rto_s is not None:
+        rto = f"{_s(m.rto_s)} ±{_s(m.rto_error_s)}"
+    elif m.recovered is False:
+        rto = "not recovered"
+    else:
+        rto = "—"
+    target_rto = _s(s.objective.rto_s) if s.objective else "—"
+    target_rpo = _s(s.objective.rpo_s) if s.objective else "—"
+    lost = "—" if m.lost_writes is None else f"{m.lost_writes}/{m.duplicate_writes or 0}"
+    return [
+        s.id,
+        s.fault or "—",
+        s.tier or "—",
+        f"{rto} ({target_rto})",
+        f"{_s(m.rpo_s)} ({target_rpo})",
+        lost,
+        s.verdict,
+    ]
+
+
+def terminal_table(report: RunReport, width: int = 120) -> str:
+    table = Table(title=f"ledgerdrill run {report.run_id} on {report.target}", title_justify="left")
+    for header in HEADERS:
+        table.add_column(header)
+    for scenario in report.scenarios:
+        cells = row(scenario)
+        cells[-1] = f"[{_STYLE.get(scenario.verdict, '')}]{cells[-1]}[/]"
+        table.add_row(*cells)
+    buffer = io.StringIO()
+    Console(file=buffer, width=width, force_terminal=False, color_system=None).print(table)
+    lines = [buffer.getvalue().rstrip()]
+    for scenario in report.scenarios:
+        if scenario.verdict != "PASS":
+            for reason in scenario.reasons:
+                lines.append(f"  {scenario.id} {scenario.verdict}: {reason}")
+    return "\n".join(lines)
+
+
+def markdown_table(report: RunReport) -> str:
+    out = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    for scenario in report.scenarios:
+        out.append("| " + " | ".join(c.replace("|", "\\|") for c in row(scenario)) + " |")
+    return "\n".join(out)
+
+
+def plan_text(report: RunReport) -> str:
+    lines = [f"Plan for target {report.target} ({report.platform}, {report.environment}):"]
+    for scenario in report.scenarios:
+        objective = ""
+        if scenario.objective:
+            objective = (
+                f" — RTO ≤ {_s(scenario.objective.rto_s)}, RPO ≤ {_s(scenario.objective.rpo_s)}"
+            )
+        lines.append(f"  {scenario.id} [{scenario.tier or 'no tier'}]{objective}")
+        if not scenario.planned:
+            lines.append("      (no fault: nothing would be touched)")
+        for action in scenario.planned:
+            where = f" → {', '.join(action.targets)}" if action.targets else ""
+            lines.append(f"      would {action.description}{where}")
+            for refusal in action.refused:
+                lines.append(f"      REFUSED: {refusal}")
+    return "\n".join(lines)

@@ -1,0 +1,205 @@
+"""One ledgerdrill run inside pytest: the target, platform, journal and results."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ledgerdrill import __version__
+from ledgerdrill.drill import Drill, DrillOutcome
+from ledgerdrill.measure import fmt_s
+from ledgerdrill.platforms.base import Platform
+from ledgerdrill.platforms.registry import build_platform
+from ledgerdrill.report.model import (
+    EventModel,
+    Figures,
+    ObjectiveModel,
+    ProbeRecovery,
+    RunReport,
+    ScenarioReport,
+)
+from ledgerdrill.safety import DEFAULT_STATE_DIR, FaultJournal, SafetyGuard
+from ledgerdrill.targets import Target, load_target
+from ledgerdrill.timeline import Timeline
+
+
+class RunSession:
+    def __init__(
+        self,
+        target_path: Path,
+        *,
+        reports_dir: Path,
+        dry_run: bool,
+        interval_s: float | None,
+        require_platform: str | None,
+        confirm_production: str | None,
+        state_dir: Path = DEFAULT_STATE_DIR,
+    ) -> None:
+        self.target: Target = load_target(target_path)  # ConfigError -> usage error
+        self.dry_run = dry_run
+        self.interval_s = interval_s or self.target.probes.interval
+        self.require_platform = require_platform
+        self.confirm_production = confirm_production
+        self.journal = FaultJournal(state_dir)
+        self.run_dir = reports_dir / self.journal.run_id
+        self._platform: Platform | None = None
+        self.report = RunReport(
+            run_id=self.journal.run_id,
+            harness_version=__version__,
+            target=self.target.name,
+            environment=self.target.environment,
+            platform=self.target.platform.kind,
+            dry_run=dry_run,
+            started_at=datetime.now(UTC),
+        )
+
+    @property
+    def platform(self) -> Platform:
+        if self._platform is None:
+            self._platform = build_platform(self.target)
+        return self._platform
+
+    def guard(self) -> SafetyGuard:
+        return SafetyGuard(self.target, self.platform, confirm_production=self.confirm_production)
+
+    def close(self) -> None:
+        if self._platform is not None:
+            self._platform.close()
+
+    # -- results ---------------------------------------------------------------------
+    def record(
+        self, drill: Drill, outcome: DrillOutcome, nodeid: str, error: str | None = None
+    ) -> ScenarioReport:
+        timeline = drill.timeline
+        timeline_file: str | None = None
+        if not self.dry_run:
+            path = drill.timeline_path(self.run_dir / "timelines")
+            timeline.to_jsonl(path)
+            timeline_file = str(path.relative_to(self.run_dir))
+        scenario = scenario_report(
+            drill, outcome, nodeid, timeline=timeline, timeline_file=timeline_file, error=error
+        )
+        self.report.scenarios.append(scenario)
+        return scenario
+
+    def finish(self) -> Path | None:
+        """Write report.json (plan.json in a dry run) once; later calls return its path."""
+        if not self.report.scenarios:
+            return None
+        if self.report.finished_at is None:
+            self.report.finished_at = datetime.now(UTC)
+            self.report.write(self.report_path)
+        return self.report_path
+
+    @property
+    def report_path(self) -> Path:
+        return self.run_dir / ("plan.json" if self.dry_run else "report.json")
+
+
+def scenario_report(
+    drill: Drill,
+    outcome: DrillOutcome,
+    nodeid: str,
+    *,
+    timeline: Timeline,
+    timeline_file: str | None,
+    error: str | None,
+) -> ScenarioReport:
+    measured = outcome.measurements
+    rto = measured.rto
+    loss = measured.loss
+    figures = Figures(
+        rto_s=rto.rto_s if rto else None,
+        rto_error_s=rto.rto_error_s if rto else None,
+        recovered=rto.recovered if rto else None,
+        time_to_detect_s=measured.time_to_detect_s,
+        downtime_s=max((r.downtime_s for r in measured.recoveries), default=None),
+        availability=min(
+            (r.availability for r in measured.recoveries if r.availability is not None),
+            default=None,
+        ),
+        rpo_s=loss.rpo_s if loss else None,
+        rpo_vs_restore_point_s=loss.rpo_vs_restore_point_s if loss else None,
+        writes_attempted=loss.attempted if loss else None,
+        lost_writes=len(loss.lost) if loss else None,
+        recovered_writes=len(loss.recovered) if loss else None,
+        unexpected_writes=len(loss.unexpected) if loss else None,
+        duplicate_writes=len(loss.duplicates) if loss else None,
+    )
+    objective = drill.objective
+    return ScenarioReport(
+        id=drill.scenario_id,
+        nodeid=nodeid,
+        fault=outcome.fault.kind
+        if outcome.fault
+        else (outcome.planned[0].fault if outcome.planned else None),
+        tier=drill.tier,
+        objective=ObjectiveModel(rto_s=objective.rto_s, rpo_s=objective.rpo_s)
+        if objective
+        else None,
+        measured=figures,
+        verdict=_verdict_text(drill, outcome),
+        reasons=outcome.judgement.reasons,
+        checks=[
+            {"name": c.name, "passed": c.passed, "text": c.text} for c in outcome.judgement.checks
+        ],
+        probes=[
+            ProbeRecovery(
+                probe=r.probe,
+                recovered=r.recovered,
+                impact_seen=r.impact_seen,
+                rto_s=r.rto_s,
+                time_to_detect_s=r.time_to_detect_s,
+                downtime_s=r.downtime_s,
+                availability=r.availability,
+                samples=r.samples_after_inject,
+                reason=r.reason,
+            )
+            for r in measured.recoveries
+        ],
+        events=[
+            EventModel(
+                kind=e.kind,
+                name=e.name,
+                at=e.at.wall,
+                t_s=round(e.at.seconds_since(timeline.origin), 3),
+                attributes={k: v for k, v in e.attributes.items()},
+            )
+            for e in timeline.events()
+        ],
+        planned=outcome.planned,
+        timeline_file=timeline_file,
+        started_at=timeline.origin.wall,
+        duration_s=round(timeline.clock.now().seconds_since(timeline.origin), 3),
+        error=error,
+    )
+
+
+def _verdict_text(drill: Drill, outcome: DrillOutcome) -> str:
+    """A dry run is not judged: its scenarios are PLANNED, or REFUSED by the safety guard."""
+    if drill.dry_run:
+        return "REFUSED" if outcome.judgement.verdict.value == "FAIL" else "PLANNED"
+    return outcome.judgement.verdict.value
+
+
+def junit_properties(scenario: ScenarioReport) -> list[tuple[str, object]]:
+    """The measured figures as JUnit properties (CI dashboards read these)."""
+    props: list[tuple[str, object]] = [("ledgerdrill.verdict", scenario.verdict)]
+    if scenario.tier:
+        props.append(("ledgerdrill.tier", scenario.tier))
+    if scenario.fault:
+        props.append(("ledgerdrill.fault", scenario.fault))
+    for name, value in scenario.measured.model_dump().items():
+        if value is not None:
+            props.append((f"ledgerdrill.{name}", value))
+    if scenario.objective is not None:
+        if scenario.objective.rto_s is not None:
+            props.append(("ledgerdrill.target_rto_s", scenario.objective.rto_s))
+        if scenario.objective.rpo_s is not None:
+            props.append(("ledgerdrill.target_rpo_s", scenario.objective.rpo_s))
+    props.extend((f"ledgerdrill.reason.{i}", r) for i, r in enumerate(scenario.reasons, 1))
+    return props
+
+
+def short(value: float | None) -> str:
+    return "—" if value is None else fmt_s(value)

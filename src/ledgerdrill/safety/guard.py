@@ -1,0 +1,118 @@
+"""Allowlists and blast radius: checked before anything is touched.
+
+A fault lists what it acts on (``Fault.targets()``). The guard refuses, with every
+reason at once, when a target is not on the target file's allowlist, when the
+fault would take more nodes, zones or regions than the blast radius allows, when
+it would touch a protected node (a control plane), or when a production target
+was not confirmed by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fnmatch import fnmatchcase
+
+from ledgerdrill.errors import SafetyViolation
+from ledgerdrill.faults.base import Fault, TargetRef
+from ledgerdrill.platforms.base import NodeControl, Platform
+from ledgerdrill.targets import AllowList, Target
+
+_ALLOW_FIELD = {
+    "node": "nodes",
+    "zone": "zones",
+    "region": "regions",
+    "database": "databases",
+    "certificate": "certificates",
+    "cache": "caches",
+    "release": "releases",
+}
+
+
+class SafetyGuard:
+    def __init__(
+        self, target: Target, platform: Platform, *, confirm_production: str | None = None
+    ) -> None:
+        self.target = target
+        self.platform = platform
+        self.confirm_production = confirm_production
+
+    def problems(self, fault: Fault) -> list[str]:
+        """Every reason ``fault`` must not run; empty when it may."""
+        try:
+            refs = list(fault.targets())
+        except Exception as exc:  # a fault that cannot name its targets is refused
+            return [f"cannot resolve what {fault.kind} would touch: {exc}"]
+        out = self._environment_problems()
+        out += [p for ref in refs if (p := self._allowlist_problem(ref))]
+        out += self._blast_radius_problems(refs)
+        out += self._protected_problems(refs)
+        return out
+
+    def check(self, fault: Fault) -> None:
+        found = self.problems(fault)
+        if found:
+            raise SafetyViolation(
+                f"refused {fault.describe()} on target {self.target.name}: " + "; ".join(found)
+            )
+
+    def _environment_problems(self) -> list[str]:
+        if self.target.environment != "production":
+            return []
+        if self.confirm_production == self.target.name:
+            return []
+        return [
+            f"{self.target.name} is a production target: confirm with "
+            f"--confirm-production={self.target.name}"
+        ]
+
+    def _allowlist_problem(self, ref: TargetRef) -> str | None:
+        allow: AllowList = self.target.safety.allow
+        field = _ALLOW_FIELD.get(ref.kind)
+        if field is None:
+            return f"unknown kind of target {ref.kind!r}"
+        patterns: list[str] = getattr(allow, field)
+        if any(fnmatchcase(ref.name, pattern) for pattern in patterns):
+            return None
+        shown = ", ".join(patterns) if patterns else "nothing"
+        return f"{ref} is not allowed (safety.allow.{field}: {shown})"
+
+    def _blast_radius_problems(self, refs: Sequence[TargetRef]) -> list[str]:
+        radius = self.target.safety.blast_radius
+        nodes = {r.name for r in refs if r.kind == "node"}
+        zones = {r.zone for r in refs if r.kind == "node" and r.zone} | {
+            r.name for r in refs if r.kind == "zone"
+        }
+        regions = {r.name for r in refs if r.kind == "region"}
+        out = []
+        if len(nodes) > radius.max_nodes:
+            out.append(f"{len(nodes)} nodes > safety.blast_radius.max_nodes {radius.max_nodes}")
+        if len(zones) > radius.max_zones:
+            out.append(f"{len(zones)} zones > safety.blast_radius.max_zones {radius.max_zones}")
+        if len(regions) > radius.max_regions:
+            out.append(
+                f"{len(regions)} regions > safety.blast_radius.max_regions {radius.max_regions}"
+            )
+        total = self._node_count()
+        if nodes and total:
+            share = len(nodes) / total
+            if share > radius.max_node_share:
+                out.append(
+                    f"{len(nodes)} of {total} nodes ({share:.0%}) > "
+                    f"safety.blast_radius.max_node_share {radius.max_node_share:.0%}"
+                )
+        return out
+
+    def _protected_problems(self, refs: Sequence[TargetRef]) -> list[str]:
+        if not self.platform.supports(NodeControl):
+            return []
+        protected = {n.name for n in self.platform.capability(NodeControl).nodes() if n.protected}
+        return [
+            f"node {r.name} is protected (control plane) and is never touched"
+            for r in refs
+            if r.kind == "node" and r.name in protected
+        ]
+
+    def _node_count(self) -> int:
+        if not self.platform.supports(NodeControl):
+            return 0
+        return len(self.platform.capability(NodeControl).nodes())

@@ -1,0 +1,100 @@
+"""``Injection``: safety check -> journal -> inject -> verify -> always revert.
+
+    with Injection(fault, journal=..., guard=..., timeline=...) as injection:
+        ...  # observe; injection.t_inject is when the fault took effect
+
+The revert runs on a normal exit, on an exception, on SIGINT and on SIGTERM
+(see ``signals``), with those signals deferred while it runs. A revert failure is
+never swallowed: the journal keeps the entry as ``revert-failed`` and a
+``RevertError`` is raised (chained to whatever else was going wrong).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+
+from ledgerdrill.errors import FaultError, RevertError
+from ledgerdrill.faults.base import Evidence, Fault
+from ledgerdrill.safety.guard import SafetyGuard
+from ledgerdrill.safety.journal import FaultJournal
+from ledgerdrill.safety.signals import deferred_signals
+from ledgerdrill.timeline import Instant, Timeline
+
+
+class Injection:
+    def __init__(
+        self,
+        fault: Fault,
+        *,
+        journal: FaultJournal,
+        guard: SafetyGuard,
+        timeline: Timeline,
+        target_file: Path | None = None,
+    ) -> None:
+        self.fault = fault
+        self.journal = journal
+        self.guard = guard
+        self.timeline = timeline
+        self.target_file = target_file
+        self.entry_id: str | None = None
+        self.t_inject: Instant | None = None
+        self.evidence: Evidence | None = None
+        self.reverted = False
+
+    def __enter__(self) -> Injection:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.revert()
+
+    def start(self) -> None:
+        fault = self.fault
+        self.guard.check(fault)  # SafetyViolation: nothing touched, nothing journaled
+        fault.prepare()
+        self.entry_id = self.journal.intent(
+            fault.undo_record(),
+            target=self.guard.target.name,
+            target_file=self.target_file,
+            platform=fault.platform.kind,
+        )
+        try:
+            with deferred_signals():  # an inject half-done is the hardest thing to undo
+                fault.inject()
+            self.t_inject = self.timeline.clock.now()
+            self.journal.mark(self.entry_id, "injected")
+            self.timeline.event(
+                "fault.injected", fault.kind, at=self.t_inject, fault=fault.describe()
+            )
+            self.evidence = fault.verify()
+            self.timeline.event("fault.verified", fault.kind, evidence=self.evidence.summary)
+        except BaseException as exc:
+            self.timeline.event("fault.inject-failed", fault.kind, error=str(exc))
+            self.revert()
+            if isinstance(exc, Exception) and not isinstance(exc, FaultError):
+                raise FaultError(f"injecting {fault.describe()} failed: {exc}") from exc
+            raise
+
+    def revert(self) -> None:
+        """Undo the fault (idempotent). Raises ``RevertError`` loudly on failure."""
+        if self.reverted or self.entry_id is None:
+            return
+        with deferred_signals():
+            try:
+                self.fault.revert()
+            except Exception as exc:
+                self.journal.mark(self.entry_id, "revert-failed", error=str(exc))
+                self.timeline.event("fault.revert-failed", self.fault.kind, error=str(exc))
+                raise RevertError(
+                    f"REVERT FAILED for {self.fault.describe()}: {exc}. The fault may still be "
+                    f"in effect; run `ledgerdrill cleanup` and check the platform by hand."
+                ) from exc
+            self.reverted = True
+            self.journal.mark(self.entry_id, "reverted")
+            self.timeline.event("fault.reverted", self.fault.kind)

@@ -1,0 +1,198 @@
+"""Target files: which platform a drill acts on, its tiers and objectives, and its safety.
+
+A target file is YAML, validated with pydantic; every mistake becomes one
+``ConfigError`` line naming the file, the field, the bad value and what is allowed.
+Credentials never live here: fields ending in ``_env`` name environment variables.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ledgerdrill.config_errors import load_yaml_mapping, validate
+from ledgerdrill.durations import Duration
+from ledgerdrill.measure.verdict import Objective
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+NAME_RULE = "lower-case letters, digits, '.', '_' or '-', at most 63 characters"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Tier(Strict):
+    """A finance tier's objectives."""
+
+    rto: Duration = Field(description="longest acceptable recovery time")
+    rpo: Duration = Field(description="longest acceptable data-loss window")
+    max_error_rate_during_fault: float | None = Field(default=None, ge=0, le=1)
+    p95_back_to_baseline_within: Duration | None = None
+    description: str = ""
+
+    def objective(self) -> Objective:
+        return Objective(
+            rto_s=self.rto,
+            rpo_s=self.rpo,
+            max_error_rate_during_fault=self.max_error_rate_during_fault,
+            p95_back_to_baseline_within_s=self.p95_back_to_baseline_within,
+        )
+
+
+class ScenarioSettings(Strict):
+    """Per-scenario settings: its tier, how long to wait and watch, and fault parameters."""
+
+    tier: str | None = None
+    enabled: bool = True
+    recovery_timeout: Duration = 120.0
+    observe_after_recovery: Duration = 3.0
+    load_profile: str | None = None
+    params: dict[str, str | int | float | bool | list[str]] = Field(default_factory=dict)
+
+
+class StabilitySettings(Strict):
+    samples: int = Field(default=5, ge=1, le=10_000)
+    duration: Duration = 2.0
+
+
+class ProbeSettings(Strict):
+    catalogue: str | None = Field(default=None, description="path of a probe catalogue YAML")
+    interval: Duration = 0.2
+    steady_state: Duration = Field(default=2.0, description="healthy window before injection")
+
+    @field_validator("interval")
+    @classmethod
+    def _interval_range(cls, value: float) -> float:
+        if not 0.05 <= value <= 60:
+            raise ValueError("probe interval must be between 50ms and 60s")
+        return value
+
+
+class AllowList(Strict):
+    """Glob patterns of what faults may act on. Empty means nothing of that kind."""
+
+    nodes: list[str] = Field(default_factory=list)
+    zones: list[str] = Field(default_factory=list)
+    regions: list[str] = Field(default_factory=list)
+    databases: list[str] = Field(default_factory=list)
+    certificates: list[str] = Field(default_factory=list)
+    caches: list[str] = Field(default_factory=list)
+    releases: list[str] = Field(default_factory=list)
+
+
+class BlastRadius(Strict):
+    max_nodes: int = Field(default=1, ge=0, le=10_000)
+    max_zones: int = Field(default=1, ge=0, le=100)
+    max_regions: int = Field(default=0, ge=0, le=100)
+    max_node_share: float = Field(default=0.5, ge=0, le=1)
+
+
+class SafetySettings(Strict):
+    allow: AllowList = Field(default_factory=AllowList)
+    blast_radius: BlastRadius = Field(default_factory=BlastRadius)
+    runbook_approval_delay: Duration = Field(
+        default=1.0, description="non-interactive runs approve a runbook step after this delay"
+    )
+
+
+class SandboxPlatformSettings(Strict):
+    kind: Literal["sandbox"] = "sandbox"
+    state_dir: str = ".ledgerdrill/sandbox"
+    erp_replicas_per_node: int = Field(default=1, ge=1, le=4)
+    eviction_timeout: Duration = 5.0
+    ha_detection_window: Duration = 2.0
+
+
+class FakePlatformSettings(Strict):
+    """An in-memory platform whose state lives in a JSON file: for the harness's own tests."""
+
+    kind: Literal["fake"] = "fake"
+    state_file: str = ".ledgerdrill/fake-platform.json"
+    nodes: dict[str, str] = Field(
+        default_factory=lambda: {"node-a": "a", "node-b": "b", "node-c": "c"},
+        description="node name -> zone",
+    )
+    heal_after: Duration | None = Field(
+        default=None, description="the fake's self-healing: a crashed node comes back after this"
+    )
+
+
+PlatformSettings = Annotated[
+    SandboxPlatformSettings | FakePlatformSettings, Field(discriminator="kind")
+]
+
+Environment = Literal["sandbox", "development", "staging", "production"]
+
+
+class Target(Strict):
+    name: str
+    description: str = ""
+    environment: Environment = "sandbox"
+    platform: PlatformSettings
+    tiers: dict[str, Tier]
+    default_tier: str | None = None
+    scenarios: dict[str, ScenarioSettings] = Field(default_factory=dict)
+    probes: ProbeSettings = Field(default_factory=ProbeSettings)
+    stability: StabilitySettings = Field(default_factory=StabilitySettings)
+    safety: SafetySettings = Field(default_factory=SafetySettings)
+
+    # where the file was read from: relative paths in it are relative to its folder
+    source: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name_rule(cls, value: str) -> str:
+        if not NAME.match(value):
+            raise ValueError(f"{value!r} is not a valid name ({NAME_RULE})")
+        return value
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers_named(cls, tiers: dict[str, Tier]) -> dict[str, Tier]:
+        if not tiers:
+            raise ValueError("define at least one tier, e.g. finance-core: {rto: 5m, rpo: 0s}")
+        for name in tiers:
+            if not NAME.match(name):
+                raise ValueError(f"tier name {name!r} is not valid ({NAME_RULE})")
+        return tiers
+
+    @model_validator(mode="after")
+    def _tiers_exist(self) -> Target:
+        known = ", ".join(self.tiers)
+        if self.default_tier is not None and self.default_tier not in self.tiers:
+            raise ValueError(
+                f"default_tier: unknown tier {self.default_tier!r} (defined tiers: {known})"
+            )
+        for scenario, settings in self.scenarios.items():
+            if settings.tier is not None and settings.tier not in self.tiers:
+                raise ValueError(
+                    f"scenarios.{scenario}.tier: unknown tier {settings.tier!r} "
+                    f"(defined tiers: {known})"
+                )
+        return self
+
+    # -- resolution ----------------------------------------------------------------
+    def scenario(self, scenario_id: str) -> ScenarioSettings:
+        return self.scenarios.get(scenario_id, ScenarioSettings())
+
+    def tier_for(self, scenario_id: str, marker_tier: str | None = None) -> str | None:
+        """The target file's mapping wins over the scenario's own ``tier`` marker."""
+        return self.scenario(scenario_id).tier or marker_tier or self.default_tier
+
+    def resolve_path(self, relative: str) -> Path:
+        path = Path(relative).expanduser()
+        if path.is_absolute() or self.source is None:
+            return path
+        return (self.source.parent / path).resolve()
+
+
+def load_target(path: str | Path) -> Target:
+    """Read and validate a target file; ``ConfigError`` with a clear message otherwise."""
+    file = Path(path)
+    data: dict[str, Any] = load_yaml_mapping(file, "target file")
+    target: Target = validate(Target, data, file)
+    return target.model_copy(update={"source": file.resolve()})

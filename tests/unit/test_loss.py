@@ -1,0 +1,73 @@
+"""Lost, recovered, unexpected and duplicate writes, and RPO (Jepsen's set checker)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledgerdrill.measure import Write, WriteOutcome, measure_loss
+from ledgerdrill.timeline import NS_PER_S, Instant
+
+T0 = datetime(2026, 1, 31, tzinfo=UTC)
+
+
+def at(seconds: float) -> Instant:
+    return Instant(round(seconds * NS_PER_S), T0)
+
+
+def w(ref: str, outcome: str, t: float) -> Write:
+    return Write(ref, WriteOutcome(outcome), at(t - 0.01), at(t))
+
+
+def test_classification() -> None:
+    writes = [w("a", "ok", 1), w("b", "ok", 2), w("c", "unknown", 3), w("d", "fail", 4), w("e", "ok", 5)]
+    loss = measure_loss(writes, {"a": 1, "c": 1, "d": 1, "e": 2, "zz": 1}, at(6))
+    assert loss.lost == ("b",)
+    assert loss.recovered == ("c",)
+    assert loss.unexpected == ("zz",)
+    assert loss.duplicates == ("e",)
+    assert loss.failed_but_present == ("d",)
+    assert abs(loss.rpo_s - 4.0) < 1e-9  # inject at 6, earliest lost ack at 2
+
+
+def test_nothing_lost_means_rpo_zero() -> None:
+    loss = measure_loss([w("a", "ok", 1), w("b", "fail", 2)], {"a": 1}, at(3))
+    assert loss.rpo_s == 0 and not loss.lost and loss.anomalies == 0
+
+
+def test_lost_only_after_injection_gives_rpo_zero_but_still_lost() -> None:
+    loss = measure_loss([w("a", "ok", 1), w("b", "ok", 5)], {"a": 1}, at(3))
+    assert loss.lost == ("b",) and loss.rpo_s == 0.0
+
+
+def test_retried_reference_counts_once_and_ok_wins() -> None:
+    loss = measure_loss([w("a", "unknown", 1), w("a", "ok", 2)], {}, at(3))
+    assert loss.lost == ("a",) and loss.attempted == 1 and loss.unknown == 0
+
+
+def test_rpo_against_restore_point() -> None:
+    loss = measure_loss([w("a", "ok", 1)], {"a": 1}, at(10), restore_point=at(7.5))
+    assert loss.rpo_vs_restore_point_s == 2.5
+
+
+outcomes = st.sampled_from(["ok", "fail", "unknown"])
+
+
+@given(
+    writes=st.lists(st.tuples(st.text("abcdef", min_size=1, max_size=3), outcomes, st.floats(0, 100)), max_size=40),
+    read=st.dictionaries(st.text("abcdefg", min_size=1, max_size=3), st.integers(0, 3), max_size=40),
+    t_inject=st.floats(0, 100),
+)
+def test_set_properties(writes: list[tuple[str, str, float]], read: dict[str, int], t_inject: float) -> None:
+    loss = measure_loss([w(r, o, t) for r, o, t in writes], read, at(t_inject))
+    assert not set(loss.lost) & set(loss.recovered)
+    assert not set(loss.lost) & set(loss.unexpected)
+    present = {r for r, c in read.items() if c > 0}
+    assert set(loss.lost).isdisjoint(present)
+    assert set(loss.recovered) <= present
+    assert loss.rpo_s >= 0
+    if not loss.lost:
+        assert loss.rpo_s == 0
+    assert loss.ok + loss.failed + loss.unknown == loss.attempted

@@ -1,0 +1,147 @@
+"""RTO, time to detect and downtime, from DESIGN.md's definitions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from ledgerdrill.measure import StabilityWindow, measure_recovery
+from ledgerdrill.timeline import NS_PER_S, Instant, Sample
+
+T0 = datetime(2026, 1, 31, tzinfo=UTC)
+
+
+def at(seconds: float) -> Instant:
+    return Instant(round(seconds * NS_PER_S), T0)
+
+
+def stream(pattern: str, interval_s: float = 0.2, start_s: float = 0.0) -> list[Sample]:
+    """'+' healthy, '-' failed, one sample per interval from start_s."""
+    return [
+        Sample("svc", at(start_s + i * interval_s), ch == "+", 0.01)
+        for i, ch in enumerate(pattern)
+    ]
+
+
+WINDOW = StabilityWindow(min_samples=5, min_duration_s=0.8)
+
+
+def test_simple_outage_measures_first_healthy_sample_of_final_run() -> None:
+    samples = stream("+++-----++++++++++", interval_s=0.2)
+    rec = measure_recovery(samples, at(0.6), interval_s=0.2, window=WINDOW)
+    assert rec.recovered
+    assert rec.time_to_detect_s == 0.0
+    assert abs((rec.rto_s or 0) - 1.0) < 1e-9  # first healthy sample at 1.6 s
+    assert rec.rto_error_s == 0.2
+    assert abs(rec.downtime_s - 1.0) < 1e-9
+    assert "recovered" in rec.reason
+
+
+def test_flap_after_apparent_recovery_moves_recovery_later() -> None:
+    samples = stream("+---+++--++++++++", interval_s=0.2)
+    rec = measure_recovery(samples, at(0.2), interval_s=0.2, window=WINDOW)
+    assert rec.recovered
+    assert abs((rec.rto_s or 0) - 1.6) < 1e-9  # run starting at 1.8 s, inject at 0.2 s
+
+
+def test_never_degrading_probe_has_rto_zero() -> None:
+    rec = measure_recovery(stream("+" * 10), at(0.0), interval_s=0.2, window=WINDOW)
+    assert rec.recovered and rec.rto_s == 0.0 and not rec.impact_seen
+    assert rec.reason == "no impact seen"
+
+
+def test_still_failing_is_a_timeout_not_a_recovery_time() -> None:
+    rec = measure_recovery(stream("++------"), at(0.2), interval_s=0.2, timeout_s=30)
+    assert not rec.recovered and rec.rto_s is None
+    assert rec.reason.startswith("not recovered within 30.0s")
+
+
+def test_short_final_run_is_not_a_recovery() -> None:
+    rec = measure_recovery(stream("+---++"), at(0.2), interval_s=0.2, window=WINDOW)
+    assert not rec.recovered
+    assert "stability window" in rec.reason
+
+
+def test_recovery_after_timeout_does_not_count() -> None:
+    rec = measure_recovery(
+        stream("+" + "-" * 20 + "+" * 10), at(0.2), interval_s=0.2, window=WINDOW, timeout_s=2.0
+    )
+    assert not rec.recovered and rec.rto_s is None
+    assert "not recovered within 2.0s" in rec.reason
+
+
+def test_no_samples_after_injection_is_missing_data() -> None:
+    rec = measure_recovery(stream("+++"), at(5.0), interval_s=0.2)
+    assert not rec.has_data and not rec.recovered
+
+
+def test_failures_before_injection_are_ignored() -> None:
+    rec = measure_recovery(stream("---+++++++++"), at(0.6), interval_s=0.2, window=WINDOW)
+    assert rec.rto_s == 0.0 and not rec.impact_seen
+
+
+@given(
+    interval=st.sampled_from([0.05, 0.1, 0.2, 0.5]),
+    phase=st.floats(0, 1, allow_nan=False),
+    outage_start=st.floats(0, 3, allow_nan=False),
+    outage=st.floats(0.01, 10, allow_nan=False),
+)
+def test_rto_within_one_interval_of_true_outage(
+    interval: float, phase: float, outage_start: float, outage: float
+) -> None:
+    """For a true outage [a, a+d) after injection, sampled every interval: if the probe saw
+    it, the RTO is never less than the true outage end minus one interval, nor more than
+    the end plus one interval."""
+    t_inject = 1.0
+    true_end = outage_start + outage
+    n = int((true_end + 5) / interval) + 10
+    samples = [
+        Sample(
+            "svc",
+            at(t_inject + phase * interval + k * interval - 1.0),
+            not (outage_start <= phase * interval + k * interval - 1.0 < true_end),
+            0.0,
+        )
+        for k in range(n)
+    ]
+    rec = measure_recovery(samples, at(t_inject), interval_s=interval, window=WINDOW)
+    assert rec.recovered
+    assert rec.rto_s is not None and rec.rto_s >= 0
+    if rec.impact_seen:
+        assert rec.rto_s >= true_end - interval - 1e-9
+        assert rec.rto_s <= true_end + interval + 1e-9
+        assert rec.downtime_s <= outage + interval + 1e-9
+        assert rec.downtime_s >= outage - interval - 1e-9
+    else:
+        assert outage < interval + 1e-9  # only an outage shorter than one interval can hide
+
+
+@given(
+    pattern=st.text(alphabet="+-", min_size=1, max_size=60),
+    inject_index=st.integers(0, 59),
+    shift=st.floats(-1e5, 1e5, allow_nan=False),
+)
+def test_rto_never_negative_and_shift_invariant(pattern: str, inject_index: int, shift: float) -> None:
+    assume(inject_index < len(pattern))
+    base = measure_recovery(stream(pattern), at(inject_index * 0.2), interval_s=0.2, window=WINDOW)
+    moved = measure_recovery(
+        stream(pattern, start_s=shift + 1e6),
+        at(inject_index * 0.2 + shift + 1e6),
+        interval_s=0.2,
+        window=WINDOW,
+    )
+    assert base.rto_s is None or base.rto_s >= 0
+    assert base.recovered == moved.recovered
+    assert base.impact_seen == moved.impact_seen
+    if base.rto_s is not None:
+        assert moved.rto_s is not None and abs(base.rto_s - moved.rto_s) < 1e-6
+    if base.recovered:
+        assert pattern.endswith("+")
+
+
+@given(pattern=st.text(alphabet="+", min_size=1, max_size=40))
+def test_stream_without_failures_gives_rto_zero(pattern: str) -> None:
+    rec = measure_recovery(stream(pattern), at(0.0), interval_s=0.2)
+    assert rec.rto_s == 0.0 and rec.downtime_s == 0.0 and rec.availability == 1.0
