@@ -102,6 +102,8 @@ def _run_pytest(args: argparse.Namespace, *, dry_run: bool) -> int:
         f"--target={args.target}",
         f"--reports-dir={args.reports_dir}",
         "-p", "no:cacheprovider",
+        # Locust's pytest plugin would import locust (and gevent) lazily; keep it out entirely
+        "-p", "no:locust",
         # ledgerdrill is imported before pytest loads it as a plugin: nothing to rewrite
         "-W", "ignore::pytest.PytestAssertRewriteWarning",
         "-rfEs",

@@ -261,7 +261,9 @@ class Drill:
         recoveries: list[Recovery] = []
         if t_inject is not None:
             timeout = self._last_recovery_wait or self.settings.recovery_timeout
-            recoveries = self._recoveries(t_inject, timeout_s=timeout)
+            # observation ended now (probes just stopped), not at the last sample
+            end = self.timeline.clock.now()
+            recoveries = self._recoveries(t_inject, end=end, timeout_s=timeout)
         measured = Measurements(
             steady_state_ok=bool(self.steady_state_ok),
             steady_state_detail=self.steady_state_detail or "the gate was never run",

@@ -9,7 +9,15 @@ from ledgerdrill.durations import format_duration, parse_duration
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("0s", 0), ("90s", 90), ("5m", 300), ("1h30m", 5400), ("250ms", 0.25), ("1d", 86400), ("1.5s", 1.5)],
+    [
+        ("0s", 0),
+        ("90s", 90),
+        ("5m", 300),
+        ("1h30m", 5400),
+        ("250ms", 0.25),
+        ("1d", 86400),
+        ("1.5s", 1.5),
+    ],
 )
 def test_parse(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds

@@ -14,7 +14,8 @@ def entry(name: str, ref: str | None = None, debit: str = "10", credit: str = "1
 
 def test_clean_ledger() -> None:
     report = check_invariants([entry("INV/2026/00001", "a"), entry("INV/2026/00002", "b")])
-    assert report.ok and report.problems() == []
+    assert report.ok
+    assert report.problems() == []
 
 
 def test_each_broken_invariant_is_named() -> None:
@@ -35,7 +36,9 @@ def test_each_broken_invariant_is_named() -> None:
 
 
 def test_sample_mode_only_reports_inner_gaps() -> None:
-    report = check_invariants([entry("INV/2026/00005"), entry("INV/2026/00006")], full_sequence=False)
+    report = check_invariants(
+        [entry("INV/2026/00005"), entry("INV/2026/00006")], full_sequence=False
+    )
     assert report.ok
 
 

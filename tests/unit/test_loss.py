@@ -22,7 +22,13 @@ def w(ref: str, outcome: str, t: float) -> Write:
 
 
 def test_classification() -> None:
-    writes = [w("a", "ok", 1), w("b", "ok", 2), w("c", "unknown", 3), w("d", "fail", 4), w("e", "ok", 5)]
+    writes = [
+        w("a", "ok", 1),
+        w("b", "ok", 2),
+        w("c", "unknown", 3),
+        w("d", "fail", 4),
+        w("e", "ok", 5),
+    ]
     loss = measure_loss(writes, {"a": 1, "c": 1, "d": 1, "e": 2, "zz": 1}, at(6))
     assert loss.lost == ("b",)
     assert loss.recovered == ("c",)
@@ -34,17 +40,22 @@ def test_classification() -> None:
 
 def test_nothing_lost_means_rpo_zero() -> None:
     loss = measure_loss([w("a", "ok", 1), w("b", "fail", 2)], {"a": 1}, at(3))
-    assert loss.rpo_s == 0 and not loss.lost and loss.anomalies == 0
+    assert loss.rpo_s == 0
+    assert not loss.lost
+    assert loss.anomalies == 0
 
 
 def test_lost_only_after_injection_gives_rpo_zero_but_still_lost() -> None:
     loss = measure_loss([w("a", "ok", 1), w("b", "ok", 5)], {"a": 1}, at(3))
-    assert loss.lost == ("b",) and loss.rpo_s == 0.0
+    assert loss.lost == ("b",)
+    assert loss.rpo_s == 0.0
 
 
 def test_retried_reference_counts_once_and_ok_wins() -> None:
     loss = measure_loss([w("a", "unknown", 1), w("a", "ok", 2)], {}, at(3))
-    assert loss.lost == ("a",) and loss.attempted == 1 and loss.unknown == 0
+    assert loss.lost == ("a",)
+    assert loss.attempted == 1
+    assert loss.unknown == 0
 
 
 def test_rpo_against_restore_point() -> None:
@@ -56,11 +67,18 @@ outcomes = st.sampled_from(["ok", "fail", "unknown"])
 
 
 @given(
-    writes=st.lists(st.tuples(st.text("abcdef", min_size=1, max_size=3), outcomes, st.floats(0, 100)), max_size=40),
-    read=st.dictionaries(st.text("abcdefg", min_size=1, max_size=3), st.integers(0, 3), max_size=40),
+    writes=st.lists(
+        st.tuples(st.text("abcdef", min_size=1, max_size=3), outcomes, st.floats(0, 100)),
+        max_size=40,
+    ),
+    read=st.dictionaries(
+        st.text("abcdefg", min_size=1, max_size=3), st.integers(0, 3), max_size=40
+    ),
     t_inject=st.floats(0, 100),
 )
-def test_set_properties(writes: list[tuple[str, str, float]], read: dict[str, int], t_inject: float) -> None:
+def test_set_properties(
+    writes: list[tuple[str, str, float]], read: dict[str, int], t_inject: float
+) -> None:
     loss = measure_loss([w(r, o, t) for r, o, t in writes], read, at(t_inject))
     assert not set(loss.lost) & set(loss.recovered)
     assert not set(loss.lost) & set(loss.unexpected)

@@ -50,18 +50,21 @@ def test_fail_on_rto_miss_names_it() -> None:
 
 def test_timeout_fails_and_is_not_a_time() -> None:
     j = judge(Objective(rto_s=60, rpo_s=None), Measurements(True, recoveries=[recovery("+----")]))
-    assert j.verdict is Verdict.FAIL and "not recovered within" in j.reasons[0]
+    assert j.verdict is Verdict.FAIL
+    assert "not recovered within" in j.reasons[0]
 
 
 def test_lost_write_fails_zero_rpo() -> None:
     loss = measure_loss([Write("a", WriteOutcome.OK, at(0), at(0.1))], {}, at(1))
     j = judge(Objective(rto_s=None, rpo_s=0), Measurements(True, loss=loss))
-    assert j.verdict is Verdict.FAIL and "1 acknowledged writes lost" in j.reasons[0]
+    assert j.verdict is Verdict.FAIL
+    assert "1 acknowledged writes lost" in j.reasons[0]
 
 
 def test_steady_state_failure_is_inconclusive_not_fail() -> None:
     j = judge(Objective(1, 0), Measurements(False, "probe svc failing"))
-    assert j.verdict is Verdict.INCONCLUSIVE and "probe svc failing" in j.reasons[0]
+    assert j.verdict is Verdict.INCONCLUSIVE
+    assert "probe svc failing" in j.reasons[0]
 
 
 def test_missing_data_is_inconclusive_but_a_known_miss_still_fails() -> None:
@@ -75,7 +78,8 @@ def test_missing_data_is_inconclusive_but_a_known_miss_still_fails() -> None:
 def test_duplicates_fail_even_without_rpo_objective() -> None:
     loss = measure_loss([Write("a", WriteOutcome.OK, at(0), at(0.1))], {"a": 2}, at(1))
     j = judge(Objective(None, None), Measurements(True, loss=loss))
-    assert j.verdict is Verdict.FAIL and "posted more than once" in j.reasons[0]
+    assert j.verdict is Verdict.FAIL
+    assert "posted more than once" in j.reasons[0]
 
 
 def test_fmt_s() -> None:

@@ -19,6 +19,9 @@ from dataclasses import dataclass, replace
 
 from ledgerdrill.timeline import Instant, Sample
 
+# float noise on durations computed from nanoseconds; far below any sampling interval
+_EPSILON_S = 1e-6
+
 
 @dataclass(frozen=True)
 class StabilityWindow:
@@ -104,7 +107,7 @@ def measure_recovery(
         )  # fmt: skip
     run = after[run_start:]
     run_duration_s = end_at.seconds_since(run[0].at)
-    if len(run) < window.min_samples or run_duration_s < window.min_duration_s:
+    if len(run) < window.min_samples or run_duration_s + _EPSILON_S < window.min_duration_s:
         return replace(
             common,
             reason=f"not recovered within {limit_s:.1f}s (healthy for only {len(run)} samples"

@@ -1,0 +1,76 @@
+"""A run SIGKILLed mid-fault leaves its journal; `ledgerdrill cleanup` reverts the fault."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SCENARIO = """
+import time
+from ledgerdrill.faults import NodeCrash
+
+def test_node_crash(drill, platform):
+    drill.steady_state()
+    with drill.inject(NodeCrash(platform, node="node-b")):
+        time.sleep(60)
+"""
+
+
+def history(folder: Path) -> list[str]:
+    state = json.loads((folder / "state.json").read_text())
+    return [f"{node}:{status}" for _, node, status in state["log"]]
+
+
+def test_cleanup_reverts_fault_of_killed_run(tmp_path: Path, fake_target) -> None:  # type: ignore[no-untyped-def]
+    fake_target(heal="null")
+    (tmp_path / "test_kill.py").write_text(SCENARIO)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "test_kill.py",
+            "--target=target.yaml",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while not ((tmp_path / "state.json").exists() and "node-b:stopped" in history(tmp_path)):
+        assert time.monotonic() < deadline, "fault never injected"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert history(tmp_path) == ["node-b:stopped"]  # nothing reverted it: it was killed
+    journal = list((tmp_path / ".ledgerdrill" / "journal").glob("*.jsonl"))
+    assert len(journal) == 1
+
+    done = subprocess.run(
+        [sys.executable, "-m", "ledgerdrill.cli", "cleanup"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "reverted node-crash(node=node-b) on fake-lab" in done.stdout
+    assert history(tmp_path) == ["node-b:stopped", "node-b:running"]
+    assert not list((tmp_path / ".ledgerdrill" / "journal").glob("*.jsonl"))
+
+    again = subprocess.run(
+        [sys.executable, "-m", "ledgerdrill.cli", "cleanup"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert again.returncode == 0
+    assert "journal is empty" in again.stdout

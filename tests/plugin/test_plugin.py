@@ -1,0 +1,196 @@
+"""The pytest plugin, driven with pytester: options, markers, verdicts and reverts."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+SCENARIO = """
+import time
+import pytest
+from ledgerdrill.faults import NodeCrash
+
+@pytest.mark.requires("NodeControl")
+def test_node_crash(drill, platform):
+    drill.steady_state()
+    with drill.inject(NodeCrash(platform, node=drill.param("node"))):
+        {body}
+"""
+
+
+def fake_history(path: Path) -> list[str]:
+    state = json.loads((path / "state.json").read_text())
+    return [f"{node}:{status}" for _, node, status in state["log"]]
+
+
+def make(pytester: pytest.Pytester, fake_target, body: str, **target_kw: str) -> Path:  # type: ignore[no-untyped-def]
+    target = fake_target(**target_kw)
+    (pytester.path / "target.yaml").write_text(target.read_text())
+    pytester.makepyfile(test_scenario=SCENARIO.format(body=body))
+    return pytester.path / "target.yaml"
+
+
+def test_pass_writes_report_and_junit_properties(pytester: pytest.Pytester, fake_target) -> None:  # type: ignore[no-untyped-def]
+    make(
+        pytester,
+        fake_target,
+        "drill.wait_for_recovery()\n        drill.record_loss(__import__('tests_support').clean_loss(drill))",
+    )
+    pytester.makepyfile(
+        tests_support="""
+from ledgerdrill.measure import Write, WriteOutcome, measure_loss
+def clean_loss(drill):
+    now = drill.timeline.clock.now()
+    return measure_loss([Write("r1", WriteOutcome.OK, now, now)], {"r1": 1}, now)
+"""
+    )
+    result = pytester.runpytest(
+        "--target=target.yaml", "--junitxml=junit.xml", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*node-crash*node-crash*finance-core*PASS*"])
+    reports = list((pytester.path / "reports").glob("*/report.json"))
+    assert len(reports) == 1
+    report = json.loads(reports[0].read_text())
+    scenario = report["scenarios"][0]
+    assert report["schema_version"] == 1
+    assert scenario["verdict"] == "PASS"
+    assert 0.3 < scenario["measured"]["rto_s"] < 2.0  # heals after 500ms
+    assert scenario["measured"]["lost_writes"] == 0
+    junit = (pytester.path / "junit.xml").read_text()
+    assert 'name="ledgerdrill.verdict" value="PASS"' in junit
+    assert 'name="ledgerdrill.rto_s"' in junit
+    assert fake_history(pytester.path) == ["node-b:stopped", "node-b:running"]
+
+
+def test_rto_miss_fails_with_reason(pytester: pytest.Pytester, fake_target) -> None:  # type: ignore[no-untyped-def]
+    make(pytester, fake_target, "drill.wait_for_recovery()", heal="1500ms", rto="1s")
+    result = pytester.runpytest("--target=target.yaml", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*FAIL: RTO *> target 1.00s*"])
+
+
+def test_scenario_that_raises_still_reverts(pytester: pytest.Pytester, fake_target) -> None:  # type: ignore[no-untyped-def]
+    make(pytester, fake_target, "raise RuntimeError('scenario bug')", heal="null")
+    result = pytester.runpytest("--target=target.yaml", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    assert fake_history(pytester.path) == ["node-b:stopped", "node-b:running"]
+    assert not list((pytester.path / ".ledgerdrill" / "journal").glob("*.jsonl"))
+
+
+def test_failed_assertion_still_reverts(pytester: pytest.Pytester, fake_target) -> None:  # type: ignore[no-untyped-def]
+    make(pytester, fake_target, "assert False, 'checked something'", heal="null")
+    result = pytester.runpytest("--target=target.yaml", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    assert fake_history(pytester.path) == ["node-b:stopped", "node-b:running"]
+
+
+def test_steady_state_failure_is_inconclusive_and_injects_nothing(
+    pytester: pytest.Pytester, fake_target
+) -> None:  # type: ignore[no-untyped-def]
+    make(pytester, fake_target, "pass", heal="null")
+    state = pytester.path / "state.json"
+    state.write_text(
+        json.dumps({"nodes": {"node-a": {"state": "stopped", "since": time.time()}}, "log": []})
+    )
+    result = pytester.runpytest("--target=target.yaml", "-p", "no:cacheprovider", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*INCONCLUSIVE: steady-state gate failed*node-a*"])
+    assert fake_history(pytester.path) == []
+
+
+def test_dry_run_touches_nothing_and_shows_refusals(pytester: pytest.Pytester, fake_target) -> None:  # type: ignore[no-untyped-def]
+    target = make(pytester, fake_target, "drill.wait_for_recovery()")
+    result = pytester.runpytest("--target=target.yaml", "--dry-run", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*would crash node node-b*node node-b (zone b)*"])
+    assert not (pytester.path / "state.json").exists() or fake_history(pytester.path) == []
+    target.write_text(target.read_text().replace('nodes: ["node-*"]', 'nodes: ["node-a"]'))
+    result = pytester.runpytest("--target=target.yaml", "--dry-run", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*REFUSED: node node-b (zone b) is not allowed*"])
+
+
+def test_missing_capability_skips_or_fails_when_required(
+    pytester: pytest.Pytester, fake_target
+) -> None:  # type: ignore[no-untyped-def]
+    make(pytester, fake_target, "pass")
+    pytester.makepyfile(
+        test_db="""
+import pytest
+@pytest.mark.requires("DatabaseControl")
+def test_db_failover(drill):
+    drill.steady_state()
+"""
+    )
+    result = pytester.runpytest(
+        "test_db.py", "--target=target.yaml", "-p", "no:cacheprovider", "-rs"
+    )
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*platform 'fake' has no DatabaseControl*"])
+    result = pytester.runpytest(
+        "test_db.py", "--target=target.yaml", "--require-platform=fake", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*required platform 'fake': platform 'fake' has no DatabaseControl*"]
+    )
+
+
+def test_no_target_skips_with_reason(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(drill):\n    pass\n")
+    result = pytester.runpytest("-rs", "-p", "no:cacheprovider")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*no target given: use --target FILE*"])
+
+
+def test_bad_target_is_a_usage_error(pytester: pytest.Pytester, fake_target) -> None:  # type: ignore[no-untyped-def]
+    target = make(pytester, fake_target, "pass")
+    target.write_text(target.read_text().replace("rto: 5s", "rto: soon"))
+    result = pytester.runpytest("--target=target.yaml", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*tiers.finance-core.rto: 'soon' is not a duration*"])
+
+
+def test_ini_twin_sets_the_target(pytester: pytest.Pytester, fake_target) -> None:  # type: ignore[no-untyped-def]
+    make(pytester, fake_target, "pass")
+    pytester.makeini("[pytest]\nledgerdrill_target = target.yaml\n")
+    result = pytester.runpytest("--dry-run", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_during_fault_reverts(
+    pytester: pytest.Pytester, fake_target, sig: signal.Signals
+) -> None:  # type: ignore[no-untyped-def]
+    make(pytester, fake_target, "time.sleep(60)", heal="null")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--target=target.yaml", "-p", "no:cacheprovider", "-q"],
+        cwd=pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if (pytester.path / "state.json").exists() and "node-b:stopped" in fake_history(
+            pytester.path
+        ):
+            break
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("the fault was never injected")
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode != 0, out
+    assert fake_history(pytester.path) == ["node-b:stopped", "node-b:running"], out
+    assert not list((pytester.path / ".ledgerdrill" / "journal").glob("*.jsonl"))
