@@ -57,6 +57,7 @@ class RunSession:
     def platform(self) -> Platform:
         if self._platform is None:
             self._platform = build_platform(self.target)
+            self.report.inventory = self._platform.describe()
         return self._platform
 
     def guard(self) -> SafetyGuard:

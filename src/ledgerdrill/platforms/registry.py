@@ -19,10 +19,7 @@ def build_platform(target: Target) -> Platform:
             heal_after_s=settings.heal_after,
         )
     if isinstance(settings, SandboxPlatformSettings):
-        try:
-            from ledgerdrill.sandbox.platform import SandboxPlatform  # type: ignore[import-not-found]
-        except ImportError as exc:
-            raise ConfigError(f"platform kind 'sandbox' is not available: {exc}") from exc
-        platform: Platform = SandboxPlatform.from_settings(target, settings)
-        return platform
+        from ledgerdrill.sandbox.platform import SandboxPlatform
+
+        return SandboxPlatform.from_settings(target, settings)
     raise ConfigError(f"platform kind {settings.kind!r} has no backend")

@@ -95,6 +95,7 @@ class RunReport(Model):
     environment: str
     platform: str
     dry_run: bool
+    inventory: dict[str, object] = Field(default_factory=dict)
     started_at: datetime
     finished_at: datetime | None = None
     scenarios: list[ScenarioReport] = Field(default_factory=list)

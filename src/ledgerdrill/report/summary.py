@@ -67,6 +67,11 @@ def markdown_table(report: RunReport) -> str:
 
 def plan_text(report: RunReport) -> str:
     lines = [f"Plan for target {report.target} ({report.platform}, {report.environment}):"]
+    regions = report.inventory.get("regions")
+    if isinstance(regions, dict):
+        for region, zones in regions.items():
+            shown = "; ".join(f"zone {z}: {', '.join(n)}" for z, n in dict(zones).items())
+            lines.append(f"  region {region} — {shown}")
     for scenario in report.scenarios:
         objective = ""
         if scenario.objective:
