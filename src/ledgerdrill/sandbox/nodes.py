@@ -17,7 +17,7 @@ import psutil
 
 from ledgerdrill.errors import PlatformError
 from ledgerdrill.platforms.base import NodeState
-from ledgerdrill.sandbox.procs import pid_alive, read_pid
+from ledgerdrill.sandbox.procs import pid_alive, read_pid, wait_until
 
 DOWN, FROZEN = "down", "frozen"
 
@@ -39,15 +39,22 @@ class NodeProcesses:
         return self.folder / name
 
     def state(self) -> NodeState:
-        if self._marker(DOWN).exists():
+        """Read from the processes themselves (independent of our markers): no live
+        process is STOPPED, every live one in the stopped state is FROZEN."""
+        statuses = []
+        for pid in self.pids().values():
+            if not pid_alive(pid):
+                continue
+            with contextlib.suppress(psutil.NoSuchProcess):
+                statuses.append(psutil.Process(pid).status())
+        if not statuses:
             return NodeState.STOPPED
-        if self._marker(FROZEN).exists():
+        if all(status == psutil.STATUS_STOPPED for status in statuses):
             return NodeState.FROZEN
-        live = [pid for pid in self.pids().values() if pid_alive(pid)]
-        return NodeState.RUNNING if live else NodeState.STOPPED
+        return NodeState.RUNNING
 
-    def _signal_all(self, sig: signal.Signals) -> list[int]:
-        hit = []
+    def _signal_all(self, sig: signal.Signals) -> list[psutil.Process]:
+        hit: list[psutil.Process] = []
         for pid in self.pids().values():
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc = psutil.Process(pid)
@@ -55,7 +62,7 @@ class NodeProcesses:
                 for member in [*proc.children(recursive=True), proc]:
                     with contextlib.suppress(psutil.NoSuchProcess):
                         member.send_signal(sig)
-                hit.append(pid)
+                        hit.append(member)
         return hit
 
     def crash(self) -> None:
@@ -63,7 +70,11 @@ class NodeProcesses:
             raise PlatformError(f"sandbox node {self.node} runs no processes (is the sandbox up?)")
         self.folder.mkdir(parents=True, exist_ok=True)
         self._marker(DOWN).touch()  # first: the supervisor must not restart what we kill
-        self._signal_all(signal.SIGKILL)
+        killed = self._signal_all(signal.SIGKILL)
+        # SIGKILL is delivered asynchronously: the crash is done when they are gone
+        _, alive = psutil.wait_procs(killed, timeout=5)
+        if any(pid_alive(p.pid) for p in alive):
+            raise PlatformError(f"processes on node {self.node} survived SIGKILL: {alive}")
 
     def freeze(self) -> None:
         if not self.pids():
@@ -71,6 +82,10 @@ class NodeProcesses:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._marker(FROZEN).touch()
         self._signal_all(signal.SIGSTOP)
+        # SIGSTOP is asynchronous too: done when every process reports stopped
+        wait_until(
+            lambda: self.state() is NodeState.FROZEN, timeout_s=5, what=f"{self.node} to freeze"
+        )
 
     def restore(self) -> None:
         """Idempotent: thaw whatever is stopped and let the supervisor restart the rest."""
