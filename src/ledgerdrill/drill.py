@@ -256,6 +256,8 @@ class Drill:
         self.stop_probes()
         if self.dry_run:
             return self._conclude_plan()
+        for event in self.platform.events_between(self.timeline.origin, self.timeline.clock.now()):
+            self.timeline.add_event(event)
         fault = self.injections[0].fault if self.injections else None
         t_inject = next((i.t_inject for i in self.injections if i.t_inject), None)
         recoveries: list[Recovery] = []

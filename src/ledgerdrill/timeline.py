@@ -149,6 +149,11 @@ class Timeline:
             insort(self._events, ev, key=lambda e: e.at.mono_ns)
         return ev
 
+    def add_event(self, event: Event) -> None:
+        """Add an event made elsewhere (a platform's own log), keeping its instant."""
+        with self._lock:
+            insort(self._events, event, key=lambda e: e.at.mono_ns)
+
     def add_sample(self, sample: Sample) -> None:
         with self._lock:
             insort(self._samples.setdefault(sample.probe, []), sample, key=lambda s: s.at.mono_ns)

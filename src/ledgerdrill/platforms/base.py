@@ -185,6 +185,11 @@ class Platform:
         """What the dry-run plan shows about this platform (never secrets)."""
         return {"kind": self.kind, "name": self.name, "capabilities": self.capabilities()}
 
+    def events_between(self, start: Any, end: Any) -> list[Any]:
+        """The platform's own events (``timeline.Event``) between two instants: HA
+        promotions, reschedules, operations. Merged into the scenario's timeline."""
+        return []
+
     def default_probes(self) -> list[Any]:
         """Probes to use when the target names no probe catalogue (a list of ``Probe``)."""
         return []
