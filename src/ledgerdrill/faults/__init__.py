@@ -9,15 +9,30 @@ from ledgerdrill.faults.base import (
     register_fault,
     registered_faults,
 )
+from ledgerdrill.faults.cache import CacheLoss
+from ledgerdrill.faults.certificate import CertificateExpiry, CertificateRemoval
+from ledgerdrill.faults.database import DatabaseCorruption, DatabaseFailover, PointInTimeRestore
 from ledgerdrill.faults.node import NodeCrash, NodeDrain, NodeFreeze
+from ledgerdrill.faults.region import RegionOutage
+from ledgerdrill.faults.release import BadRelease
+from ledgerdrill.faults.zone import ZoneOutage
 
 __all__ = [
+    "BadRelease",
+    "CacheLoss",
+    "CertificateExpiry",
+    "CertificateRemoval",
+    "DatabaseCorruption",
+    "DatabaseFailover",
     "Evidence",
     "Fault",
     "NodeCrash",
     "NodeDrain",
     "NodeFreeze",
+    "PointInTimeRestore",
+    "RegionOutage",
     "TargetRef",
+    "ZoneOutage",
     "fault_from_record",
     "register_fault",
     "registered_faults",

@@ -13,11 +13,20 @@ import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ledgerdrill.errors import PlatformError
-from ledgerdrill.platforms.base import NodeInfo, NodeState, Platform
+from ledgerdrill.platforms.base import (
+    CertificateInfo,
+    DatabaseMember,
+    DatabaseTopology,
+    NodeInfo,
+    NodeState,
+    Platform,
+    ReleaseInfo,
+)
 from ledgerdrill.timeline import Sample, Timeline
 
 
@@ -100,6 +109,187 @@ class FakePlatform(Platform):
 
     def nodes_in_zone(self, zone: str) -> Sequence[str]:
         return [n for n, z in self._zones.items() if z == zone]
+
+    # -- DatabaseControl ---------------------------------------------------------------
+    def _db(self, state: dict[str, Any]) -> dict[str, Any]:
+        """A primary on the first node and a synchronous standby on the second."""
+        if "database" not in state:
+            first, second = list(self._zones)[:2]
+            state["database"] = {
+                "members": {
+                    f"db-{self._zones[first]}": {"node": first, "role": "primary"},
+                    f"db-{self._zones[second]}": {"node": second, "role": "sync-standby"},
+                },
+                "app": f"db-{self._zones[first]}",
+                "restores": 0,
+                "rows": 100,
+            }
+        db: dict[str, Any] = state["database"]
+        return db
+
+    def database_topology(self) -> DatabaseTopology:
+        with self._state() as state:
+            db = self._db(state)
+        return DatabaseTopology(
+            tuple(
+                DatabaseMember(name, m["node"], m["role"])
+                for name, m in sorted(db["members"].items())
+            )
+        )
+
+    def crash_primary(self) -> str:
+        with self._state() as state:
+            db = self._db(state)
+            old = next(n for n, m in db["members"].items() if m["role"] == "primary")
+            db["members"][old]["role"] = "stopped"
+            standby = next(
+                (n for n, m in db["members"].items() if m["role"] == "sync-standby"), None
+            )
+            if standby:  # the fake's HA promotes at once
+                db["members"][standby]["role"] = "primary"
+                db["app"] = standby
+            state["log"].append([time.time(), old, "db-crashed"])
+        return str(old)
+
+    def switchover(self, to_member: str | None = None) -> str:
+        with self._state() as state:
+            db = self._db(state)
+            old = next(n for n, m in db["members"].items() if m["role"] == "primary")
+            new = to_member or next(
+                n for n, m in db["members"].items() if m["role"] == "sync-standby"
+            )
+            db["members"][old]["role"] = "sync-standby"
+            db["members"][new]["role"] = "primary"
+            db["app"] = new
+        return str(new)
+
+    def rejoin(self, member: str) -> None:
+        with self._state() as state:
+            db = self._db(state)
+            if db["members"][member]["role"] == "stopped":
+                db["members"][member]["role"] = "sync-standby"
+                state["log"].append([time.time(), member, "db-rejoined"])
+
+    def run_bad_change(self, sql: str) -> int:
+        with self._state() as state:
+            db = self._db(state)
+            affected = int(db["rows"])
+            db["rows"] = 0
+            state["log"].append([time.time(), "ledger", f"bad change: {sql}"])
+        return affected
+
+    def database_time_iso(self) -> str:
+        return datetime.now(UTC).isoformat()
+
+    def restore_to_point_in_time(self, point_in_time_iso: str) -> str:
+        with self._state() as state:
+            db = self._db(state)
+            db["restores"] += 1
+            name = f"restored-{db['restores']}"
+            db["members"][name] = {"node": "restore", "role": "standalone"}
+            db["rows"] = 100
+            state["log"].append([time.time(), name, f"restored to {point_in_time_iso}"])
+        return name
+
+    def switch_application_database(self, member: str) -> None:
+        with self._state() as state:
+            self._db(state)["app"] = member
+
+    def application_database(self) -> str:
+        with self._state() as state:
+            return str(self._db(state)["app"])
+
+    def ledger_rows(self) -> int:
+        with self._state() as state:
+            return int(self._db(state)["rows"])
+
+    # -- CertificateControl -------------------------------------------------------------
+    def _certs(self, state: dict[str, Any]) -> dict[str, Any]:
+        certs: dict[str, Any] = state.setdefault(
+            "certificate", {"variant": "valid", "serial": 1, "backups": {}}
+        )
+        return certs
+
+    def served_certificate(self) -> CertificateInfo:
+        with self._state() as state:
+            certs = self._certs(state)
+        return CertificateInfo(
+            subject="CN=fake", not_after_iso="2027-01-01T00:00:00+00:00",
+            fingerprint_sha256=f"serial-{certs['serial']}", variant=certs["variant"],
+        )  # fmt: skip
+
+    def backup_certificate(self) -> str:
+        with self._state() as state:
+            certs = self._certs(state)
+            ref = f"backup-{len(certs['backups']) + 1}"
+            certs["backups"][ref] = {"variant": certs["variant"], "serial": certs["serial"]}
+        return ref
+
+    def install_certificate(self, variant: str) -> None:
+        with self._state() as state:
+            certs = self._certs(state)
+            certs["variant"], certs["serial"] = variant, certs["serial"] + 1
+
+    def restore_certificate(self, backup_ref: str) -> None:
+        with self._state() as state:
+            certs = self._certs(state)
+            certs.update(certs["backups"][backup_ref])
+
+    # -- RegionControl ------------------------------------------------------------------
+    def regions(self) -> Sequence[str]:
+        return [self.region, "dr"]
+
+    def region_state(self, region: str) -> NodeState:
+        with self._state() as state:
+            return NodeState(state.setdefault("regions", {}).get(region, "running"))
+
+    def region_outage(self, region: str) -> None:
+        with self._state() as state:
+            state.setdefault("regions", {})[region] = "stopped"
+            state["log"].append([time.time(), region, "region-down"])
+
+    def restore_region(self, region: str) -> None:
+        with self._state() as state:
+            state.setdefault("regions", {})[region] = "running"
+            state["serving_region"] = self.region
+
+    def fail_over_to(self, region: str) -> None:
+        with self._state() as state:
+            state["serving_region"] = region
+
+    # -- CacheControl -------------------------------------------------------------------
+    def kill_cache(self) -> None:
+        with self._state() as state:
+            state["cache"] = {"alive": False, "instance": state.get("cache", {}).get("instance", 1)}
+
+    def restore_cache(self) -> None:
+        with self._state() as state:
+            cache = state.setdefault("cache", {"alive": True, "instance": 1})
+            if not cache["alive"]:
+                cache.update(alive=True, instance=cache["instance"] + 1)
+
+    def cache_alive(self) -> bool:
+        with self._state() as state:
+            return bool(state.get("cache", {}).get("alive", True))
+
+    def cache_instance(self) -> str:
+        with self._state() as state:
+            return str(state.get("cache", {}).get("instance", 1))
+
+    # -- ReleaseControl -----------------------------------------------------------------
+    def current_release(self) -> ReleaseInfo:
+        with self._state() as state:
+            return ReleaseInfo(state.get("release", "1.0.0"), replicas=len(self._zones))
+
+    def roll_out(self, version: str) -> ReleaseInfo:
+        previous = self.current_release()
+        with self._state() as state:
+            state["release"] = version
+        return previous
+
+    def roll_back(self, to_version: str) -> None:
+        with self._state() as state:
+            state["release"] = to_version
 
     def default_probes(self) -> list[Any]:
         return [FakeServiceProbe(self)]
