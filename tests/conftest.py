@@ -14,6 +14,7 @@ platform:
   kind: fake
   state_file: state.json
   heal_after: {heal}
+  capabilities: [NodeControl, ZoneControl]
 tiers:
   finance-core: {{rto: {rto}, rpo: 0s}}
 default_tier: finance-core

@@ -166,8 +166,10 @@ def drill(
                     f"{item.nodeid}: requires({name!r}): unknown capability "
                     f"(allowed: {', '.join(_CAPABILITY_NAMES)})"
                 )
-            if not platform.supports(capability):
-                _unavailable(run, str(UnsupportedCapability(platform.kind, name)))
+            try:
+                platform.capability(capability)
+            except UnsupportedCapability as missing:
+                _unavailable(run, str(missing))
     sid = scenario_id(item)
     tier_marker = item.get_closest_marker("tier")
     tier = target.tier_for(sid, tier_marker.args[0] if tier_marker else None)

@@ -119,6 +119,9 @@ class FakePlatformSettings(Strict):
     heal_after: Duration | None = Field(
         default=None, description="the fake's self-healing: a crashed node comes back after this"
     )
+    capabilities: list[str] | None = Field(
+        default=None, description="offer only these capability protocols (default: all)"
+    )
 
 
 PlatformSettings = Annotated[

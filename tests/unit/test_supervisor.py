@@ -26,12 +26,17 @@ def launcher(node: str) -> tuple[list[str], int]:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[tuple[Supervisor, Service, Service, list[tuple[str, str, dict[str, Any]]]]]:
+def world(
+    tmp_path: Path,
+) -> Iterator[tuple[Supervisor, Service, Service, list[tuple[str, str, dict[str, Any]]]]]:
     events: list[tuple[str, str, dict[str, Any]]] = []
     erp = Service("erp-replica-b", "erp-b", tmp_path, launcher, reschedulable=True)
     cache = Service("redis", "cache-c", tmp_path, launcher)
     sup = Supervisor(
-        default_topology(), [erp, cache], lambda k, n, a: events.append((k, n, a)), eviction_timeout_s=1.0
+        default_topology(),
+        [erp, cache],
+        lambda k, n, a: events.append((k, n, a)),
+        eviction_timeout_s=1.0,
     )
     erp.start()
     cache.start()

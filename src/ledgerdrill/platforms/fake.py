@@ -15,9 +15,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from ledgerdrill.errors import PlatformError
+from ledgerdrill.errors import PlatformError, UnsupportedCapability
 from ledgerdrill.platforms.base import (
     CertificateInfo,
     DatabaseMember,
@@ -28,6 +28,8 @@ from ledgerdrill.platforms.base import (
     ReleaseInfo,
 )
 from ledgerdrill.timeline import Sample, Timeline
+
+C = TypeVar("C")
 
 
 class FakePlatform(Platform):
@@ -41,8 +43,10 @@ class FakePlatform(Platform):
         *,
         heal_after_s: float | None = None,
         region: str = "primary",
+        capabilities: Sequence[str] | None = None,
     ) -> None:
         super().__init__(name)
+        self.offered = None if capabilities is None else set(capabilities)
         self.state_file = state_file
         self.heal_after_s = heal_after_s
         self.region = region
@@ -70,6 +74,11 @@ class FakePlatform(Platform):
         with self._state() as state:
             state["nodes"][node] = {"state": str(new), "since": time.time()}
             state["log"].append([time.time(), node, str(new)])
+
+    def capability(self, protocol: type[C]) -> C:
+        if self.offered is not None and protocol.__name__ not in self.offered:
+            raise UnsupportedCapability(self.kind, protocol.__name__, "not offered by this target")
+        return super().capability(protocol)
 
     # -- NodeControl -----------------------------------------------------------------
     def nodes(self) -> Sequence[NodeInfo]:

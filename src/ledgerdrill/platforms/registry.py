@@ -17,6 +17,7 @@ def build_platform(target: Target) -> Platform:
             target.resolve_path(settings.state_file),
             settings.nodes,
             heal_after_s=settings.heal_after,
+            capabilities=settings.capabilities,
         )
     if isinstance(settings, SandboxPlatformSettings):
         from ledgerdrill.sandbox.platform import SandboxPlatform
