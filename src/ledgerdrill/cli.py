@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     target_args(gameday)
     gameday.add_argument("--junitxml", type=Path, help="also write JUnit XML here")
     gameday.add_argument("--probe-interval", metavar="DURATION", help="e.g. 100ms")
+    gameday.add_argument("--cleanup-first", action="store_true",
+                         help="revert faults a killed run left behind before starting")  # fmt: skip
     gameday.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
 
     clean = sub.add_parser("cleanup", help="revert faults a killed run left behind")
@@ -94,7 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_pytest(args: argparse.Namespace, *, dry_run: bool) -> int:
     import pytest
 
-    load_target(args.target)  # a bad target file is a clear error before pytest starts
+    target = load_target(args.target)  # a bad target file is a clear error before pytest starts
+    if not dry_run:
+        _check_can_drill(target.name, cleanup_first=args.cleanup_first)
     if not args.scenarios.is_dir():
         raise ConfigError(f"{args.scenarios}: scenario folder not found (use --scenarios DIR)")
     pytest_args = [
@@ -119,9 +123,28 @@ def _run_pytest(args: argparse.Namespace, *, dry_run: bool) -> int:
             pytest_args.append(f"--junitxml={args.junitxml}")
         if args.probe_interval:
             pytest_args.append(f"--probe-interval={args.probe_interval}")
+        if args.cleanup_first:
+            pytest_args.append("--cleanup-first")
         pytest_args += list(args.pytest_args)
     code = int(pytest.main(pytest_args))
     return {4: EXIT_USAGE, 5: 0}.get(code, code) if not dry_run else code
+
+
+def _check_can_drill(target: str, *, cleanup_first: bool) -> None:
+    """Refuse early (exit 3) when another run holds the target or a killed run left a
+    fault behind; the plugin checks again for real when the run starts."""
+    from ledgerdrill.safety.journal import FaultJournal
+    from ledgerdrill.safety.lock import TargetLock
+    from ledgerdrill.sandbox.procs import pid_alive
+
+    TargetLock(DEFAULT_STATE_DIR, target, "preflight").acquire().release()
+    leftovers = [e for e in FaultJournal(DEFAULT_STATE_DIR).pending() if not pid_alive(e.pid)]
+    if leftovers and not cleanup_first:
+        listed = "; ".join(e.describe() for e in leftovers)
+        raise SafetyViolation(
+            f"the fault journal holds {len(leftovers)} fault(s) left by a killed run: {listed}. "
+            "Run `ledgerdrill cleanup` first, or pass --cleanup-first"
+        )
 
 
 def _cleanup(args: argparse.Namespace) -> int:

@@ -19,7 +19,12 @@ import pytest
 from ledgerdrill import hookspecs
 from ledgerdrill.drill import Drill, SteadyStateNotMet
 from ledgerdrill.durations import parse_duration
-from ledgerdrill.errors import ConfigError, LedgerdrillError, UnsupportedCapability
+from ledgerdrill.errors import (
+    ConfigError,
+    LedgerdrillError,
+    SafetyViolation,
+    UnsupportedCapability,
+)
 from ledgerdrill.measure import Objective, Verdict
 from ledgerdrill.platforms.base import CAPABILITIES, Platform
 from ledgerdrill.report.summary import plan_text, terminal_table
@@ -60,6 +65,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="KIND")  # fmt: skip
     add("--confirm-production", "ledgerdrill_confirm_production",
         "the production target's name, to allow drilling it", metavar="NAME")  # fmt: skip
+    add("--cleanup-first", "ledgerdrill_cleanup_first",
+        "revert faults a killed run left in the journal before starting",
+        action="store_true")  # fmt: skip
     parser.addini(
         "ledgerdrill_inconclusive",
         "outcome of an INCONCLUSIVE scenario: skip (default) or fail",
@@ -96,8 +104,11 @@ def pytest_configure(config: pytest.Config) -> None:
             require_platform=_option(config, "ledgerdrill_require_platform"),
             confirm_production=_option(config, "ledgerdrill_confirm_production"),
         )
+        run.claim_target(cleanup_first=bool(_option(config, "ledgerdrill_cleanup_first")))
     except (ConfigError, ValueError) as exc:
         raise pytest.UsageError(str(exc)) from None
+    except SafetyViolation as exc:
+        raise pytest.UsageError(f"refused: {exc}") from None
     config.stash[RUN_KEY] = run
     config.add_cleanup(install_termination_handler())
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ledgerdrill import __version__
 from ledgerdrill.drill import Drill, DrillOutcome
+from ledgerdrill.errors import SafetyViolation
 from ledgerdrill.measure import fmt_s
 from ledgerdrill.platforms.base import Platform
 from ledgerdrill.platforms.registry import build_platform
@@ -19,6 +21,8 @@ from ledgerdrill.report.model import (
     ScenarioReport,
 )
 from ledgerdrill.safety import DEFAULT_STATE_DIR, FaultJournal, SafetyGuard
+from ledgerdrill.safety.lock import TargetLock
+from ledgerdrill.sandbox.procs import pid_alive
 from ledgerdrill.targets import Target, load_target
 from ledgerdrill.timeline import Timeline
 
@@ -37,6 +41,8 @@ class RunSession:
     ) -> None:
         self.target: Target = load_target(target_path)  # ConfigError -> usage error
         self.dry_run = dry_run
+        self.state_dir = state_dir
+        self.lock: TargetLock | None = None
         self.interval_s = interval_s or self.target.probes.interval
         self.require_platform = require_platform
         self.confirm_production = confirm_production
@@ -53,6 +59,29 @@ class RunSession:
             started_at=datetime.now(UTC),
         )
 
+    def claim_target(self, *, cleanup_first: bool, say: Callable[[str], None] = print) -> None:
+        """Before anything is injected: take the target's lock (one drill at a time) and
+        make sure no earlier, killed run left a fault behind. A dry run touches nothing
+        and needs neither."""
+        if self.dry_run:
+            return
+        self.lock = TargetLock(self.state_dir, self.target.name, self.journal.run_id).acquire()
+        if self.lock.previous and self.lock.previous.get("pid"):
+            say(f"ledgerdrill: took over a stale lock of run {self.lock.previous.get('run_id')}")
+        leftovers = [e for e in self.journal.pending() if not pid_alive(e.pid)]
+        if leftovers and cleanup_first:
+            from ledgerdrill.cleanup import cleanup
+
+            results = cleanup(self.state_dir, say=say)
+            leftovers = [r.entry for r in results if not r.ok and not pid_alive(r.entry.pid)]
+        if leftovers:
+            self.lock.release()
+            listed = "; ".join(e.describe() for e in leftovers)
+            raise SafetyViolation(
+                f"the fault journal holds {len(leftovers)} fault(s) left by a killed run: "
+                f"{listed}. Run `ledgerdrill cleanup` first, or pass --cleanup-first"
+            )
+
     @property
     def platform(self) -> Platform:
         if self._platform is None:
@@ -66,6 +95,8 @@ class RunSession:
     def close(self) -> None:
         if self._platform is not None:
             self._platform.close()
+        if self.lock is not None:
+            self.lock.release()
 
     # -- results ---------------------------------------------------------------------
     def record(

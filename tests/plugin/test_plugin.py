@@ -196,3 +196,34 @@ def test_signal_during_fault_reverts(
     assert proc.returncode != 0, out
     assert fake_history(pytester.path) == ["node-b:stopped", "node-b:running"], out
     assert not list((pytester.path / ".ledgerdrill" / "journal").glob("*.jsonl"))
+
+
+def test_leftover_fault_blocks_the_run_until_cleanup(
+    pytester: pytest.Pytester, fake_target
+) -> None:  # type: ignore[no-untyped-def]
+    """A journal entry from a dead run: the next run refuses, --cleanup-first reverts it."""
+    make(pytester, fake_target, "drill.wait_for_recovery()", heal="null")
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    journal = pytester.path / ".ledgerdrill" / "journal"
+    journal.mkdir(parents=True)
+    (journal / "old-run.jsonl").write_text(
+        json.dumps({
+            "op": "intent", "id": "e1", "run_id": "old-run", "pid": int(dead.stdout), "target": "fake-lab",
+            "target_file": str(pytester.path / "target.yaml"), "platform": "fake",
+            "record": {"fault": "node-crash", "params": {"node": "node-a"}, "undo": {}},
+            "at": "2026-11-24T00:00:00+00:00",
+        }) + "\n"
+    )  # fmt: skip
+    result = pytester.runpytest("--target=target.yaml", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "*refused: the fault journal holds 1 fault(s) left by a killed run: node-crash(node=node-a)*ledgerdrill cleanup*"
+        ]
+    )
+    result = pytester.runpytest("--target=target.yaml", "--cleanup-first", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)  # the scenario ran (RPO unmeasured is not the point here)
+    assert "node-a:running" in fake_history(pytester.path)
+    assert not (journal / "old-run.jsonl").exists()
