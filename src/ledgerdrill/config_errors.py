@@ -9,6 +9,7 @@ what is allowed, e.g.::
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +67,17 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], path: 
             str(e["loc"][-1]), _allowed_fields(model, tuple(str(p) for p in e["loc"][:-1])), n=1
         )
     }
+    reported_unions: set[tuple[str, ...]] = set()
     for error in errors:
-        loc = tuple(str(part) for part in error["loc"])
+        loc = _clean_loc(model, tuple(str(part) for part in error["loc"]))
         if error["type"] == "missing" and (loc[:-1], loc[-1]) in typos:
+            continue
+        if loc and _TYPE_TAG.match(loc[-1]) and _union_members(errors, loc) > 1:
+            # one line for a value that fits none of a union's types, not one per type
+            if loc[:-1] not in reported_unions:
+                reported_unions.add(loc[:-1])
+                kinds, got = _union_kinds(errors, loc), _short(error.get("input"))
+                lines.append(f"{path}: {'.'.join(loc[:-1])}: expected {kinds}, got {got}")
             continue
         if error["type"] == "union_tag_invalid":
             ctx = error.get("ctx", {})
@@ -82,6 +91,41 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], path: 
         # a whole-file check (model validator) already names its field in the message
         lines.append(f"{path}: {'.'.join(loc)}: {message}" if loc else f"{path}: {message}")
     return "\n".join(lines)
+
+
+_TYPE_TAG = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\]|none)$")
+_KIND_WORDS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true/false"}
+
+
+def _union_members(errors: Any, loc: tuple[str, ...]) -> int:
+    return sum(1 for e in errors if tuple(str(p) for p in e["loc"])[-len(loc) :][:-1] == loc[:-1])
+
+
+def _union_kinds(errors: Any, loc: tuple[str, ...]) -> str:
+    tags = []
+    for e in errors:
+        parts = tuple(str(p) for p in e["loc"])
+        if parts[-len(loc) :][:-1] == loc[:-1] and _TYPE_TAG.match(parts[-1]):
+            tag = parts[-1]
+            tags.append(_KIND_WORDS.get(tag, "a list of strings" if tag == "list[str]" else tag))
+    return ", ".join(tags[:-1]) + f" or {tags[-1]}" if len(tags) > 1 else "".join(tags)
+
+
+def _clean_loc(model: type[BaseModel], loc: tuple[str, ...]) -> tuple[str, ...]:
+    """Drop a discriminated union's tag from a location: ``platform.sandbox.x`` is
+    written ``platform.x`` in the file."""
+    out: list[str] = []
+    current: list[type[BaseModel]] = [model]
+    for part in loc:
+        tagged = [m for m in current if _kind_of(m) == part] if len(current) > 1 else []
+        if tagged:
+            current = tagged
+            continue
+        out.append(part)
+        field = _field_by_alias(current[0], part) if current else None
+        if field is not None:
+            current = _models_in(field.annotation) or []
+    return tuple(out)
 
 
 def _message(error: Any, model: type[BaseModel], loc: tuple[str, ...]) -> str:

@@ -11,6 +11,8 @@ from pydantic import BeforeValidator, PlainSerializer
 _PART = re.compile(r"(?P<value>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 HINT = "a duration such as 0s, 250ms, 90s, 5m or 1h30m"
+# no drill objective or timeout is longer than this; a bigger number is a typo
+MAX_SECONDS = 30 * 86400.0
 
 
 def parse_duration(text: str) -> float:
@@ -52,10 +54,14 @@ def _coerce(value: Any) -> float:
     if isinstance(value, int | float):
         if not math.isfinite(value) or value < 0:
             raise ValueError(f"{value!r} is not {HINT}")
-        return float(value)
-    if isinstance(value, str):
-        return parse_duration(value)
-    raise ValueError(f"expected {HINT}, got {type(value).__name__}")
+        seconds = float(value)
+    elif isinstance(value, str):
+        seconds = parse_duration(value)
+    else:
+        raise ValueError(f"expected {HINT}, got {type(value).__name__}")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"{value!r} is longer than the 30-day maximum for a duration")
+    return seconds
 
 
 # A duration field: accepts "5m" or a number of seconds, holds seconds, writes "5m".

@@ -1,0 +1,112 @@
+"""Fuzzing target files: every input ends in a valid Target or one clear ConfigError.
+
+Inputs are random YAML documents, the shipped target with random fields replaced by
+random values (wrong types, huge numbers, unicode, unknown keys), and random bytes.
+The count of cases tried is printed (run with -s to see it)."""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ledgerdrill.errors import ConfigError
+from ledgerdrill.targets import load_target
+
+REPO = Path(__file__).resolve().parents[2]
+BASE = yaml.safe_load((REPO / "targets" / "sandbox.yaml").read_text())
+OUTCOMES: Counter[str] = Counter()
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40),
+    st.sampled_from(["5m", "0s", "-1s", "1h30m", "∞", "５m", "1e309s", "", "finance-core", "*"]),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            out += paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            out += paths(value, (*prefix, index))
+    return out
+
+
+BASE_PATHS = paths(BASE)
+
+
+def check(tmp: Path, text: str) -> None:
+    path = tmp / "fuzz.yaml"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    try:
+        load_target(path)
+    except ConfigError as exc:
+        message = str(exc)
+        assert message.startswith(str(path)), message
+        assert "Traceback" not in message
+        OUTCOMES["clear error"] += 1
+    else:
+        OUTCOMES["valid"] += 1
+
+
+fuzz_settings = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@fuzz_settings
+@given(doc=values)
+def test_random_documents(tmp_path: Path, doc: Any) -> None:
+    check(tmp_path, yaml.safe_dump(doc, allow_unicode=True))
+
+
+@fuzz_settings
+@given(where=st.sampled_from(BASE_PATHS), value=values, extra=st.text(min_size=1, max_size=10))
+def test_mutated_sandbox_target(
+    tmp_path: Path, where: tuple[Any, ...], value: Any, extra: str
+) -> None:
+    doc = copy.deepcopy(BASE)
+    node = doc
+    for part in where[:-1]:
+        node = node[part]
+    node[where[-1]] = value
+    if isinstance(node, dict):
+        node[extra] = value  # and an unknown key beside it
+    check(tmp_path, yaml.safe_dump(doc, allow_unicode=True))
+
+
+@fuzz_settings
+@given(raw=st.binary(max_size=200))
+def test_random_bytes(tmp_path: Path, raw: bytes) -> None:
+    path = tmp_path / "fuzz.yaml"
+    path.write_bytes(raw)
+    try:
+        load_target(path)
+    except ConfigError:
+        OUTCOMES["clear error"] += 1
+    else:
+        OUTCOMES["valid"] += 1
+
+
+def test_zz_report_counts() -> None:
+    """Runs last in this file: prints how many cases ended which way."""
+    print(f"\ntarget fuzzing: {sum(OUTCOMES.values())} cases: {dict(OUTCOMES)}")
+    assert OUTCOMES["clear error"] > 0
