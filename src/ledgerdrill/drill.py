@@ -191,6 +191,25 @@ class Drill:
                 return False
             clock.sleep(self.interval_s)
 
+    def wait_for_detection(self, timeout_s: float = 30.0) -> bool:
+        """Wait until a probe sees the fault (its first failed sample after injection):
+        a runbook step (roll back, rotate, fail over) answers a detected incident."""
+        if self.dry_run:
+            return True
+        t_inject = self._t_inject()
+        clock = self.timeline.clock
+        names = {p.name for p in self.probes if p.counts_for_rto}
+        while clock.now().seconds_since(t_inject) <= timeout_s:
+            failed = [
+                s for s in self.timeline.samples(start=t_inject) if s.probe in names and not s.ok
+            ]
+            if failed:
+                self.timeline.event("fault.detected", failed[0].probe, at=failed[0].at)
+                return True
+            clock.sleep(self.interval_s)
+        self.timeline.event("fault.not-detected", self.scenario_id, timeout_s=timeout_s)
+        return False
+
     def observe(self, seconds: float | None = None) -> None:
         """Keep sampling for a post-recovery window."""
         if self.dry_run:
@@ -326,6 +345,9 @@ class DryRunInjection:
 
     def __enter__(self) -> DryRunInjection:
         return self
+
+    def revert(self) -> None:
+        """A dry run applied nothing, so there is nothing to revert."""
 
     def __exit__(self, *exc: object) -> None:
         return None

@@ -126,3 +126,19 @@ def test_blast_radius_and_production_confirmation(setup) -> None:  # type: ignor
     )
     problems = SafetyGuard(tight, platform).problems(NodeCrash(platform, "node-b"))
     assert problems == ["1 of 3 nodes (33%) > safety.blast_radius.max_node_share 20%"]
+
+
+def test_region_outage_is_capped_by_regions_not_zones(setup) -> None:  # type: ignore[no-untyped-def]
+    from ledgerdrill.faults import RegionOutage
+
+    target, platform, *_ = setup
+    allow = target.safety.allow.model_copy(update={"regions": ["primary"]})
+    radius = target.safety.blast_radius.model_copy(update={"max_regions": 1})
+    ok = target.model_copy(
+        update={"safety": target.safety.model_copy(update={"allow": allow, "blast_radius": radius})}
+    )
+    assert SafetyGuard(ok, platform).problems(RegionOutage(platform, "primary")) == []
+    none = target.model_copy(update={"safety": target.safety.model_copy(update={"allow": allow})})
+    assert SafetyGuard(none, platform).problems(RegionOutage(platform, "primary")) == [
+        "1 regions > safety.blast_radius.max_regions 0"
+    ]

@@ -30,7 +30,7 @@ class TargetRef:
     region: str | None = None
 
     def __str__(self) -> str:
-        where = f" (zone {self.zone})" if self.zone else ""
+        where = f" (zone {self.zone})" if self.zone and self.kind != "zone" else ""
         return f"{self.kind} {self.name}{where}"
 
 

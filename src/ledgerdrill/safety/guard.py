@@ -78,11 +78,14 @@ class SafetyGuard:
 
     def _blast_radius_problems(self, refs: Sequence[TargetRef]) -> list[str]:
         radius = self.target.safety.blast_radius
-        nodes = {r.name for r in refs if r.kind == "node"}
-        zones = {r.zone for r in refs if r.kind == "node" and r.zone} | {
-            r.name for r in refs if r.kind == "zone"
-        }
         regions = {r.name for r in refs if r.kind == "region"}
+        # a whole-region fault is capped by max_regions; node and zone caps are for the
+        # node- and zone-level faults, so the region's own nodes don't count against them
+        in_scope = [r for r in refs if r.region is None or r.region not in regions]
+        nodes = {r.name for r in in_scope if r.kind == "node"}
+        zones = {r.zone for r in in_scope if r.kind == "node" and r.zone} | {
+            r.name for r in in_scope if r.kind == "zone"
+        }
         out = []
         if len(nodes) > radius.max_nodes:
             out.append(f"{len(nodes)} nodes > safety.blast_radius.max_nodes {radius.max_nodes}")

@@ -1,0 +1,58 @@
+"""Database faults: the primary alone fails (crash, or a planned switchover) and the old
+primary rejoins as a standby; a bad change corrupts the ledger and a point-in-time
+restore into a new server recovers it."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledgerdrill.drill import Drill
+from ledgerdrill.faults import DatabaseCorruption, DatabaseFailover
+from ledgerdrill.measure import Check
+from ledgerdrill.platforms.base import DatabaseControl, Platform
+
+BAD_CHANGE = (
+    "DELETE FROM account_move WHERE state = 'posted' AND id IN "
+    "(SELECT id FROM account_move WHERE state = 'posted' ORDER BY id DESC LIMIT 5)"
+)
+
+
+@pytest.mark.tier("finance-core")
+@pytest.mark.requires("DatabaseControl")
+@pytest.mark.parametrize("mode", ["crash", "switchover"])
+def test_database_failover(drill: Drill, platform: Platform, mode: str) -> None:
+    drill.steady_state()
+    fault = DatabaseFailover(platform, mode=mode)
+    with drill.inject(fault):
+        drill.wait_for_recovery()
+        drill.observe()
+    if drill.dry_run:
+        return
+    # the revert brought the old primary back: it must now follow the new one
+    topology = platform.capability(DatabaseControl).database_topology()
+    old = next((m for m in topology.members if m.name == fault.old_primary), None)
+    rejoined = old is not None and old.role in {"sync-standby", "async-replica"}
+    drill.add_check(
+        Check(
+            "old-primary-rejoined",
+            rejoined,
+            f"old primary {fault.old_primary} is {old.role if old else 'gone'} after the revert",
+        )
+    )
+
+
+@pytest.mark.tier("finance-core")
+@pytest.mark.requires("DatabaseControl")
+def test_database_corruption_and_point_in_time_restore(drill: Drill, platform: Platform) -> None:
+    drill.steady_state()
+    fault = DatabaseCorruption(
+        platform,
+        sql=str(drill.param("sql", BAD_CHANGE)),
+        description=str(drill.param("description", "a month-end job deletes posted entries")),
+    )
+    with drill.inject(fault) as injection:
+        drill.wait_for_detection()
+        with drill.runbook_step("restore to just before the bad change and switch the ERP"):
+            injection.revert()
+        drill.wait_for_recovery()
+        drill.observe()

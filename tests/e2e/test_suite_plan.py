@@ -1,0 +1,43 @@
+"""The shipped scenario suite plans end to end on a platform offering every capability,
+and a dry run touches nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_whole_suite_plans_on_a_full_fake_platform(tmp_path: Path) -> None:
+    target = tmp_path / "target.yaml"
+    target.write_text(
+        "name: fake-lab\nplatform: {kind: fake, state_file: state.json}\n"
+        "tiers:\n  finance-core: {rto: 5m, rpo: 0s}\n  integrations: {rto: 30m, rpo: 5m}\n"
+        "  portals: {rto: 4h, rpo: 1h}\n"
+        "scenarios:\n  node-crash: {params: {node: node-b}}\n  node-freeze: {params: {node: node-c}}\n"
+        "safety:\n  allow: {nodes: ['*'], zones: ['*'], regions: ['*'], databases: ['*'],"
+        " certificates: ['*'], caches: ['*'], releases: ['*']}\n"
+        "  blast_radius: {max_nodes: 3, max_zones: 1, max_regions: 1, max_node_share: 1}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "ledgerdrill.cli", "plan", "--target", str(target),
+         "--scenarios", str(REPO / "scenarios"), "--reports-dir", str(tmp_path / "reports")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    plan = json.loads(next((tmp_path / "reports").glob("*/plan.json")).read_text())
+    ids = {s["id"]: s for s in plan["scenarios"]}
+    assert set(ids) == {
+        "node-crash", "node-freeze", "zone-outage", "database-failover[crash]",
+        "database-failover[switchover]", "database-corruption-and-point-in-time-restore",
+        "certificate[expired]", "certificate[removed]", "region-outage", "cache-loss", "bad-release",
+    }  # fmt: skip
+    assert all(s["verdict"] == "PLANNED" for s in ids.values())
+    assert ids["region-outage"]["tier"] == "integrations"
+    assert ids["certificate[expired]"]["planned"][1]["fault"] == "runbook"
+    assert "would take zone a down" in done.stdout
+    state = tmp_path / "state.json"
+    assert not state.exists() or json.loads(state.read_text())["log"] == []
