@@ -1,0 +1,622 @@
+"""``PgCluster``: the sandbox's PostgreSQL topology, built from real servers.
+
+The shape of a zone-redundant managed PostgreSQL with a geo-replica:
+
+* ``db-a`` (zone a): the primary;
+* ``db-b`` (zone b): the **synchronous** standby (``synchronous_standby_names =
+  'FIRST 1 (db_b)'``): a commit returns only once ``db-b`` has flushed it -- RPO 0;
+* ``dr-db`` (region dr): an **asynchronous** replica -- after a regional failover
+  whatever it had not received is lost (RPO > 0), which the drills measure;
+* ``<state>/object-storage/wal`` (continuous WAL archive) and ``.../base`` (base
+  backups): point-in-time restore into a new server.
+
+Applications connect with ``dsn()``: a multi-host libpq string over the HA pair with
+``target_session_attrs=read-write``, so after a promotion a reconnect finds the new
+primary. Member names are node names; a member's postmaster pid file lives in its node
+folder so that node faults (crash, freeze) act on it. The cluster acts only when told
+to; deciding *when* to fail over is ``HaController``'s job.
+
+Which member is primary is also written to ``<state>/postgres/cluster.json`` (with the
+ports), so another process -- ``sandbox status``, a drill -- sees the same cluster.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import json
+import signal
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+from psycopg.conninfo import make_conninfo
+
+from ledgerdrill.errors import PlatformError
+from ledgerdrill.platforms.base import DatabaseMember, DatabaseTopology
+from ledgerdrill.sandbox.postgres import backup as backups
+from ledgerdrill.sandbox.postgres.binaries import PgBinaries, locate_binaries
+from ledgerdrill.sandbox.postgres.credentials import (
+    APP_DATABASE,
+    APP_USER,
+    REPLICATION_USER,
+    PgCredentials,
+    load_or_create,
+    scram_verifier,
+    write_passfile,
+)
+from ledgerdrill.sandbox.postgres.server import PgServer, application_name
+from ledgerdrill.sandbox.procs import RunAs, free_port, port_open, run, wait_until
+from ledgerdrill.sandbox.topology import Topology, default_topology
+
+STATE_FILE = "cluster.json"
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    name: str  # also the node it runs on
+    zone: str
+    region: str
+    initial_role: str  # primary | sync-standby | async-replica
+
+
+def members_from(topology: Topology) -> tuple[MemberSpec, MemberSpec, MemberSpec]:
+    """The three database nodes of the sandbox topology, by role."""
+
+    def one(role: str) -> MemberSpec:
+        found = topology.with_role(role)
+        if len(found) != 1:
+            raise PlatformError(f"the sandbox topology needs exactly one {role} node")
+        node = found[0]
+        return MemberSpec(node.name, node.zone, node.region, role.removeprefix("db-"))
+
+    return one("db-primary"), one("db-sync-standby"), one("db-async-replica")
+
+
+class PgCluster:
+    """Primary + synchronous standby + asynchronous DR replica + archive and backups.
+
+    Thread-safe: every action holds ``self.lock`` (the HA controller's thread and the
+    platform act on the same cluster)."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        topology: Topology | None = None,
+        run_as: RunAs | None = None,
+    ) -> None:
+        self.state_dir = state_dir.resolve()
+        self.root = self.state_dir / "postgres"
+        self.wal_dir = self.state_dir / "object-storage" / "wal"
+        self.base_dir = self.state_dir / "object-storage" / "base"
+        self.run_as = run_as or RunAs.for_unprivileged_programs()
+        primary, standby, replica = members_from(topology or default_topology())
+        self.specs = {spec.name: spec for spec in (primary, standby, replica)}
+        self.ha_pair = (primary.name, standby.name)
+        self.dr_member = replica.name
+        self.lock = threading.RLock()
+        self.primary_name = primary.name
+        self.ports: dict[str, int] = {}
+        self.restored: dict[str, PgServer] = {}
+        self._servers: dict[str, PgServer] = {}
+        self._frozen_walsenders: dict[str, int] = {}
+        self.last_rewind_error: str | None = None  # why the last rejoin had to rebuild
+        self._binaries: PgBinaries | None = None
+        self._credentials: PgCredentials | None = None
+
+    # -- wiring -------------------------------------------------------------------------
+    @property
+    def credentials(self) -> PgCredentials:
+        if self._credentials is None:
+            self._credentials = load_or_create(self.root / "secrets.json")
+        return self._credentials
+
+    @property
+    def passfile(self) -> Path:
+        return self.root / "pgpass"
+
+    def _make_server(self, name: str, port: int) -> PgServer:
+        if self._binaries is None:
+            self._binaries = locate_binaries(self.run_as)
+        return PgServer(
+            name,
+            name,
+            data_dir=self.root / name / "data",
+            port=port,
+            binaries=self._binaries,
+            credentials=self.credentials,
+            passfile=self.passfile,
+            archive_dir=self.wal_dir,
+            log_path=self.state_dir / "logs" / f"postgres@{name}.log",
+            pid_path=self.state_dir / "nodes" / name / "postgres.pid",
+            run_as=self.run_as,
+        )
+
+    def _attach(self) -> None:
+        """Know the servers of a cluster built earlier (maybe by another process)."""
+        if not self._servers and self._load_state():
+            self._servers = {n: self._make_server(n, self.ports[n]) for n in self.specs}
+
+    def server(self, name: str) -> PgServer:
+        self._attach()
+        if name in self._servers:
+            return self._servers[name]
+        if name in self.restored:
+            return self.restored[name]
+        known = ", ".join([*self.specs, *self.restored])
+        raise PlatformError(f"the sandbox database has no member {name!r} (members: {known})")
+
+    @property
+    def members(self) -> list[PgServer]:
+        self._attach()
+        return [self._servers[name] for name in self.specs if name in self._servers]
+
+    @property
+    def primary(self) -> PgServer:
+        return self.server(self.primary_name)
+
+    def partner_of(self, name: str) -> str | None:
+        """The other half of the zone-redundant pair (None for the DR replica)."""
+        if name not in self.ha_pair:
+            return None
+        return self.ha_pair[1] if name == self.ha_pair[0] else self.ha_pair[0]
+
+    def _save_state(self) -> None:
+        data = {
+            "primary": self.primary_name,
+            "ports": self.ports,
+            "restored": {name: s.port for name, s in self.restored.items()},
+        }
+        path = self.root / STATE_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(path)
+
+    def _load_state(self) -> bool:
+        try:
+            data = json.loads((self.root / STATE_FILE).read_text())
+        except FileNotFoundError:
+            return False
+        except ValueError as exc:
+            raise PlatformError(f"{self.root / STATE_FILE} is damaged: {exc}") from exc
+        self.primary_name = str(data["primary"])
+        self.ports = {str(k): int(v) for k, v in data["ports"].items()}
+        for name, port in dict(data.get("restored", {})).items():
+            self.restored[str(name)] = self._make_server(str(name), int(port))
+        return True
+
+    # -- up / down ------------------------------------------------------------------------
+    def up(self, timeout_s: float = 60.0) -> None:
+        """Start the cluster: the first time, build it (initdb, base backups for the
+        standbys, sync replication, a first base backup in object storage); later,
+        start the members as they were left. Blocks until replication runs."""
+        with self.lock:
+            try:
+                if self._load_state() and all(
+                    (self.root / name / "data").is_dir() for name in self.specs
+                ):
+                    self._servers = {}
+                    self._attach()
+                    self._parallel(lambda s: s.start(timeout_s), self.members)
+                else:
+                    self._build(timeout_s)
+                self._wait_replicating(timeout_s)
+            except BaseException:
+                with contextlib.suppress(PlatformError):
+                    self.down()  # the original error is the one worth reporting
+                raise
+
+    def _prepare_folders(self) -> None:
+        for folder in (self.root, self.wal_dir, self.base_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.run_as.give(self.root)
+        self.run_as.give(self.wal_dir.parent)
+        self.root.chmod(0o700)
+        if self.run_as.is_other_user:
+            test = "/usr/bin/test" if Path("/usr/bin/test").exists() else "/bin/test"
+            try:
+                run([test, "-w", str(self.root), "-a", "-w", str(self.wal_dir)], run_as=self.run_as)
+            except PlatformError:
+                raise PlatformError(
+                    f"user {self.run_as.name} (PostgreSQL refuses to run as root) cannot "
+                    f"reach {self.state_dir}: a parent folder is private. Use a state "
+                    "folder every user can traverse (e.g. under /tmp or the project)."
+                ) from None
+
+    def _build(self, timeout_s: float) -> None:
+        self._prepare_folders()
+        creds = self.credentials
+        write_passfile(self.passfile, creds, self.run_as)
+        used: set[int] = set()
+        for name in self.specs:
+            port = free_port()
+            while port in used:
+                port = free_port()
+            used.add(port)
+            self.ports[name] = port
+        self._servers = {n: self._make_server(n, self.ports[n]) for n in self.specs}
+        primary_name, standby_name = self.ha_pair
+        self.primary_name = primary_name
+        primary = self._servers[primary_name]
+        primary.init_primary()
+        primary.start(timeout_s)
+        app_password = scram_verifier(creds.app_password)
+        repl_password = scram_verifier(creds.replication_password)
+        with primary.connect() as conn:
+            conn.execute(
+                f"CREATE ROLE {REPLICATION_USER} LOGIN REPLICATION PASSWORD '{repl_password}'"
+            )
+            conn.execute(f"CREATE ROLE {APP_USER} LOGIN PASSWORD '{app_password}'")
+            conn.execute(f"CREATE DATABASE {APP_DATABASE} OWNER {APP_USER}")
+        for name in self.specs:
+            if name != primary_name:
+                primary.ensure_slot(application_name(name))
+
+        def clone(server: PgServer) -> None:
+            server.init_standby_from(primary, slot=server.application_name)
+            server.start(timeout_s)
+
+        self._parallel(clone, [s for s in self.members if s is not primary])
+        primary.set_synchronous_standby(standby_name)
+        self._save_state()
+        self._wait_replicating(timeout_s)
+        self.take_base_backup()
+
+    def _wait_replicating(self, timeout_s: float) -> None:
+        """Until every running standby streams from the primary (the sync one as sync)."""
+        primary = self.primary
+        wanted = {s.application_name for s in self.members if s is not primary and s.alive()}
+
+        def streaming() -> bool:
+            rows = {r.application_name: r for r in primary.replication()}
+            return all(name in rows and rows[name].state == "streaming" for name in wanted)
+
+        wait_until(streaming, timeout_s=timeout_s, what="the standbys to stream", interval_s=0.1)
+
+    @staticmethod
+    def _parallel(action: Callable[[PgServer], None], servers: Iterable[PgServer]) -> None:
+        servers = list(servers)
+        if not servers:
+            return
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(servers)) as pool:
+            for future in [pool.submit(action, s) for s in servers]:
+                future.result()
+
+    def down(self, timeout_s: float = 30.0) -> None:
+        """Stop every server (members and restored ones) and verify: no process left,
+        no port bound. The data stays; ``up()`` starts it again."""
+        with self.lock:
+            self._attach()
+            self.thaw_walsender()
+            servers = [*self.members, *self.restored.values()]
+            self._parallel(lambda s: s.stop(fast=True, timeout_s=timeout_s), servers)
+            left = [s.name for s in servers if s.alive()]
+            if left:
+                raise PlatformError(f"database servers still running after down: {left}")
+            wait_until(
+                lambda: not any(port_open(s.port) for s in servers),
+                timeout_s=10,
+                what="the database ports to close",
+            )
+
+    # -- connection strings --------------------------------------------------------------
+    def _require_ports(self) -> None:
+        if not self.ports and not self._load_state():
+            raise PlatformError(f"the sandbox database in {self.state_dir} was never started")
+
+    def dsn(self, user: str = APP_USER, *, dbname: str = APP_DATABASE) -> str:
+        """Multi-host libpq string over the HA pair (contains the password: never log
+        it). ``target_session_attrs=read-write`` makes a reconnect find the primary."""
+        self._require_ports()
+        hosts = [self.ports[name] for name in self.ha_pair]
+        return make_conninfo(
+            host=",".join("127.0.0.1" for _ in hosts),
+            port=",".join(str(p) for p in hosts),
+            dbname=dbname,
+            user=user,
+            password=self.credentials.password(user),
+            target_session_attrs="read-write",
+            connect_timeout=2,
+        )
+
+    def dr_dsn(self, user: str = APP_USER, *, dbname: str = APP_DATABASE) -> str:
+        """The DR region's database (read-write only once ``promote_dr`` ran)."""
+        return self.server_dsn(self.dr_member, user, dbname=dbname)
+
+    def server_dsn(self, name: str, user: str = APP_USER, *, dbname: str = APP_DATABASE) -> str:
+        """One server's DSN (a restored server, for the runbook's checks)."""
+        return self.server(name).conninfo(user, dbname)
+
+    # -- inspection ------------------------------------------------------------------------
+    def topology(self) -> DatabaseTopology:
+        """Roles read from the servers themselves (two "primary" rows = split brain).
+
+        A frozen member is reported "stopped" (it serves nothing; asking it would hang)
+        with timeline 0; a standby's role is what the primary's ``pg_stat_replication``
+        says (``sync`` -> sync-standby), or, when it is not connected, what the primary's
+        ``synchronous_standby_names`` configures it to be."""
+        with self.lock:
+            states = {s.name: s.state() for s in self.members}
+            primaries: dict[str, bool] = {}
+            for server in self.members:
+                if states[server.name] == "running":
+                    with contextlib.suppress(PlatformError):
+                        primaries[server.name] = server.is_primary()
+            rows: dict[str, Any] = {}
+            sync_names = ""
+            current = self.primary_name
+            if primaries.get(current):
+                with contextlib.suppress(PlatformError):
+                    rows = {r.application_name: r for r in self._servers[current].replication()}
+                    sync_names = self._servers[current].synchronous_standby_names()
+            members = []
+            for server in self.members:
+                role, lag = "stopped", None
+                if server.name in primaries:
+                    if primaries[server.name]:
+                        role = "primary"
+                    else:
+                        row = rows.get(server.application_name)
+                        lag = row.lag_bytes if row is not None else None
+                        if row is not None:
+                            sync = row.sync_state == "sync"
+                        else:
+                            sync = f"({server.application_name})" in sync_names
+                        role = "sync-standby" if sync else "async-replica"
+                timeline = 0
+                if states[server.name] != "frozen":
+                    with contextlib.suppress(PlatformError):
+                        timeline = server.timeline_id()
+                members.append(DatabaseMember(server.name, server.node, role, timeline, lag))
+            return DatabaseTopology(tuple(members))
+
+    # -- failover building blocks ------------------------------------------------------------
+    def promote(self, name: str) -> float:
+        """Promote a standby and make it the cluster's primary, with no synchronous
+        standby yet (nothing to wait for). Returns PostgreSQL's promotion time (s).
+        Does not fence the old primary: that is the caller's decision."""
+        with self.lock:
+            server = self.server(name)
+            took = server.promote()
+            server.set_synchronous_standby(None)
+            self.primary_name = name
+            self._save_state()
+            return took
+
+    def repoint_replicas(self, new_primary: str | None = None) -> list[str]:
+        """Point every running standby at ``new_primary`` (default: the current one):
+        a slot for each on the new primary, ``ALTER SYSTEM SET primary_conninfo`` and a
+        reload. Stopped or frozen members are left for ``rejoin``."""
+        with self.lock:
+            target = self.server(new_primary or self.primary_name)
+            moved = []
+            for server in self.members:
+                if server is target or server.state() != "running":
+                    continue
+                with contextlib.suppress(PlatformError):
+                    if server.is_primary():
+                        continue  # a split-brain survivor is rejoin's business
+                    target.ensure_slot(server.application_name)
+                    server.follow(target, slot=server.application_name)
+                    moved.append(server.name)
+            return moved
+
+    def follows_primary(self, name: str) -> bool:
+        """True when ``name`` streams from the current primary *on its timeline*, asked
+        of the replica itself. (The primary's ``pg_stat_replication`` is not enough: a
+        replica that diverged keeps reconnecting to stream the old timeline's history,
+        and shows up there as "streaming" for a moment each time.)"""
+        primary, server = self.primary, self.server(name)
+        if server is primary or server.state() != "running":
+            return False
+        try:
+            rows = server.query(
+                "SELECT status, sender_port, received_tli FROM pg_stat_wal_receiver"
+            )
+            timeline = primary.timeline_id()
+        except PlatformError:
+            return False
+        return bool(rows) and tuple(rows[0]) == ("streaming", primary.port, timeline)
+
+    def rejoin(
+        self,
+        member: str,
+        *,
+        restore_sync: bool = True,
+        timeout_s: float = 60.0,
+        follow_timeout_s: float = 5.0,
+    ) -> str:
+        """Bring ``member`` back as a standby of the current primary; idempotent.
+
+        The cheapest way that works: a standby that was merely stopped or pointed
+        elsewhere is restarted / repointed; one that does not then stream within
+        ``follow_timeout_s`` (it has WAL the primary never had -- a former primary always
+        has) is ``pg_rewind``-ed; when that fails too (no common history left) it is
+        rebuilt with a new ``pg_basebackup``. With ``restore_sync`` the HA partner becomes
+        the synchronous standby again once it streams. Returns what was done:
+        ``following`` | ``restarted`` | ``repointed`` | ``rewound`` | ``rebuilt``."""
+        with self.lock:
+            primary = self.primary
+            server = self.server(member)
+            if server is primary:
+                raise PlatformError(f"{member} is the primary; there is nothing to rejoin")
+            how = "following"
+            if not self.follows_primary(member):
+                primary.ensure_slot(server.application_name)
+                how = self._reattach(server, primary, follow_timeout_s)
+                if how == "":
+                    how = self._rewind_or_rebuild(server, primary, timeout_s)
+                    wait_until(
+                        lambda: self.follows_primary(member),
+                        timeout_s=timeout_s,
+                        what=f"{member} to stream from {primary.name}",
+                        interval_s=0.1,
+                    )
+                with contextlib.suppress(PlatformError):
+                    server.drop_slots()  # its slots from when it was primary pin WAL
+            if restore_sync and self.partner_of(primary.name) == member:
+                primary.set_synchronous_standby(member)
+            return how
+
+    def _reattach(self, server: PgServer, primary: PgServer, follow_timeout_s: float) -> str:
+        """Restart or repoint a standby; "" when it is not one or does not follow."""
+        state = server.state()
+        if state == "frozen":
+            server.stop(fast=True)
+            state = "stopped"
+        if state == "stopped":
+            if not (server.data_dir / "standby.signal").exists():
+                return ""  # a former primary: it has to be rewound
+            server.configure_as_standby_of(primary, slot=server.application_name)
+            server.start()
+            how = "restarted"
+        else:
+            try:
+                if server.is_primary():
+                    return ""
+                server.follow(primary, slot=server.application_name)
+            except PlatformError:
+                return ""
+            how = "repointed"
+        try:
+            wait_until(
+                lambda: self.follows_primary(server.name),
+                timeout_s=follow_timeout_s,
+                what=f"{server.name} to stream from {primary.name}",
+                interval_s=0.1,
+            )
+        except PlatformError:
+            return ""
+        return how
+
+    def _rewind_or_rebuild(self, server: PgServer, primary: PgServer, timeout_s: float) -> str:
+        try:
+            server.rewind_from(primary, slot=server.application_name, timeout_s=timeout_s)
+            return "rewound"
+        except PlatformError as exc:
+            self.last_rewind_error = str(exc)
+        server.crash()
+        server.remove_data()
+        server.init_standby_from(primary, slot=server.application_name)
+        server.start(timeout_s)
+        return "rebuilt"
+
+    def switchover(self, to: str | None = None, timeout_s: float = 60.0) -> str:
+        """A planned switchover with no data loss: fast shutdown of the primary (its
+        walsenders send everything, the shutdown checkpoint included), check the target
+        received it, promote the target, then the old primary follows it as the
+        synchronous standby and the DR replica is repointed. Returns the new primary."""
+        with self.lock:
+            old = self.primary
+            target = self.server(to or self.partner_of(old.name) or "")
+            if target is old:
+                return old.name
+            if not self.follows_primary(target.name):
+                raise PlatformError(f"{target.name} does not stream from {old.name}")
+            old.stop(fast=True, timeout_s=timeout_s)
+            try:
+                checkpoint = old.control_data().get("Latest checkpoint location", "")
+
+                def received() -> bool:
+                    rows = target.query(
+                        "SELECT pg_last_wal_receive_lsn() >= %s::pg_lsn", [checkpoint]
+                    )
+                    return bool(rows[0][0])
+
+                wait_until(received, timeout_s=10, what=f"{target.name} to receive the shutdown")
+            except PlatformError:
+                old.start(timeout_s)  # nothing changed yet: the old primary serves again
+                raise
+            self.promote(target.name)
+            self.repoint_replicas(target.name)
+            self.rejoin(old.name, restore_sync=True, timeout_s=timeout_s)
+            return target.name
+
+    # -- regional DR ------------------------------------------------------------------------
+    def promote_dr(self) -> str:
+        """Promote the DR replica (the regional DR runbook's database step). It does not
+        fence the primary region: a regional failover happens because it is gone."""
+        with self.lock:
+            server = self.server(self.dr_member)
+            if server.state() == "running" and server.is_primary():
+                self.primary_name = server.name
+                self._save_state()
+                return server.name
+            self.promote(server.name)
+            return server.name
+
+    def freeze_walsender(self, to: str | None = None) -> int:
+        """SIGSTOP the primary's walsender for ``to`` (default: the DR replica): the
+        replica stops receiving and lags, while everything else keeps running."""
+        with self.lock:
+            name = to or self.dr_member
+            pids = self.primary.walsender_pids()
+            pid = pids.get(application_name(name))
+            if pid is None:
+                raise PlatformError(f"{self.primary_name} has no walsender for {name}")
+            psutil.Process(pid).send_signal(signal.SIGSTOP)
+            self._frozen_walsenders[name] = pid
+            wait_until(
+                lambda: psutil.Process(pid).status() == psutil.STATUS_STOPPED,
+                timeout_s=5,
+                what=f"the walsender for {name} to stop",
+            )
+            return pid
+
+    def thaw_walsender(self, to: str | None = None) -> None:
+        """SIGCONT a walsender frozen by ``freeze_walsender``; idempotent."""
+        with self.lock:
+            names = [to] if to else list(self._frozen_walsenders)
+            for name in names:
+                pid = self._frozen_walsenders.pop(name, None)
+                if pid is not None:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        psutil.Process(pid).send_signal(signal.SIGCONT)
+
+    # -- backups and restore -------------------------------------------------------------------
+    def take_base_backup(self) -> backups.BaseBackup:
+        with self.lock:
+            return backups.take_base_backup(self.primary, self.base_dir)
+
+    def base_backups(self) -> list[backups.BaseBackup]:
+        return backups.list_base_backups(self.base_dir)
+
+    def restore_to_point_in_time(self, target_time: datetime, timeout_s: float = 120.0) -> PgServer:
+        """A new server (``pitr-<n>``, own port) restored from the newest base backup
+        older than ``target_time`` plus the WAL archive up to ``target_time`` (a
+        timezone-aware datetime, in the database's clock), promoted. Its data is the
+        database as it was then; the cluster itself is untouched."""
+        if target_time.tzinfo is None:
+            raise PlatformError("restore target time must be timezone-aware (e.g. UTC)")
+        with self.lock:
+            backups.make_target_reachable(self.primary, target_time, timeout_s)
+            usable = [b for b in self.base_backups() if b.usable_from < target_time]
+            if not usable:
+                raise PlatformError(
+                    f"no base backup older than {target_time.isoformat()} to restore from"
+                )
+            number = 1
+            while f"pitr-{number}" in self.restored or (self.root / f"pitr-{number}").exists():
+                number += 1
+            server = self._make_server(f"pitr-{number}", free_port())
+            self.restored[server.name] = server
+            self._save_state()
+            try:
+                backups.restore(usable[-1], server, target_time, timeout_s)
+            except BaseException:
+                server.crash()
+                raise
+            return server
+
+    def drop_restored(self, name: str) -> None:
+        """Stop a restored server and delete its data."""
+        with self.lock:
+            server = self.restored.pop(name)
+            server.stop(fast=True)
+            server.remove_data()
+            self._save_state()

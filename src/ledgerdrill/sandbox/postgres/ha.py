@@ -1,0 +1,398 @@
+"""``HaController``: automatic failover for the sandbox, modelled on a managed
+PostgreSQL's zone-redundant HA (Azure Database for PostgreSQL flexible server).
+
+What it does, and what a real service does the same way:
+
+* It probes the primary every ``poll_interval_s`` (connect + one query, hard deadline
+  ``probe_timeout_s``). When the primary has not answered for ``detection_window_s``
+  it **fails over**: it fences the old primary (SIGKILL of whatever is left of it: a
+  frozen primary must not wake up as a second primary), promotes the synchronous
+  standby, and -- with no standby left -- runs the new primary with
+  ``synchronous_standby_names = ''`` (degraded HA: commits do not hang, RPO is no longer
+  0 until a standby is back). Then it points the DR replica at the new primary; if the
+  replica cannot follow (it had received WAL the new primary never had), it is rebuilt.
+* When the **standby** is lost instead (gone from ``pg_stat_replication`` or silent for
+  the detection window), it degrades synchronous replication the same way, so commits
+  stop waiting forever; when the standby streams again, it restores ``FIRST 1 (...)``.
+* The old primary comes back as a standby with ``rejoin`` (``pg_rewind``, or a rebuild):
+  the platform calls it when the node is back, or the controller does it by itself when
+  given ``node_available`` (Azure rebuilds the standby automatically after a failover).
+
+Every decision is reported through ``on_event(kind, member, attributes)``:
+
+=========================== =============== ===============================================
+kind                        member          attributes
+=========================== =============== ===============================================
+ha-started / ha-stopped     primary         detection_window_s, poll_interval_s
+primary-unreachable         old primary     error, last_answer_s_ago
+primary-reachable           primary         unreachable_s (a blip shorter than the window)
+failover-started            old primary     standby, unanswered_s
+primary-fenced              old primary     processes_killed (bool)
+standby-promoted            new primary     promotion_s, timeline
+sync-replication-degraded   primary         standby, reason, waiting_commits
+sync-replication-restored   primary         standby
+replicas-repointed          new primary     replicas
+replica-rebuilt             replica         how, reason
+failover-completed          new primary     old_primary, detection_s, failover_s, timeline
+failover-failed             old primary     error
+failover-impossible         old primary     reason (reported once per outage)
+sync-standby-unreachable    standby         reason
+standby-rejoined            member          how (following | restarted | repointed |
+                                            rewound | rebuilt), took_s,
+                                            rewind_error (when rebuilt)
+rejoin-failed               member          error
+switchover-completed        new primary     old_primary, took_s
+controller-error            primary         error (the loop goes on)
+=========================== =============== ===============================================
+
+Times come from an injectable monotonic ``clock``; ``tick()`` runs one poll so the
+decision logic can be driven step by step. The drills use the real thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+
+from ledgerdrill.errors import PlatformError
+from ledgerdrill.sandbox.postgres.cluster import PgCluster
+from ledgerdrill.sandbox.postgres.probe import Health, ProbeFailed, Prober
+from ledgerdrill.sandbox.postgres.server import PgServer, application_name
+
+EventSink = Callable[[str, str, dict[str, object]], None]
+ProbeFn = Callable[[PgServer], Health]
+
+
+class HaController:
+    """Watches the cluster's primary from a thread and fails over, degrades and
+    restores synchronous replication as described in the module docstring.
+
+    ``on_event`` is called from the controller's thread (and from the caller's, for
+    ``rejoin``/``switchover``); it must be quick and thread-safe. Planned operations
+    go through ``switchover``/``rejoin`` here, so the controller pauses its judgement
+    while they run instead of mistaking a planned stop for an outage."""
+
+    def __init__(
+        self,
+        cluster: PgCluster,
+        on_event: EventSink,
+        *,
+        detection_window_s: float = 2.0,
+        poll_interval_s: float = 0.15,
+        probe_timeout_s: float = 1.0,
+        fence_old_primary: bool = True,
+        node_available: Callable[[str], bool] | None = None,
+        follow_timeout_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        probe: ProbeFn | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.on_event = on_event
+        self.detection_window_s = detection_window_s
+        self.poll_interval_s = poll_interval_s
+        self.fence_old_primary = fence_old_primary
+        self.node_available = node_available
+        self.follow_timeout_s = follow_timeout_s
+        self.clock = clock
+        self._prober: Prober | None = None
+        self._probe_timeout_s = probe_timeout_s
+        self._probe = probe or self._real_probe
+        self._stop = threading.Event()
+        self._paused = threading.Event()  # a planned operation is in progress
+        self._thread: threading.Thread | None = None
+        self._watched = cluster.primary_name
+        self._last_answer = clock()
+        self._unreachable_since: float | None = None
+        self._impossible_reported = False
+        self._standby_lost_since: float | None = None
+        self._standby_ok_since: float | None = None
+        self._to_rejoin: dict[str, float] = {}  # member -> earliest next attempt
+        self._to_follow: dict[str, float] = {}  # repointed replica -> deadline
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._reset(self.cluster.primary_name)
+        self._thread = threading.Thread(target=self._run, name="pg-ha-controller", daemon=True)
+        self._thread.start()
+        self._emit(
+            "ha-started",
+            self._watched,
+            detection_window_s=self.detection_window_s,
+            poll_interval_s=self.poll_interval_s,
+        )
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop polling and join the thread (an action in progress finishes first)."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._stop.set()
+        thread.join(timeout_s)
+        if thread.is_alive():
+            raise PlatformError(f"the HA controller did not stop within {timeout_s}s")
+        self._emit("ha-stopped", self.cluster.primary_name)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self) -> HaController:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.tick()
+                except Exception as exc:  # the controller must outlive any one failure
+                    self._emit("controller-error", self._watched, error=str(exc))
+                self._stop.wait(self.poll_interval_s)
+        finally:
+            if self._prober is not None:
+                self._prober.close()
+                self._prober = None
+
+    def _real_probe(self, server: PgServer) -> Health:
+        if self._prober is None:
+            self._prober = Prober(self._probe_timeout_s)
+        return self._prober.check(server.conninfo())
+
+    def _emit(self, kind: str, name: str, **attributes: object) -> None:
+        with contextlib.suppress(Exception):  # a broken sink must not stop the HA
+            self.on_event(kind, name, dict(attributes))
+
+    def _reset(self, primary: str) -> None:
+        self._watched = primary
+        self._last_answer = self.clock()
+        self._unreachable_since = None
+        self._impossible_reported = False
+        self._standby_lost_since = None
+        self._standby_ok_since = None
+
+    # -- one poll ---------------------------------------------------------------------------
+    def tick(self) -> None:
+        """Probe the primary once and act on what is seen."""
+        if self._paused.is_set():
+            self._last_answer = self.clock()  # no judging the primary during maintenance
+            return
+        if self.cluster.primary_name != self._watched:  # switched by someone else
+            self._reset(self.cluster.primary_name)
+        primary = self.cluster.primary
+        try:
+            health = self._probe(primary)
+            if health.in_recovery:
+                raise ProbeFailed("the server is in recovery (not a primary)")
+        except ProbeFailed as exc:
+            self._primary_silent(primary, str(exc))
+            return
+        now = self.clock()
+        if self._unreachable_since is not None:
+            self._emit("primary-reachable", primary.name, unreachable_s=now - self._last_answer)
+        self._last_answer = now
+        self._unreachable_since = None
+        self._impossible_reported = False
+        self._watch_sync_standby(primary, health, now)
+        self._watch_followers(now)
+        self._auto_rejoin(now)
+
+    def _primary_silent(self, primary: PgServer, error: str) -> None:
+        now = self.clock()
+        if self._unreachable_since is None:
+            self._unreachable_since = now
+            self._emit(
+                "primary-unreachable",
+                primary.name,
+                error=error,
+                last_answer_s_ago=now - self._last_answer,
+            )
+        if now - self._last_answer >= self.detection_window_s:
+            self._fail_over(primary, now)
+
+    # -- failover -----------------------------------------------------------------------
+    def _fail_over(self, old: PgServer, detected_at: float) -> None:
+        with self.cluster.lock:  # a switchover or rejoin in progress finishes first
+            if self.cluster.primary_name != old.name or self._paused.is_set():
+                return  # someone else already acted
+            standby = self._failover_target(old)
+            if standby is None:
+                return
+            unanswered = detected_at - self._last_answer
+            self._emit("failover-started", old.name, standby=standby.name, unanswered_s=unanswered)
+            try:
+                if self.fence_old_primary:
+                    was_alive = old.alive()
+                    old.crash()
+                    self._emit("primary-fenced", old.name, processes_killed=was_alive)
+                took = self.cluster.promote(standby.name)
+                timeline = standby.timeline_id()
+                self._emit("standby-promoted", standby.name, promotion_s=took, timeline=timeline)
+                self._emit(
+                    "sync-replication-degraded",
+                    standby.name,
+                    standby=old.name,
+                    reason="failover: no standby left",
+                    waiting_commits=0,
+                )
+                moved = self.cluster.repoint_replicas(standby.name)
+                self._emit("replicas-repointed", standby.name, replicas=moved)
+            except PlatformError as exc:
+                self._emit("failover-failed", old.name, error=str(exc))
+                return
+            now = self.clock()
+            for name in moved:
+                self._to_follow[name] = now + self.follow_timeout_s
+            self._to_rejoin[old.name] = now
+            self._emit(
+                "failover-completed",
+                standby.name,
+                old_primary=old.name,
+                detection_s=unanswered,
+                failover_s=now - detected_at,
+                timeline=timeline,
+            )
+            self._reset(standby.name)
+
+    def _failover_target(self, old: PgServer) -> PgServer | None:
+        """The HA partner when it is a live standby; else report (once) and None."""
+        partner = self.cluster.partner_of(old.name)
+        if partner is None:
+            reason = "no standby in another zone"
+        else:
+            try:
+                in_recovery = self._probe(self.cluster.server(partner)).in_recovery
+                reason = "" if in_recovery else f"{partner} is not a standby"
+            except ProbeFailed as exc:
+                reason = f"standby {partner} does not answer either: {exc}"
+        if not reason and partner is not None:
+            return self.cluster.server(partner)
+        if not self._impossible_reported:
+            self._emit("failover-impossible", old.name, reason=reason)
+            self._impossible_reported = True
+        return None
+
+    # -- synchronous standby ------------------------------------------------------------------
+    def _watch_sync_standby(self, primary: PgServer, health: Health, now: float) -> None:
+        partner = self.cluster.partner_of(primary.name)
+        if partner is None:
+            return
+        app = application_name(partner)
+        seen = health.standbys.get(app)
+        reason = ""
+        if seen is None:
+            reason = "not connected"
+        elif seen.state != "streaming":
+            reason = f"state {seen.state}"
+        elif seen.reply_age_s is not None and seen.reply_age_s > self.detection_window_s:
+            reason = f"silent for {seen.reply_age_s:.1f}s"
+        configured = f"({app})" in health.synchronous_standby_names
+        if not reason:
+            self._standby_lost_since = None
+            if self._standby_ok_since is None:
+                self._standby_ok_since = now
+            # hysteresis, and the standby's own word that it follows this timeline: a
+            # diverged standby flickers in pg_stat_replication as it retries
+            steady = now - self._standby_ok_since >= self.detection_window_s
+            if not configured and steady and self.cluster.follows_primary(partner):
+                self._to_rejoin.pop(partner, None)  # evidently back
+                with self.cluster.lock:
+                    primary.set_synchronous_standby(partner)
+                self._emit("sync-replication-restored", primary.name, standby=partner)
+            return
+        self._standby_ok_since = None
+        if self._standby_lost_since is None:
+            silent_for = seen.reply_age_s if seen is not None and seen.reply_age_s else 0.0
+            self._standby_lost_since = now - silent_for  # silent since its last reply
+            if configured:
+                self._emit("sync-standby-unreachable", partner, reason=reason)
+        if configured and now - self._standby_lost_since >= self.detection_window_s:
+            with self.cluster.lock:
+                primary.set_synchronous_standby(None)
+            self._emit(
+                "sync-replication-degraded",
+                primary.name,
+                standby=partner,
+                reason=reason,
+                waiting_commits=health.waiting_commits,
+            )
+
+    def _watch_followers(self, now: float) -> None:
+        """A repointed replica that does not follow by its deadline had diverged (it
+        received WAL the promoted standby never had): rewind or rebuild it, as a
+        managed service re-seeds a geo-replica."""
+        for name, deadline in list(self._to_follow.items()):
+            if self.cluster.follows_primary(name):
+                del self._to_follow[name]
+            elif now >= deadline:
+                del self._to_follow[name]
+                try:
+                    # it already had its chance to follow: straight to rewind
+                    how = self.cluster.rejoin(name, restore_sync=False, follow_timeout_s=0.5)
+                    self._emit("replica-rebuilt", name, how=how, reason="did not follow")
+                except PlatformError as exc:
+                    self._emit("rejoin-failed", name, error=str(exc))
+
+    def _auto_rejoin(self, now: float) -> None:
+        if self.node_available is None:
+            return
+        for name, not_before in list(self._to_rejoin.items()):
+            ready = now >= not_before and self.node_available(name)
+            if ready and not self._do_rejoin(name):
+                self._to_rejoin[name] = now + 5.0  # back off, then try again
+
+    # -- what the platform calls ------------------------------------------------------------
+    def rejoin(self, member: str) -> str:
+        """Bring ``member`` (a former primary, a lost standby) back as a standby; the HA
+        partner becomes the synchronous standby again. Idempotent; raises on failure."""
+        return self._rejoin_or_raise(member)
+
+    def _do_rejoin(self, member: str) -> bool:
+        try:
+            self._rejoin_or_raise(member)
+        except PlatformError:
+            return False
+        return True
+
+    def _rejoin_or_raise(self, member: str) -> str:
+        started = self.clock()
+        self._paused.set()
+        try:
+            with self.cluster.lock:
+                sync_before = self.cluster.primary.synchronous_standby_names()
+                how = self.cluster.rejoin(member, restore_sync=True)
+                sync_after = self.cluster.primary.synchronous_standby_names()
+        except PlatformError as exc:
+            self._emit("rejoin-failed", member, error=str(exc))
+            raise
+        finally:
+            self._paused.clear()
+        self._to_rejoin.pop(member, None)
+        details: dict[str, object] = {"how": how, "took_s": self.clock() - started}
+        if how == "rebuilt":
+            details["rewind_error"] = self.cluster.last_rewind_error
+        self._emit("standby-rejoined", member, **details)
+        if sync_after != sync_before and sync_after:
+            self._emit("sync-replication-restored", self.cluster.primary_name, standby=member)
+        return how
+
+    def switchover(self, to: str | None = None) -> str:
+        """A planned switchover, with the controller's knowledge kept in step."""
+        started = self.clock()
+        self._paused.set()
+        try:
+            with self.cluster.lock:
+                old = self.cluster.primary_name
+                new = self.cluster.switchover(to)
+                self._reset(new)
+        finally:
+            self._paused.clear()
+        self._emit("switchover-completed", new, old_primary=old, took_s=self.clock() - started)
+        return new
