@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from ledgerdrill.errors import ConfigError, LedgerdrillError, SafetyViolation
 from ledgerdrill.report.model import RunReport
 from ledgerdrill.report.summary import plan_text, terminal_table
 from ledgerdrill.safety import DEFAULT_STATE_DIR
-from ledgerdrill.targets import load_target
+from ledgerdrill.targets import Target, load_target
 
 DEFAULT_TARGET = Path("targets/sandbox.yaml")
 DEFAULT_SCENARIOS = Path("scenarios")
@@ -50,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     gameday = sub.add_parser("gameday", help="run the scenario suite against a target")
     target_args(gameday)
     gameday.add_argument("--junitxml", type=Path, help="also write JUnit XML here")
+    gameday.add_argument("--keep-sandbox", action="store_true",
+                         help="leave a sandbox this run started running afterwards")  # fmt: skip
     gameday.add_argument("--probe-interval", metavar="DURATION", help="e.g. 100ms")
     gameday.add_argument("--cleanup-first", action="store_true",
                          help="revert faults a killed run left behind before starting")  # fmt: skip
@@ -59,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     clean.add_argument("--force", action="store_true",
                        help="also revert entries of runs whose process still lives")  # fmt: skip
+
+    sandbox = sub.add_parser("sandbox", help="bring the embedded sandbox up, show it, take it down")
+    sandbox.add_argument("action", choices=["up", "status", "down"])
+    sandbox.add_argument("--target", type=Path, default=DEFAULT_TARGET,
+                         help=f"a sandbox target file (default {DEFAULT_TARGET})")  # fmt: skip
+    sandbox.add_argument("--json", action="store_true", help="machine-readable status")
 
     report = sub.add_parser("report", help="print a run's summary from its report.json")
     report.add_argument("run", nargs="?", default="latest",
@@ -77,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cleanup(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "sandbox":
+            return _sandbox(args)
     except ConfigError as exc:
         print(f"ledgerdrill: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -126,8 +137,35 @@ def _run_pytest(args: argparse.Namespace, *, dry_run: bool) -> int:
         if args.cleanup_first:
             pytest_args.append("--cleanup-first")
         pytest_args += list(args.pytest_args)
-    code = int(pytest.main(pytest_args))
+    started_sandbox = None if dry_run else _sandbox_for(target)
+    try:
+        code = int(pytest.main(pytest_args))
+    finally:
+        if started_sandbox is not None and not args.keep_sandbox:
+            from ledgerdrill.sandbox import control
+
+            print("ledgerdrill: taking the sandbox down (it was started for this run)")
+            control.down(started_sandbox)
     return {4: EXIT_USAGE, 5: 0}.get(code, code) if not dry_run else code
+
+
+def _sandbox_for(target: Target) -> Path | None:
+    """Bring the sandbox up for a game day when it is not running; return its state
+    folder if this run started it (so the run takes it down again)."""
+    from ledgerdrill.sandbox import control
+    from ledgerdrill.targets import SandboxPlatformSettings
+
+    if not isinstance(target.platform, SandboxPlatformSettings):
+        return None
+    state_dir = target.resolve_path(target.platform.state_dir)
+    status = control.read_status(state_dir)
+    if status is not None and status.get("phase") == "ready":
+        return None
+    print(f"ledgerdrill: starting the sandbox in {state_dir} ...", flush=True)
+    started = time.monotonic()
+    control.up(state_dir, target.platform, progress=lambda step: print(f"  … {step}", flush=True))
+    print(f"ledgerdrill: sandbox ready in {time.monotonic() - started:.1f}s", flush=True)
+    return state_dir
 
 
 def _check_can_drill(target: str, *, cleanup_first: bool) -> None:
@@ -145,6 +183,41 @@ def _check_can_drill(target: str, *, cleanup_first: bool) -> None:
             f"the fault journal holds {len(leftovers)} fault(s) left by a killed run: {listed}. "
             "Run `ledgerdrill cleanup` first, or pass --cleanup-first"
         )
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    import json
+
+    from ledgerdrill.sandbox import control
+    from ledgerdrill.sandbox.status_view import public, render
+    from ledgerdrill.targets import SandboxPlatformSettings
+
+    target = load_target(args.target)
+    if not isinstance(target.platform, SandboxPlatformSettings):
+        raise ConfigError(f"{args.target}: platform.kind is {target.platform.kind}, not sandbox")
+    state_dir = target.resolve_path(target.platform.state_dir)
+    if args.action == "down":
+        stopped = control.down(state_dir)
+        print(
+            "sandbox down"
+            + (f": stopped {', '.join(stopped)}" if stopped else " (was not running)")
+        )
+        return 0
+    if args.action == "up":
+        status = control.up(
+            state_dir, target.platform, progress=lambda step: print(f"  … {step}", flush=True)
+        )
+    else:
+        found = control.read_status(state_dir)
+        if found is None:
+            print("sandbox: not running (start it with `ledgerdrill sandbox up`)")
+            return 1
+        status = found
+    if args.json:
+        print(json.dumps(public(status, show_secrets=True), indent=2, default=str))
+    else:
+        print(render(public(status, show_secrets=False)))
+    return 0
 
 
 def _cleanup(args: argparse.Namespace) -> int:

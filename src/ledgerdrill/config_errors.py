@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -87,7 +87,7 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], path: 
                 f"(allowed: {ctx.get('expected_tags')})"
             )
             continue
-        message = _message(error, model, loc)
+        message = _message(error, model, loc, tuple(str(p) for p in error["loc"]))
         # a whole-file check (model validator) already names its field in the message
         lines.append(f"{path}: {'.'.join(loc)}: {message}" if loc else f"{path}: {message}")
     return "\n".join(lines)
@@ -128,11 +128,13 @@ def _clean_loc(model: type[BaseModel], loc: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _message(error: Any, model: type[BaseModel], loc: tuple[str, ...]) -> str:
+def _message(
+    error: Any, model: type[BaseModel], loc: tuple[str, ...], raw_loc: tuple[str, ...]
+) -> str:
     kind = error["type"]
     value = error.get("input")
     if kind == "extra_forbidden":
-        allowed = _allowed_fields(model, loc[:-1])
+        allowed = _allowed_fields(model, raw_loc[:-1])
         hint = difflib.get_close_matches(loc[-1], allowed, n=1)
         did_you_mean = f"did you mean {hint[0]!r}? " if hint else ""
         return f"unknown field ({did_you_mean}allowed: {_shown(allowed)})"
@@ -158,9 +160,12 @@ def _allowed_fields(model: type[BaseModel], loc: tuple[str, ...]) -> list[str]:
     for part in loc:
         if pending:
             tagged = [m for m in pending if _kind_of(m) == part]
-            current, pending = (tagged[0], []) if tagged else (pending[0], [])
             if tagged:
+                current, pending = tagged[0], []
                 continue
+            if part.isdigit():
+                continue  # a list index before the union's tag: still undecided
+            current, pending = pending[0], []
         if current is None:
             return []
         field = _field_by_alias(current, part)
@@ -184,8 +189,15 @@ def _field_by_alias(model: type[BaseModel], name: str) -> Any:
 
 
 def _kind_of(model: type[BaseModel]) -> Any:
+    """The discriminator value: the default, or a required ``Literal["x"]``'s value."""
     field = model.model_fields.get("kind")
-    return field.default if field is not None else None
+    if field is None:
+        return None
+    if isinstance(field.default, str):
+        return field.default
+    if get_origin(field.annotation) is Literal:
+        return get_args(field.annotation)[0]
+    return None
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from ledgerdrill.measure import (
 )
 from ledgerdrill.platforms.base import Platform
 from ledgerdrill.probes.base import Probe, ProbeSampler
+from ledgerdrill.probes.canary import LedgerCanary, measure_canary
 from ledgerdrill.report.model import PlannedAction
 from ledgerdrill.safety import FaultJournal, Injection, SafetyGuard
 from ledgerdrill.targets import ScenarioSettings, Target
@@ -73,6 +75,7 @@ class Drill:
         interval_s: float = 0.2,
         dry_run: bool = False,
         approver: Approver | None = None,
+        canary: LedgerCanary | None = None,
     ) -> None:
         self.scenario_id = scenario_id
         self.target = target
@@ -86,6 +89,8 @@ class Drill:
         self.interval_s = interval_s
         self.dry_run = dry_run
         self.approver = approver
+        self.canary = canary
+        self._canary_started = False
         self.settings: ScenarioSettings = target.scenario(scenario_id)
         self.window = StabilityWindow(target.stability.samples, target.stability.duration)
         self.injections: list[Injection] = []
@@ -119,6 +124,8 @@ class Drill:
     def stop_probes(self) -> None:
         for sampler in self._samplers:
             sampler.stop()
+        if self.canary is not None and self._canary_started:
+            self.canary.stop()
 
     # -- the steps ---------------------------------------------------------------------
     def steady_state(self, duration_s: float | None = None) -> None:
@@ -130,6 +137,12 @@ class Drill:
             self._gate_failed("no probes are configured for this target")
         if not self._samplers:
             self._start(self.probes)
+        if self.canary is not None and not self._canary_started:
+            try:
+                self.canary.start(self.timeline)
+            except Exception as exc:  # a canary that cannot write measures nothing
+                self._gate_failed(f"the ledger canary cannot write: {type(exc).__name__}: {exc}")
+            self._canary_started = True
         window_s = self.target.probes.steady_state if duration_s is None else duration_s
         start = self.timeline.clock.now()
         self.timeline.clock.sleep(window_s)
@@ -279,6 +292,8 @@ class Drill:
             self.timeline.add_event(event)
         fault = self.injections[0].fault if self.injections else None
         t_inject = next((i.t_inject for i in self.injections if i.t_inject), None)
+        if t_inject is not None and self.loss is None and self._canary_started:
+            self._measure_canary(t_inject, fault)
         recoveries: list[Recovery] = []
         if t_inject is not None:
             timeout = self._last_recovery_wait or self.settings.recovery_timeout
@@ -298,6 +313,28 @@ class Drill:
         self.timeline.event("verdict", judgement.verdict.value, reasons=judgement.reasons)
         self.outcome = DrillOutcome(judgement, measured, fault, t_inject, list(self.planned))
         return self.outcome
+
+    def _measure_canary(self, t_inject: Instant, fault: Fault | None) -> None:
+        assert self.canary is not None
+        restore_iso = getattr(fault, "restore_point", None)
+        restore_point = self.instant_at(restore_iso) if isinstance(restore_iso, str) else None
+        try:
+            loss, invariants = measure_canary(self.canary, t_inject, restore_point=restore_point)
+        except Exception as exc:  # the ERP may still be down: loss is then unmeasured
+            self.add_check(Check("canary-read-back", False, f"{type(exc).__name__}: {exc}"))
+            return
+        self.loss = loss
+        if self.invariants_after is None:
+            self.invariants_after = invariants
+
+    def instant_at(self, wall_iso: str) -> Instant:
+        """The timeline instant of a wall-clock time (a database's restore point)."""
+        wall = datetime.fromisoformat(wall_iso)
+        if wall.tzinfo is None:
+            wall = wall.replace(tzinfo=UTC)
+        origin = self.timeline.origin
+        offset_ns = int((wall - origin.wall).total_seconds() * 1e9)
+        return Instant(origin.mono_ns + offset_ns, wall.astimezone(UTC))
 
     def _conclude_plan(self) -> DrillOutcome:
         refused = [r for action in self.planned for r in action.refused]

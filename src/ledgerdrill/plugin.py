@@ -190,6 +190,13 @@ def drill(
             f"{item.nodeid}: tier {tier!r} is not defined in {target.source} "
             f"(defined tiers: {', '.join(target.tiers)})"
         )
+    try:
+        probes, canary = run.probes_for(sid)
+    except ConfigError as exc:  # the user's catalogue is wrong: not a reason to skip
+        pytest.fail(str(exc), pytrace=False)
+    except LedgerdrillError as exc:
+        _unavailable(run, f"probes unavailable: {exc}")
+        raise AssertionError("unreachable") from exc
     the_drill = Drill(
         scenario_id=sid,
         target=target,
@@ -199,7 +206,8 @@ def drill(
         guard=run.guard(),
         objective=objective,
         tier=tier,
-        probes=platform.default_probes() if not run.dry_run else (),
+        probes=probes,
+        canary=canary,
         interval_s=run.interval_s,
         dry_run=run.dry_run,
         approver=_approver(request.config, item),

@@ -12,6 +12,9 @@ from ledgerdrill.errors import SafetyViolation
 from ledgerdrill.measure import fmt_s
 from ledgerdrill.platforms.base import Platform
 from ledgerdrill.platforms.registry import build_platform
+from ledgerdrill.probes.base import Probe
+from ledgerdrill.probes.canary import LedgerCanary
+from ledgerdrill.probes.catalogue import build_canary, build_probes, load_catalogue
 from ledgerdrill.report.model import (
     EventModel,
     Figures,
@@ -49,6 +52,13 @@ class RunSession:
         self.journal = FaultJournal(state_dir)
         self.run_dir = reports_dir / self.journal.run_id
         self._platform: Platform | None = None
+        # a bad catalogue is a usage error before anything runs, dry run included
+        self.catalogue_path = (
+            self.target.resolve_path(self.target.probes.catalogue)
+            if self.target.probes.catalogue
+            else None
+        )
+        self.catalogue = load_catalogue(self.catalogue_path) if self.catalogue_path else None
         self.report = RunReport(
             run_id=self.journal.run_id,
             harness_version=__version__,
@@ -88,6 +98,18 @@ class RunSession:
             self._platform = build_platform(self.target)
             self.report.inventory = self._platform.describe()
         return self._platform
+
+    def probes_for(self, scenario: str) -> tuple[list[Probe], LedgerCanary | None]:
+        """Fresh probes (and the ledger canary) for one scenario: from the target's
+        catalogue filled with the platform's connection facts, else its defaults."""
+        if self.dry_run:
+            return [], None
+        if self.catalogue is None or self.catalogue_path is None:
+            return list(self.platform.default_probes()), None
+        facts = self.platform.probe_facts()
+        probes = build_probes(self.catalogue, facts, self.catalogue_path)
+        run_id = f"{self.journal.run_id}-{scenario}"[-40:]
+        return probes, build_canary(self.catalogue, facts, self.catalogue_path, run_id)
 
     def guard(self) -> SafetyGuard:
         return SafetyGuard(self.target, self.platform, confirm_production=self.confirm_production)

@@ -119,9 +119,13 @@ class Sample:
     ok: bool
     latency_s: float
     detail: str = ""
+    # per-step latencies, lag, days to expiry...: what the report plots beside ok/failed
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    # "warn" marks a sample that is ok but close to trouble (a certificate expiring soon)
+    warning: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "type": "sample",
             "probe": self.probe,
             "at": self.at.to_json(),
@@ -129,6 +133,11 @@ class Sample:
             "latency_s": self.latency_s,
             "detail": self.detail,
         }
+        if self.metrics:
+            data["metrics"] = dict(self.metrics)
+        if self.warning:
+            data["warning"] = self.warning
+        return data
 
 
 class Timeline:
@@ -233,6 +242,8 @@ class Timeline:
                         bool(line["ok"]),
                         float(line["latency_s"]),
                         str(line.get("detail", "")),
+                        {str(k): float(v) for k, v in line.get("metrics", {}).items()},
+                        str(line.get("warning", "")),
                     )
                 )
         return timeline

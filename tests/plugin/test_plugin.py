@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import signal
 import subprocess
@@ -27,7 +28,11 @@ def test_node_crash(drill, platform):
 
 
 def fake_history(path: Path) -> list[str]:
-    state = json.loads((path / "state.json").read_text())
+    # under the fake's own lock: it rewrites the file in place
+    with open(path / "state.json", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        text = handle.read()
+    state = json.loads(text) if text.strip() else {"log": []}
     return [f"{node}:{status}" for _, node, status in state["log"]]
 
 

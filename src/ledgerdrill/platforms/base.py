@@ -225,6 +225,12 @@ class Platform:
         promotions, reschedules, operations. Merged into the scenario's timeline."""
         return []
 
+    def probe_facts(self) -> dict[str, Any]:
+        """Connection facts a probe catalogue's placeholders may use (``entry_url``,
+        ``ca_bundle``, ``database``, ``login``...); secrets only from the platform's own
+        identity or state, never from a file in the repository."""
+        return {}
+
     def default_probes(self) -> list[Any]:
         """Probes to use when the target names no probe catalogue (a list of ``Probe``)."""
         return []

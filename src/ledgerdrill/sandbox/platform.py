@@ -2,18 +2,37 @@
 
 Its inventory comes from the topology, so a dry-run plan works whether or not the
 sandbox is running; acting on it needs the sandbox up (``ledgerdrill sandbox up``).
+Node and zone faults act on processes directly (signals through pid files, as a
+hypervisor would); database, certificate, cache and release operations go through
+the daemon's control API, which owns those components.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from ledgerdrill.errors import PlatformError
-from ledgerdrill.platforms.base import NodeInfo, NodeState, Platform
+from ledgerdrill.platform_events import EventLog
+from ledgerdrill.platforms.base import (
+    CertificateInfo,
+    DatabaseMember,
+    DatabaseTopology,
+    NodeInfo,
+    NodeState,
+    Platform,
+    ReleaseInfo,
+)
+from ledgerdrill.sandbox.api import TOKEN_FILE, ControlClient
+from ledgerdrill.sandbox.control import read_status
 from ledgerdrill.sandbox.nodes import NodeProcesses
+from ledgerdrill.sandbox.postgres import PgCluster
+from ledgerdrill.sandbox.postgres.credentials import SUPERUSER
 from ledgerdrill.sandbox.topology import Topology, default_topology
 from ledgerdrill.targets import SandboxPlatformSettings, Target
+from ledgerdrill.timeline import Event, Instant
 
 
 class SandboxPlatform(Platform):
@@ -23,10 +42,27 @@ class SandboxPlatform(Platform):
         super().__init__(name)
         self.state_dir = state_dir
         self.topology = topology
+        self._client: ControlClient | None = None
 
     @classmethod
     def from_settings(cls, target: Target, settings: SandboxPlatformSettings) -> SandboxPlatform:
-        return cls(target.name, Path(settings.state_dir).resolve(), default_topology())
+        return cls(target.name, target.resolve_path(settings.state_dir), default_topology())
+
+    # -- the daemon ---------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        status = read_status(self.state_dir)
+        if status is None or status.get("phase") != "ready":
+            phase = "not running" if status is None else status.get("phase")
+            raise PlatformError(
+                f"the sandbox in {self.state_dir} is {phase}: start it with "
+                "`ledgerdrill sandbox up` (make gameday does)"
+            )
+        return status
+
+    def _call(self, operation: str, **params: Any) -> Any:
+        if self._client is None:
+            self._client = ControlClient(self.status()["api_url"], self.state_dir / TOKEN_FILE)
+        return self._client.call(operation, **params)
 
     def _node(self, name: str) -> NodeProcesses:
         try:
@@ -66,6 +102,106 @@ class SandboxPlatform(Platform):
 
     def nodes_in_zone(self, zone: str) -> Sequence[str]:
         return [n.name for n in self.topology.in_zone(zone)]
+
+    # -- DatabaseControl ---------------------------------------------------------------
+    def database_topology(self) -> DatabaseTopology:
+        rows = self._call("db/topology")
+        return DatabaseTopology(tuple(DatabaseMember(**row) for row in rows))
+
+    def crash_primary(self) -> str:
+        return str(self._call("db/crash-primary"))
+
+    def switchover(self, to_member: str | None = None) -> str:
+        return str(self._call("db/switchover", to=to_member))
+
+    def rejoin(self, member: str) -> None:
+        self._call("db/rejoin", member=member)
+
+    def run_bad_change(self, sql: str) -> int:
+        return int(self._call("db/run-bad-change", sql=sql))
+
+    def database_time_iso(self) -> str:
+        return str(self._call("db/time"))
+
+    def restore_to_point_in_time(self, point_in_time_iso: str) -> str:
+        return str(self._call("db/restore", point_in_time=point_in_time_iso))
+
+    def switch_application_database(self, member: str) -> None:
+        self._call("db/switch-application", member=member)
+
+    def application_database(self) -> str:
+        return str(self._call("db/application"))
+
+    # -- CertificateControl --------------------------------------------------------------
+    def served_certificate(self) -> CertificateInfo:
+        return CertificateInfo(**self._call("cert/served"))
+
+    def backup_certificate(self) -> str:
+        return str(self._call("cert/backup"))
+
+    def install_certificate(self, variant: str) -> None:
+        self._call("cert/install", variant=variant)
+
+    def restore_certificate(self, backup_ref: str) -> None:
+        self._call("cert/restore", ref=backup_ref)
+
+    # -- CacheControl ------------------------------------------------------------------------
+    def kill_cache(self) -> None:
+        self._call("cache/kill")
+
+    def restore_cache(self) -> None:
+        self._call("cache/restore")
+
+    def cache_alive(self) -> bool:
+        return bool(self._call("cache/alive"))
+
+    def cache_instance(self) -> str:
+        return str(self._call("cache/instance"))
+
+    # -- ReleaseControl ----------------------------------------------------------------------
+    def current_release(self) -> ReleaseInfo:
+        found = self._call("release/current")
+        return ReleaseInfo(
+            str(found["version"]), int(found["replicas"]), {"defect": str(found["defect"])}
+        )
+
+    def roll_out(self, version: str) -> ReleaseInfo:
+        before = self._call("release/roll-out", version=version)
+        return ReleaseInfo(str(before["version"]), int(before["replicas"]))
+
+    def roll_back(self, to_version: str) -> None:
+        self._call("release/roll-back", to_version=to_version)
+
+    # -- what probes connect to ------------------------------------------------------------
+    def probe_facts(self) -> dict[str, Any]:
+        """Read from the running sandbox's status and its 0600 secret files."""
+        status = self.status()
+        entry = urlsplit(str(status["entry_url"]))
+        cluster = PgCluster(self.state_dir, topology=self.topology)
+        members = [*cluster.ha_pair, cluster.dr_member]
+        storage = self.state_dir / "object-storage"
+        facts: dict[str, Any] = {
+            "entry_url": status["entry_url"],
+            "entry_host": entry.hostname or "127.0.0.1",
+            "entry_port": str(entry.port or 443),
+            "ca_bundle": status["ca_bundle"],
+            "database": status["database"],
+            "login": status["login"],
+            "password": status["password"],
+            # monitoring identity: pg_stat_replication's positions need a privileged role
+            "pg_dsn": cluster.dsn(SUPERUSER, dbname="postgres"),
+            "pg_members": {m: cluster.server_dsn(m, SUPERUSER, dbname="postgres") for m in members},
+            "backup_base_dir": str(storage / "base"),
+            "wal_archive_dir": str(storage / "wal"),
+        }
+        redis_url = status.get("redis", {}).get("url_file")
+        if redis_url:
+            facts["redis_url"] = Path(redis_url).read_text().strip()
+        return facts
+
+    # -- events and description ----------------------------------------------------------------
+    def events_between(self, start: Instant, end: Instant) -> list[Event]:
+        return EventLog(self.state_dir / "events.jsonl").read(start, end)
 
     def describe(self) -> dict[str, object]:
         info = super().describe()

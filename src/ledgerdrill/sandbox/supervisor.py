@@ -10,9 +10,10 @@ in the shape it found it. Every decision is an event.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,14 @@ class Supervisor:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     paused: bool = False
+    _pass: threading.Lock = field(default_factory=threading.Lock)
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """No reconcile pass runs inside: for changes made on purpose (a rolling restart)
+        that the loop would otherwise "repair" half-way."""
+        with self._pass:
+            yield
 
     def node_lost(self, node: str) -> bool:
         """Down (crashed, powered off) or hung (frozen): Kubernetes would call it NotReady."""
@@ -59,7 +68,10 @@ class Supervisor:
         """One pass of the loop (tests call it directly)."""
         if self.paused:
             return
-        now = time.monotonic() if now is None else now
+        with self._pass:
+            self._reconcile(time.monotonic() if now is None else now)
+
+    def _reconcile(self, now: float) -> None:
         for spec in self.topology.nodes:
             health = self._nodes.setdefault(spec.name, _Health())
             lost = self.node_lost(spec.name)
