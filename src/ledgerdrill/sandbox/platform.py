@@ -194,9 +194,10 @@ class SandboxPlatform(Platform):
             "backup_base_dir": str(storage / "base"),
             "wal_archive_dir": str(storage / "wal"),
         }
-        redis_url = status.get("redis", {}).get("url_file")
-        if redis_url:
-            facts["redis_url"] = Path(redis_url).read_text().strip()
+        secret = self.state_dir / "redis" / "secret"
+        redis_port = status.get("redis", {}).get("port")
+        if redis_port and secret.exists():
+            facts["redis_url"] = f"redis://:{secret.read_text().strip()}@127.0.0.1:{redis_port}/0"
         return facts
 
     # -- events and description ----------------------------------------------------------------
