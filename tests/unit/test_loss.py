@@ -51,6 +51,14 @@ def test_lost_only_after_injection_gives_rpo_zero_but_still_lost() -> None:
     assert loss.rpo_s == 0.0
 
 
+def test_writes_lost_after_the_fault_span_the_rpo() -> None:
+    # a restore to a point before the fault drops what was acknowledged until switch-over
+    writes = [w("a", "ok", 1), w("b", "ok", 5), w("c", "ok", 6), w("d", "ok", 9.5)]
+    loss = measure_loss(writes, {"a": 1}, at(3))
+    assert loss.lost == ("b", "c", "d")
+    assert loss.rpo_s == 4.5 == loss.loss_window_s
+
+
 def test_retried_reference_counts_once_and_ok_wins() -> None:
     loss = measure_loss([w("a", "unknown", 1), w("a", "ok", 2)], {}, at(3))
     assert loss.lost == ("a",)
@@ -88,4 +96,8 @@ def test_set_properties(
     assert loss.rpo_s >= 0
     if not loss.lost:
         assert loss.rpo_s == 0
+    else:
+        assert loss.earliest_lost_ack is not None
+        assert loss.rpo_s >= at(t_inject).seconds_since(loss.earliest_lost_ack) - 1e-9
+        assert loss.rpo_s >= loss.loss_window_s
     assert loss.ok + loss.failed + loss.unknown == loss.attempted

@@ -101,8 +101,11 @@ def measure_loss(
         (final[ref].acked_at or final[ref].attempted_at for ref in lost), key=lambda i: i.mono_ns
     )
     earliest = lost_acks[0] if lost_acks else None
-    rpo_s = max(0.0, t_inject.seconds_since(earliest)) if earliest else 0.0
     window_s = lost_acks[-1].seconds_since(lost_acks[0]) if lost_acks else 0.0
+    # DESIGN.md: t_inject - earliest lost ack. When writes acknowledged *after* the fault
+    # are lost too (a point-in-time restore drops everything after its restore point),
+    # that difference understates the loss: the span of lost acks is the honest floor.
+    rpo_s = max(0.0, t_inject.seconds_since(earliest), window_s) if earliest else 0.0
     vs_restore: float | None = None
     if restore_point is not None:
         vs_restore = max(0.0, t_inject.seconds_since(restore_point))
