@@ -9,6 +9,7 @@ import pytest
 from ledgerdrill.errors import ConfigError
 from ledgerdrill.probes.catalogue import build_canary, build_probes, load_catalogue
 from ledgerdrill.probes.http_tls import HttpProbe, TlsProbe
+from ledgerdrill.probes.ledger import LedgerIntegrityProbe
 from ledgerdrill.probes.odoo import OdooTransactionProbe
 from ledgerdrill.probes.postgres import PgPrimaryProbe, PgReplicationProbe, PgWriteProbe
 from ledgerdrill.probes.redis_backup import BackupFreshnessProbe, RedisProbe
@@ -47,7 +48,7 @@ def test_the_shipped_sandbox_catalogue_builds_every_kind(tmp_path: Path) -> None
     probes = build_probes(catalogue, facts(tmp_path), path)
     kinds = {type(p) for p in probes}
     assert kinds == {
-        OdooTransactionProbe, HttpProbe, TlsProbe, PgWriteProbe, PgReplicationProbe,
+        OdooTransactionProbe, LedgerIntegrityProbe, HttpProbe, TlsProbe, PgWriteProbe, PgReplicationProbe,
         PgPrimaryProbe, RedisProbe, BackupFreshnessProbe,
     }  # fmt: skip
     names = [p.name for p in probes]

@@ -17,10 +17,14 @@ def at(seconds: float) -> Instant:
     return Instant(round(seconds * NS_PER_S), T0)
 
 
+LATENCY_S = 0.01
+
+
 def stream(pattern: str, interval_s: float = 0.2, start_s: float = 0.0) -> list[Sample]:
     """'+' healthy, '-' failed, one sample per interval from start_s."""
     return [
-        Sample("svc", at(start_s + i * interval_s), ch == "+", 0.01) for i, ch in enumerate(pattern)
+        Sample("svc", at(start_s + i * interval_s), ch == "+", LATENCY_S)
+        for i, ch in enumerate(pattern)
     ]
 
 
@@ -32,9 +36,10 @@ def test_simple_outage_measures_first_healthy_sample_of_final_run() -> None:
     rec = measure_recovery(samples, at(0.6), interval_s=0.2, window=WINDOW)
     assert rec.recovered
     assert rec.time_to_detect_s == 0.0
-    assert abs((rec.rto_s or 0) - 1.0) < 1e-9  # first healthy sample at 1.6 s
+    # first healthy sample sent at 1.6 s, answered LATENCY_S later
+    assert abs((rec.rto_s or 0) - (1.0 + LATENCY_S)) < 1e-9
     assert rec.rto_error_s == 0.2
-    assert abs(rec.downtime_s - 1.0) < 1e-9
+    assert abs(rec.downtime_s - (1.0 + LATENCY_S)) < 1e-9
     assert "recovered" in rec.reason
 
 
@@ -42,7 +47,8 @@ def test_flap_after_apparent_recovery_moves_recovery_later() -> None:
     samples = stream("+---+++--++++++++", interval_s=0.2)
     rec = measure_recovery(samples, at(0.2), interval_s=0.2, window=WINDOW)
     assert rec.recovered
-    assert abs((rec.rto_s or 0) - 1.6) < 1e-9  # run starting at 1.8 s, inject at 0.2 s
+    # run starting at 1.8 s (answered LATENCY_S later), inject at 0.2 s
+    assert abs((rec.rto_s or 0) - (1.6 + LATENCY_S)) < 1e-9
 
 
 def test_never_degrading_probe_has_rto_zero() -> None:
@@ -160,3 +166,14 @@ def test_stream_without_failures_gives_rto_zero(pattern: str) -> None:
     assert rec.rto_s == 0.0
     assert rec.downtime_s == 0.0
     assert rec.availability == 1.0
+
+
+def test_a_request_sent_during_the_outage_and_answered_after_it_dates_the_recovery() -> None:
+    # the service hangs from 1.0 s to 2.0 s; the sample sent at 1.9 s waits and is
+    # answered at 2.002 s: the recovery is then, not when the request was sent
+    samples = [Sample("svc", at(t / 10), not 10 <= t < 19, 0.002) for t in range(0, 19)]
+    samples.append(Sample("svc", at(1.9), True, 0.102))
+    samples += [Sample("svc", at(t / 10), True, 0.002) for t in range(20, 40)]
+    rec = measure_recovery(samples, at(1.0), interval_s=0.1, window=WINDOW)
+    assert rec.recovered
+    assert abs((rec.rto_s or 0) - 1.002) < 1e-9

@@ -15,6 +15,7 @@ from ledgerdrill.faults.database import DatabaseCorruption, DatabaseFailover, Po
 from ledgerdrill.faults.node import NodeCrash, NodeDrain, NodeFreeze
 from ledgerdrill.faults.region import RegionOutage
 from ledgerdrill.faults.release import BadRelease
+from ledgerdrill.faults.scripted import ScriptedOutage
 from ledgerdrill.faults.zone import ZoneOutage
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "NodeFreeze",
     "PointInTimeRestore",
     "RegionOutage",
+    "ScriptedOutage",
     "TargetRef",
     "ZoneOutage",
     "fault_from_record",

@@ -114,7 +114,7 @@ def measure_recovery(
             f" / {run_duration_s:.2f}s at the end; the stability window needs"
             f" {window.min_samples} samples and {window.min_duration_s:g}s)",
         )  # fmt: skip
-    rto_s = run[0].at.seconds_since(t_inject)
+    rto_s = answered_at(run[0]).seconds_since(t_inject)
     if timeout_s is not None and rto_s > timeout_s:
         return replace(
             common,
@@ -136,15 +136,23 @@ def _start_of_final_healthy_run(samples: Sequence[Sample]) -> int | None:
     return index
 
 
+def answered_at(sample: Sample) -> Instant:
+    """When a healthy sample *saw* health: its answer's arrival, not its start. A request
+    sent during an outage and answered just after it ends succeeds; dating it by its
+    start would put the recovery before the service came back (by up to the timeout)."""
+    return sample.at.plus(sample.latency_s) if sample.ok else sample.at
+
+
 def _downtime(samples: Sequence[Sample], interval_s: float, end: Instant) -> float:
-    """Failed time: each failed sample stands for the time until the next sample. The
-    last one stands until the end of observation, or one interval if that is sooner."""
+    """Failed time: each failed sample stands until the next sample (until its answer,
+    when that one is healthy). The last one stands until the end of observation, or one
+    interval if that is sooner."""
     total = 0.0
     for index, sample in enumerate(samples):
         if sample.ok:
             continue
         if index + 1 < len(samples):
-            total += samples[index + 1].at.seconds_since(sample.at)
+            total += max(0.0, answered_at(samples[index + 1]).seconds_since(sample.at))
         else:
             total += max(0.0, min(interval_s, end.seconds_since(sample.at)) or interval_s)
     return total

@@ -176,6 +176,17 @@ class ReleaseControl(Protocol):
     def roll_back(self, to_version: str) -> None: ...
 
 
+@runtime_checkable
+class ServiceControl(Protocol):
+    """Pause every process of one service (SIGSTOP-like: they hang, nothing restarts
+    them) and resume it: a ground-truth outage of known length for measuring probes."""
+
+    def service_nodes(self, role: str) -> Sequence[str]: ...
+    def pause_service(self, role: str) -> None: ...
+    def resume_service(self, role: str) -> None: ...
+    def service_paused(self, role: str) -> bool: ...
+
+
 CAPABILITIES: tuple[type, ...] = (
     NodeControl,
     ZoneControl,
@@ -184,6 +195,7 @@ CAPABILITIES: tuple[type, ...] = (
     RegionControl,
     CacheControl,
     ReleaseControl,
+    ServiceControl,
 )
 
 C = TypeVar("C")

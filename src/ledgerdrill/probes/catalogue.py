@@ -22,6 +22,7 @@ from ledgerdrill.errors import ConfigError
 from ledgerdrill.probes.base import Probe
 from ledgerdrill.probes.canary import LedgerCanary
 from ledgerdrill.probes.http_tls import HttpProbe, TlsProbe
+from ledgerdrill.probes.ledger import LedgerIntegrityProbe
 from ledgerdrill.probes.odoo import OdooTransactionProbe
 from ledgerdrill.probes.odoo_rpc import OdooTarget
 from ledgerdrill.probes.postgres import PgPrimaryProbe, PgReplicationProbe, PgWriteProbe
@@ -52,6 +53,11 @@ class OdooTransactionEntry(_OdooFields):
 
 class OdooReadEntry(_OdooFields):
     kind: Literal["odoo-read"]
+
+
+class LedgerIntegrityEntry(_OdooFields):
+    kind: Literal["ledger-integrity"]
+    window: int = Field(default=200, ge=10, le=5000, description="newest posted entries read")
 
 
 class HttpEntry(_Entry):
@@ -101,6 +107,7 @@ class BackupEntry(_Entry):
 ProbeEntry = Annotated[
     OdooTransactionEntry
     | OdooReadEntry
+    | LedgerIntegrityEntry
     | HttpEntry
     | TlsEntry
     | PgWriteEntry
@@ -199,6 +206,8 @@ def _build(entry: Any, r: _Resolver) -> Probe:
         return OdooTransactionProbe(entry.name, r.odoo(entry), journal_code=entry.journal)
     if isinstance(entry, OdooReadEntry):
         return OdooTransactionProbe(entry.name, r.odoo(entry), read_only=True)
+    if isinstance(entry, LedgerIntegrityEntry):
+        return LedgerIntegrityProbe(entry.name, r.odoo(entry), window=entry.window)
     if isinstance(entry, HttpEntry):
         ca = r.text(entry, "ca_bundle", entry.ca_bundle) if entry.ca_bundle else None
         return HttpProbe(

@@ -9,10 +9,16 @@ the daemon's control API, which owns those components.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import psutil
 
 from ledgerdrill.errors import PlatformError
 from ledgerdrill.platform_events import EventLog
@@ -30,6 +36,7 @@ from ledgerdrill.sandbox.control import read_status
 from ledgerdrill.sandbox.nodes import NodeProcesses
 from ledgerdrill.sandbox.postgres import PgCluster
 from ledgerdrill.sandbox.postgres.credentials import SUPERUSER
+from ledgerdrill.sandbox.procs import wait_until
 from ledgerdrill.sandbox.topology import Topology, default_topology
 from ledgerdrill.targets import SandboxPlatformSettings, Target
 from ledgerdrill.timeline import Event, Instant
@@ -172,6 +179,49 @@ class SandboxPlatform(Platform):
     def roll_back(self, to_version: str) -> None:
         self._call("release/roll-back", to_version=to_version)
 
+    # -- ServiceControl (the ScriptedOutage ground truth) --------------------------------------
+    def _replica_pids(self, role: str) -> dict[str, int]:
+        if role != "erp":
+            raise PlatformError(f"the sandbox can pause only the erp service, not {role!r}")
+        replicas = self.status()["erp"]["replicas"]
+        return {str(r["name"]): int(r["pid"]) for r in replicas if r.get("pid")}
+
+    def service_nodes(self, role: str) -> Sequence[str]:
+        if role != "erp":
+            return []
+        return [n.name for n in self.topology.with_role("erp")]
+
+    def _paused_file(self, role: str) -> Path:
+        return self.state_dir / f"paused-{role}.json"
+
+    def pause_service(self, role: str) -> None:
+        pids = self._replica_pids(role)
+        # recorded first: a resume from another process (cleanup) must find them
+        self._paused_file(role).write_text(json.dumps(sorted(pids.values())))
+        for pid in pids.values():
+            os.kill(pid, signal.SIGSTOP)
+        wait_until(
+            lambda: all(_stopped(pid) for pid in pids.values()),
+            timeout_s=5,
+            what=f"every {role} replica to stop",
+            interval_s=0.002,
+        )
+
+    def resume_service(self, role: str) -> None:
+        path = self._paused_file(role)
+        try:
+            pids = [int(p) for p in json.loads(path.read_text())]
+        except FileNotFoundError:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        path.unlink(missing_ok=True)
+
+    def service_paused(self, role: str) -> bool:
+        pids = self._replica_pids(role)
+        return bool(pids) and all(_stopped(pid) for pid in pids.values())
+
     # -- what probes connect to ------------------------------------------------------------
     def probe_facts(self) -> dict[str, Any]:
         """Read from the running sandbox's status and its 0600 secret files."""
@@ -211,3 +261,10 @@ class SandboxPlatform(Platform):
             for region in self.topology.regions()
         }
         return info
+
+
+def _stopped(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_STOPPED
+    except psutil.NoSuchProcess:
+        return True

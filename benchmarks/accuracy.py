@@ -1,0 +1,122 @@
+"""How accurately do the probes measure an outage? A ground truth against the sandbox.
+
+``ScriptedOutage`` hangs every ERP replica (SIGSTOP) for exactly D seconds and then
+resumes them (SIGCONT); it records when the pause and the resume really happened. For
+each outage length and probe interval this prints the true outage, the measured
+downtime and RTO, and the error. Two probes watch each case:
+
+* ``replica`` -- HTTP ``/web/health`` on one replica directly: the probe's own accuracy
+  (goal: |measured - true| <= one interval + 50 ms);
+* ``entry``   -- the same through Traefik, what users see: it adds Traefik's health-check
+  lag (a backend marked down is only marked up again by its next check).
+
+Usage: .venv/bin/python benchmarks/accuracy.py [--durations 1,2.5,5] [--intervals 0.05,0.1,0.2]
+It starts the sandbox if it is not running (and takes it down again afterwards).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ledgerdrill.faults import ScriptedOutage
+from ledgerdrill.measure import StabilityWindow, measure_recovery
+from ledgerdrill.probes.base import ProbeSampler
+from ledgerdrill.probes.http_tls import HttpProbe
+from ledgerdrill.sandbox import control
+from ledgerdrill.sandbox.platform import SandboxPlatform
+from ledgerdrill.sandbox.topology import default_topology
+from ledgerdrill.targets import SandboxPlatformSettings, load_target
+from ledgerdrill.timeline import Instant, SystemClock, Timeline
+
+REPO = Path(__file__).resolve().parents[1]
+SLACK_S = 0.05
+
+
+Row = dict[str, float | str]
+
+
+def run_case(platform: SandboxPlatform, duration_s: float, interval_s: float) -> list[Row]:
+    status = platform.status()
+    replica_port = status["erp"]["replicas"][0]["port"]
+    probes = [
+        HttpProbe("replica", f"http://127.0.0.1:{replica_port}/web/health"),
+        HttpProbe("entry", f"{status['entry_url']}/web/health", ca_bundle=status["ca_bundle"]),
+    ]
+    timeline = Timeline(SystemClock())
+    samplers = [ProbeSampler(p, timeline, interval_s=interval_s).start() for p in probes]
+    time.sleep(1.0)  # steady state
+    fault = ScriptedOutage(platform, duration_s)
+    t_inject = timeline.clock.now()
+    fault.inject()
+    while fault.true_outage_s is None:
+        time.sleep(0.01)
+    time.sleep(3.0)  # observe the recovery and a stability window
+    for sampler in samplers:
+        sampler.stop()
+    fault.revert()
+    # the truth starts when every replica was stopped, not when inject() was called
+    assert fault.paused_ns is not None
+    truth_start = Instant(fault.paused_ns, t_inject.wall)
+    true_s = fault.true_outage_s or 0.0
+    rows: list[dict[str, float | str]] = []
+    for probe in probes:
+        recovery = measure_recovery(
+            timeline.samples(probe.name), truth_start, interval_s=interval_s,
+            window=StabilityWindow(3, 0.3), end=timeline.clock.now(),
+        )  # fmt: skip
+        rto = recovery.rto_s if recovery.rto_s is not None else float("nan")
+        rows.append({
+            "probe": probe.name, "duration": duration_s, "interval": interval_s, "true": true_s,
+            "downtime": recovery.downtime_s, "rto": rto,
+            "err_downtime": recovery.downtime_s - true_s, "err_rto": rto - true_s,
+        })  # fmt: skip
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--durations", default="1,2.5,5")
+    parser.add_argument("--intervals", default="0.05,0.1,0.2")
+    parser.add_argument("--target", type=Path, default=REPO / "targets" / "sandbox.yaml")
+    args = parser.parse_args()
+    durations = [float(x) for x in args.durations.split(",")]
+    intervals = [float(x) for x in args.intervals.split(",")]
+    target = load_target(args.target)
+    assert isinstance(target.platform, SandboxPlatformSettings)
+    state_dir = target.resolve_path(target.platform.state_dir)
+    started = control.read_status(state_dir) is None
+    if started:
+        print(f"starting the sandbox in {state_dir} ...", flush=True)
+        control.up(state_dir, target.platform)
+    platform = SandboxPlatform("accuracy", state_dir, default_topology())
+    rows: list[dict[str, float | str]] = []
+    try:
+        for duration in durations:
+            for interval in intervals:
+                print(f"  outage {duration:g}s at interval {interval * 1000:.0f}ms ...", flush=True)
+                rows.extend(run_case(platform, duration, interval))
+    finally:
+        if started:
+            control.down(state_dir)
+    print()
+    print(f"{'probe':8} {'outage':>7} {'interval':>8} {'true s':>7} {'downtime':>9} {'RTO':>7} "
+          f"{'err(down)':>9} {'err(RTO)':>9}  within interval+50ms")  # fmt: skip
+    misses = 0
+    for r in rows:
+        limit = float(r["interval"]) + SLACK_S
+        ok = abs(float(r["err_downtime"])) <= limit and abs(float(r["err_rto"])) <= limit
+        misses += r["probe"] == "replica" and not ok
+        print(f"{r['probe']:8} {float(r['duration']):7.2f} {float(r['interval']) * 1000:6.0f}ms "
+              f"{float(r['true']):7.3f} {float(r['downtime']):9.3f} {float(r['rto']):7.3f} "
+              f"{float(r['err_downtime']):+9.3f} {float(r['err_rto']):+9.3f}  "
+              f"{'yes' if ok else 'NO'}")  # fmt: skip
+    replica_cases = sum(1 for r in rows if r["probe"] == "replica")
+    print(f"\nreplica probe within one interval + 50 ms: {replica_cases - misses}/{replica_cases}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
