@@ -118,8 +118,15 @@ class Drill:
 
     def _start(self, probes: Sequence[Probe]) -> None:
         for probe in probes:
-            sampler = ProbeSampler(probe, self.timeline, interval_s=self.interval_s).start()
+            sampler = ProbeSampler(
+                probe, self.timeline, interval_s=self.probe_interval(probe)
+            ).start()
             self._samplers.append(sampler)
+
+    def probe_interval(self, probe: Probe) -> float:
+        """A catalogue may sample slow-changing indicators (backup age) less often."""
+        own = getattr(probe, "interval_s", None)
+        return float(own) if own else self.interval_s
 
     def stop_probes(self) -> None:
         for sampler in self._samplers:
@@ -263,7 +270,7 @@ class Drill:
             measure_recovery(
                 self.timeline.samples(p.name),
                 t_inject,
-                interval_s=self.interval_s,
+                interval_s=self.probe_interval(p),
                 window=self.window,
                 timeout_s=timeout_s,
                 end=end,

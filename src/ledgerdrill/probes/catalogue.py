@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ledgerdrill.config_errors import load_yaml_mapping, validate
 from ledgerdrill.durations import Duration
@@ -36,6 +36,16 @@ class _Entry(Strict):
     name: str = Field(pattern=NAME.pattern, description=NAME_RULE)
     indicator: str = Field(default="", description="the business continuity indicator")
     counts_for_rto: bool | None = None
+    interval: Duration | None = Field(
+        default=None, description="sample this probe at its own interval (>= 50ms)"
+    )
+
+    @field_validator("interval")
+    @classmethod
+    def _interval_floor(cls, value: float | None) -> float | None:
+        if value is not None and not 0.05 <= value <= 3600:
+            raise ValueError("a probe interval must be between 50ms and 1h")
+        return value
 
 
 class _OdooFields(_Entry):
@@ -197,6 +207,8 @@ def build_probes(catalogue: Catalogue, facts: Facts, source: Path | str) -> list
         probe = _build(entry, resolve)
         if entry.counts_for_rto is not None:
             probe.counts_for_rto = entry.counts_for_rto
+        if entry.interval is not None:
+            probe.interval_s = entry.interval  # type: ignore[attr-defined]
         probes.append(probe)
     return probes
 

@@ -21,30 +21,50 @@ UNREPLICATED = "might not have been replicated"
 
 
 class _AsyncQuery:
+    """Queries over one kept-open connection per DSN (opening one costs a SCRAM handshake:
+    most of a probe's CPU), dropped and reopened after any error or timeout, so a
+    failover or a frozen server is seen exactly as a fresh client would see it."""
+
     def __init__(self) -> None:
         self._loop = asyncio.new_event_loop()
+        # DSN -> (open connection, the notices it received during the current query)
+        self._conns: dict[str, tuple[psycopg.AsyncConnection[Any], list[str]]] = {}
 
     def run(
         self, conninfo: str, sql: str, timeout_s: float
     ) -> tuple[list[tuple[Any, ...]], list[str]]:
         """Rows and the server's notices, or raise ``TimeoutError``/``psycopg.Error``."""
-        return self._loop.run_until_complete(asyncio.wait_for(self._run(conninfo, sql), timeout_s))
-
-    @staticmethod
-    async def _run(conninfo: str, sql: str) -> tuple[list[tuple[Any, ...]], list[str]]:
-        notices: list[str] = []
-        conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=False)
-        conn.add_notice_handler(lambda diag: notices.append(str(diag.message_primary or "")))
         try:
-            cur = await conn.execute(sql)
-            rows = await cur.fetchall() if cur.description else []
-            await conn.commit()
-        finally:
+            return self._loop.run_until_complete(
+                asyncio.wait_for(self._run(conninfo, sql), timeout_s)
+            )
+        except BaseException:
+            self._drop(conninfo)
+            raise
+
+    async def _run(self, conninfo: str, sql: str) -> tuple[list[tuple[Any, ...]], list[str]]:
+        found = self._conns.get(conninfo)
+        if found is None or found[0].closed:
+            conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=False)
+            notices: list[str] = []
+            conn.add_notice_handler(lambda diag: notices.append(str(diag.message_primary or "")))
+            found = self._conns[conninfo] = (conn, notices)
+        conn, notices = found
+        notices.clear()
+        cur = await conn.execute(sql)
+        rows = await cur.fetchall() if cur.description else []
+        await conn.commit()
+        return rows, list(notices)
+
+    def _drop(self, conninfo: str) -> None:
+        found = self._conns.pop(conninfo, None)
+        if found is not None:
             with contextlib.suppress(Exception):
-                await conn.close()
-        return rows, notices
+                self._loop.run_until_complete(asyncio.wait_for(found[0].close(), 0.5))
 
     def close(self) -> None:
+        for conninfo in list(self._conns):
+            self._drop(conninfo)
         self._loop.close()
 
 

@@ -9,6 +9,8 @@ import uuid
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from ledgerdrill.timeline import Sample, Timeline
 
@@ -19,12 +21,17 @@ class RedisProbe:
         self.url = url  # holds the password: never in a detail
         self.counts_for_rto = counts_for_rto
         self._key = f"ledgerdrill:probe:{uuid.uuid4().hex[:8]}"
+        self._client: redis.Redis | None = None
 
     def sample(self, timeline: Timeline, timeout_s: float) -> Sample:
         start = timeline.clock.now()
-        client = redis.Redis.from_url(
-            self.url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
-        )
+        # one kept-open connection; redis-py's default retries would turn a dead server
+        # into seconds of waiting, so none: a failure is this sample's answer
+        client = self._client or redis.Redis.from_url(
+            self.url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+            retry=Retry(NoBackoff(), 0),
+        )  # fmt: skip
+        self._client = client
         metrics: dict[str, float] = {}
         try:
             began = time.perf_counter()
@@ -35,10 +42,10 @@ class RedisProbe:
             value = client.get(self._key)
             metrics["set_get_s"] = round(time.perf_counter() - began, 5)
         except redis.RedisError as exc:
+            client.close()
+            self._client = None  # reconnect next time, as a fresh client would
             took = timeline.clock.now().seconds_since(start)
             return Sample(self.name, start, False, took, f"{type(exc).__name__}: {exc}")
-        finally:
-            client.close()
         took = timeline.clock.now().seconds_since(start)
         ok = value == b"1"
         return Sample(self.name, start, ok, took, "ping ok" if ok else "set/get mismatch", metrics)

@@ -1,0 +1,189 @@
+"""What do the probes cost? CPU per probe per Hz, and the latency they add to the ERP.
+
+1. Each catalogue probe alone at --hz for --seconds: CPU of this process (the
+   harness side) and of the sandbox's processes (the server side), per Hz.
+2. A fixed load (a thread posting balanced entries at --load-rps) with no probes and
+   then with every default probe at --hz: the load's p50/p95 latency both ways.
+
+Goal (issue 4): all default probes together under 5% of one core at 5 Hz.
+Usage: .venv/bin/python benchmarks/probe_overhead.py [--hz 5] [--seconds 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from ledgerdrill.probes.base import Probe, ProbeSampler
+from ledgerdrill.probes.catalogue import build_probes, load_catalogue
+from ledgerdrill.probes.odoo_rpc import OdooSession, OdooTarget, balanced_entry, find_accounts
+from ledgerdrill.sandbox import control
+from ledgerdrill.sandbox.platform import SandboxPlatform
+from ledgerdrill.sandbox.topology import default_topology
+from ledgerdrill.targets import SandboxPlatformSettings, load_target
+from ledgerdrill.timeline import SystemClock, Timeline
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def sandbox_processes(state_dir: Path) -> list[psutil.Process]:
+    daemon = control.daemon_pid(state_dir)
+    if daemon is None:
+        return []
+    root = psutil.Process(daemon)
+    return [root, *root.children(recursive=True)]
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for proc in processes:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+class Load:
+    """Posts balanced entries at a fixed rate and records each call's latency."""
+
+    def __init__(self, target: OdooTarget, rps: float) -> None:
+        self.session = OdooSession(target, timeout_s=5)
+        self.accounts = find_accounts(self.session)
+        self.interval = 1.0 / rps
+        self.latencies: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.count = 0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            began = time.perf_counter()
+            self.count += 1
+            ref = f"overhead-{time.time_ns()}-{self.count}"
+            try:
+                entry = balanced_entry(self.accounts, ref)
+                move = self.session.call("account.move", "create", [entry])
+                self.session.call("account.move", "action_post", [[move]])
+                self.latencies.append(time.perf_counter() - began)
+            except Exception as exc:  # a failed call is reported, not hidden
+                print(f"    load call failed: {exc}")
+            self._stop.wait(max(0.0, self.interval - (time.perf_counter() - began)))
+
+    def run_for(self, seconds: float) -> list[float]:
+        self.latencies = []
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        time.sleep(seconds)
+        self._stop.set()
+        self._thread.join(10)
+        return list(self.latencies)
+
+
+def measure(
+    probes: list[Probe],
+    hz: float,
+    seconds: float,
+    server: list[psutil.Process],
+    *,
+    own_intervals: bool = False,
+) -> tuple[float, float]:
+    """(harness CPU %, server CPU %) of one core while ``probes`` sample at ``hz``."""
+    timeline = Timeline(SystemClock())
+    me = psutil.Process()
+    cpu0, srv0, t0 = me.cpu_times(), cpu_seconds(server), time.monotonic()
+    samplers = [
+        ProbeSampler(p, timeline, interval_s=(own_intervals and getattr(p, "interval_s", None))
+                     or 1.0 / hz).start()
+        for p in probes
+    ]  # fmt: skip
+    time.sleep(seconds)
+    for sampler in samplers:
+        sampler.stop()
+    elapsed = time.monotonic() - t0
+    cpu1, srv1 = me.cpu_times(), cpu_seconds(server)
+    harness = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / elapsed * 100
+    return harness, (srv1 - srv0) / elapsed * 100
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hz", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--load-rps", type=float, default=10.0)
+    parser.add_argument("--target", type=Path, default=REPO / "targets" / "sandbox.yaml")
+    args = parser.parse_args()
+    target = load_target(args.target)
+    assert isinstance(target.platform, SandboxPlatformSettings)
+    assert target.probes.catalogue
+    state_dir = target.resolve_path(target.platform.state_dir)
+    started = control.read_status(state_dir) is None
+    if started:
+        print(f"starting the sandbox in {state_dir} ...", flush=True)
+        control.up(state_dir, target.platform)
+    try:
+        platform = SandboxPlatform("overhead", state_dir, default_topology())
+        catalogue_path = target.resolve_path(target.probes.catalogue)
+        catalogue = load_catalogue(catalogue_path)
+        facts = platform.probe_facts()
+        server = sandbox_processes(state_dir)
+        idle_harness, idle_server = measure([], args.hz, args.seconds, server)
+        print(f"\nper probe at {args.hz:g} Hz for {args.seconds:g}s (idle: harness "
+              f"{idle_harness:.2f}%, sandbox {idle_server:.2f}% of one core)")  # fmt: skip
+        print(f"{'probe':22} {'harness %':>10} {'sandbox %':>10} {'total/Hz %':>11}")
+        total_h = total_s = 0.0
+        for probe in build_probes(catalogue, facts, catalogue_path):
+            harness, srv = measure([probe], args.hz, args.seconds, server)
+            harness, srv = max(0.0, harness - idle_harness), max(0.0, srv - idle_server)
+            total_h, total_s = total_h + harness, total_s + srv
+            print(f"{probe.name:22} {harness:10.2f} {srv:10.2f} {(harness + srv) / args.hz:11.3f}")
+        print(f"{'sum':22} {total_h:10.2f} {total_s:10.2f} {(total_h + total_s) / args.hz:11.3f}")
+        every = build_probes(catalogue, facts, catalogue_path)
+        together_h, together_s = measure(every, args.hz, args.seconds, server)
+        print(f"\nall {len(every)} probes together, every one at {args.hz:g} Hz: harness "
+              f"{together_h - idle_harness:.2f}% + sandbox {together_s - idle_server:.2f}% "
+              f"of one core (goal: harness under 5%)")  # fmt: skip
+        own = build_probes(catalogue, facts, catalogue_path)
+        cat_h, cat_s = measure(own, args.hz, args.seconds, server, own_intervals=True)
+        slower = ", ".join(f"{p.name} {getattr(p, 'interval_s', 0):g}s" for p in own
+                           if getattr(p, "interval_s", None))  # fmt: skip
+        print(f"the catalogue's own intervals ({slower}; the rest at {args.hz:g} Hz): "
+              f"harness {cat_h - idle_harness:.2f}% + "
+              f"sandbox {cat_s - idle_server:.2f}%")  # fmt: skip
+
+        odoo = OdooTarget(facts["entry_url"], facts["database"], facts["login"],
+                          facts["password"], facts["ca_bundle"])  # fmt: skip
+        load = Load(odoo, args.load_rps)
+        quiet = load.run_for(args.seconds)
+        samplers = [ProbeSampler(p, Timeline(SystemClock()), interval_s=1.0 / args.hz).start()
+                    for p in build_probes(catalogue, facts, catalogue_path)]  # fmt: skip
+        busy = load.run_for(args.seconds)
+        for sampler in samplers:
+            sampler.stop()
+        print(f"\nload of {args.load_rps:g} postings/s (create + post), latency in ms:")
+        print(f"{'':18} {'calls':>6} {'p50':>7} {'p95':>7} {'mean':>7}")
+        for label, values in (("without probes", quiet), ("with all probes", busy)):
+            mean = statistics.fmean(values) * 1000 if values else float("nan")
+            print(f"{label:18} {len(values):6d} {pct(values, 0.5):7.1f} {pct(values, 0.95):7.1f} "
+                  f"{mean:7.1f}")  # fmt: skip
+    finally:
+        if started:
+            control.down(state_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
