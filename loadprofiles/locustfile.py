@@ -1,0 +1,388 @@
+"""Finance user flows for Locust, speaking only Odoo's external JSON-RPC API.
+
+Runs unchanged against a real Odoo or the ledgerdrill sandbox's reference ERP:
+``POST /web/session/authenticate`` then ``POST /web/dataset/call_kw/<model>/<method>``.
+
+Settings come from the environment only (the harness sets them; credentials never go on
+a command line, where ``ps`` would show them):
+
+``LEDGERDRILL_ERP_URL``        base URL, e.g. ``https://127.0.0.1:8443``
+``LEDGERDRILL_ERP_DB``         database name
+``LEDGERDRILL_ERP_LOGIN``      user login
+``LEDGERDRILL_ERP_PASSWORD``   password (or an API key)
+``LEDGERDRILL_ERP_CA_BUNDLE``  PEM file of the CA to trust (TLS is always verified; the
+                               system trust store is used when this is empty)
+``LEDGERDRILL_LOAD_PLAN``      JSON plan written by ``ledgerdrill.load`` (stages and mixes);
+                               without it no shape is defined and ``-u``/``-r`` apply
+``LEDGERDRILL_LOAD_SECONDS``   file for per-second counts and latency histograms (JSON lines)
+``LEDGERDRILL_LOAD_RUN_ID``    prefix of every posting reference (default: random)
+
+Flows (one is drawn per iteration from the current stage's mix):
+
+- accountant: a customer invoice (INV) or a vendor bill (BILL), created then posted;
+- treasury: a customer receipt or a supplier payment in the bank journal (BNK), created then
+  posted, then a look-up of open receivable lines (the reconciliation work list);
+- controller: trial balance (``read_group`` on posted lines by account) and aged receivables
+  (``search_read`` of receivable lines);
+- bank_feed: a statement line posted in BNK with an idempotency reference; with the stage's
+  ``replay_share`` it re-sends a reference it already sent, and the ERP's refusal
+  (a ValidationError "already exists") is the expected outcome, counted as a success;
+- login: drop the session and authenticate again (a reconnect storm).
+
+Every posting carries a unique reference (``<run id>-<role>-<counter>-<random>``), so a
+checker can find lost and duplicated postings. A JSON-RPC error object (HTTP 200 with
+``"error"``) is reported to Locust as a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import itertools
+import json
+import os
+import random
+import re
+import signal
+import ssl
+import time
+import uuid
+from collections import defaultdict
+from typing import Any
+
+import gevent
+from locust import LoadTestShape, events, task
+from locust.contrib.fasthttp import FastHttpUser
+
+ENV = os.environ
+URL = ENV.get("LEDGERDRILL_ERP_URL", "").rstrip("/")
+DATABASE = ENV.get("LEDGERDRILL_ERP_DB", "")
+LOGIN = ENV.get("LEDGERDRILL_ERP_LOGIN", "")
+PASSWORD = ENV.get("LEDGERDRILL_ERP_PASSWORD", "")
+CA_BUNDLE = ENV.get("LEDGERDRILL_ERP_CA_BUNDLE", "")
+RUN_ID = ENV.get("LEDGERDRILL_LOAD_RUN_ID") or f"ld-{uuid.uuid4().hex[:8]}"
+ROLES = ("accountant", "treasury", "controller", "bank_feed", "login")
+
+JOURNALS = ("INV", "BILL", "BNK", "MISC")
+ACCOUNTS = {
+    "receivable": "121000",
+    "payable": "211000",
+    "revenue": "400000",
+    "expense": "600000",
+    "bank": "101401",
+}
+DUPLICATE = object()  # the ERP refused a reference it already holds
+_SEQUENCE = itertools.count(1)
+_REF_IN_TEXT = re.compile(r"'[^']*'")
+
+
+def _read_plan() -> dict[str, Any] | None:
+    path = ENV.get("LEDGERDRILL_LOAD_PLAN")
+    if not path:
+        return None
+    with open(path, encoding="utf-8") as handle:
+        plan: dict[str, Any] = json.load(handle)
+    return plan
+
+
+PLAN = _read_plan()
+# the harness stops us with SIGINT (Locust's SIGTERM handler only comes after a shape ends);
+# a harness started in the background (``cmd &``) passes SIGINT down as ignored: undo that
+signal.signal(signal.SIGINT, signal.default_int_handler)
+# what the shape's current stage asks for; read by every user at each iteration
+CURRENT: dict[str, Any] = {
+    "mix": dict.fromkeys(ROLES[:4], 1.0) | {"login": 0.0},
+    "replay_share": 0.0,
+}
+if PLAN:
+    CURRENT.update(mix=PLAN["stages"][0]["mix"], replay_share=PLAN["stages"][0]["replay_share"])
+
+
+def _ca_context(cafile: str | None = None) -> ssl.SSLContext:
+    """TLS verified against the sandbox's (or the company's) CA, hostname checked.
+
+    geventhttpclient calls this as ``factory(cafile=<certifi bundle>)``; the configured
+    bundle wins, the system/certifi store is the fallback."""
+    import gevent.ssl
+
+    context: ssl.SSLContext = gevent.ssl.create_default_context(cafile=CA_BUNDLE or cafile)
+    return context
+
+
+def _reference(role: str) -> str:
+    return f"{RUN_ID}-{role}-{next(_SEQUENCE)}-{uuid.uuid4().hex[:8]}"
+
+
+class RpcFailed(Exception):
+    """A call failed (already reported to Locust); the flow stops here."""
+
+
+class FinanceUser(FastHttpUser):
+    host = URL or None
+    insecure = False  # TLS is verified; see _ca_context
+    ssl_context_factory = staticmethod(_ca_context)
+    network_timeout = 30.0
+    connection_timeout = 10.0
+
+    def wait_time(self) -> float:
+        think = float(PLAN["think_time_s"]) if PLAN else 0.5
+        return random.uniform(0.5 * think, 1.5 * think)
+
+    def on_start(self) -> None:
+        self.uid: int | None = None
+        self.journals: dict[str, int] = {}
+        self.accounts: dict[str, int] = {}
+        self.sent_refs: list[str] = []
+        with contextlib.suppress(RpcFailed):  # reported; the first iteration tries again
+            self._login()
+
+    # -- JSON-RPC --------------------------------------------------------------------
+    def _rpc(self, path: str, params: dict[str, Any], name: str, duplicate_ok: bool = False) -> Any:
+        payload = {"jsonrpc": "2.0", "method": "call", "id": next(_SEQUENCE), "params": params}
+        with self.client.post(path, json=payload, name=name, catch_response=True) as resp:
+            if resp.status_code != 200:
+                resp.failure(f"HTTP {resp.status_code}: {resp.error or ''}"[:200])
+                raise RpcFailed(name)
+            try:
+                body = resp.json()
+            except ValueError:
+                resp.failure("response is not JSON")
+                raise RpcFailed(name) from None
+            error = body.get("error") if isinstance(body, dict) else None
+            if error is None:
+                resp.success()
+                return body.get("result")
+            data = error.get("data") or {}
+            kind = str(data.get("name") or error.get("message") or "error")
+            message = str(data.get("message") or error.get("message") or "")
+            if duplicate_ok and kind.endswith("ValidationError") and "already exists" in message:
+                resp.success()
+                return DUPLICATE
+            if error.get("code") == 100:  # session expired: log in again next time
+                self.uid = None
+            # references in messages are unique: hide them so Locust groups the failures
+            resp.failure(f"{kind}: {_REF_IN_TEXT.sub('<ref>', message)[:160]}")
+            raise RpcFailed(name)
+
+    def call(self, role: str, model: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        duplicate_ok = bool(kwargs.pop("duplicate_ok", False))
+        params = {"model": model, "method": method, "args": list(args), "kwargs": kwargs}
+        return self._rpc(
+            f"/web/dataset/call_kw/{model}/{method}",
+            params,
+            f"{role}: {model}.{method}",
+            duplicate_ok=duplicate_ok,
+        )
+
+    def _login(self) -> None:
+        self.client.cookiejar.clear()
+        self.uid = None
+        params = {"db": DATABASE, "login": LOGIN, "password": PASSWORD}
+        info = self._rpc("/web/session/authenticate", params, "session: authenticate")
+        self.uid = int(info["uid"]) if isinstance(info, dict) and info.get("uid") else None
+        if self.uid is None:
+            raise RpcFailed("authenticate gave no uid")
+        if not self.journals:
+            self._look_up_ids()
+
+    def _look_up_ids(self) -> None:
+        journals = self.call(
+            "setup", "account.journal", "search_read", [["code", "in", list(JOURNALS)]],
+            fields=["id", "code"],
+        )  # fmt: skip
+        accounts = self.call(
+            "setup", "account.account", "search_read",
+            [["code", "in", list(ACCOUNTS.values())]], fields=["id", "code"],
+        )  # fmt: skip
+        self.journals = {str(j["code"]): int(j["id"]) for j in journals}
+        by_code = {str(a["code"]): int(a["id"]) for a in accounts}
+        missing = [c for c in ACCOUNTS.values() if c not in by_code]
+        missing += [j for j in JOURNALS if j not in self.journals]
+        if missing:
+            raise RpcFailed(f"chart of accounts lacks {missing}")
+        self.accounts = {key: by_code[code] for key, code in ACCOUNTS.items()}
+
+    # -- postings --------------------------------------------------------------------
+    def _post(
+        self,
+        role: str,
+        journal: str,
+        move_type: str,
+        debit: str,
+        credit: str,
+        *,
+        ref: str | None = None,
+        duplicate_ok: bool = False,
+    ) -> Any:
+        amount = round(random.uniform(10, 5000), 2)
+        ref = ref or _reference(role)
+        vals = {
+            "move_type": move_type,
+            "journal_id": self.journals[journal],
+            "ref": ref,
+            "date": dt.date.today().isoformat(),
+            "line_ids": [
+                (0, 0, {"account_id": self.accounts[debit], "debit": amount, "credit": 0.0,
+                        "name": ref}),
+                (0, 0, {"account_id": self.accounts[credit], "debit": 0.0, "credit": amount,
+                        "name": ref}),
+            ],
+        }  # fmt: skip
+        move_id = self.call(role, "account.move", "create", vals, duplicate_ok=duplicate_ok)
+        if move_id is DUPLICATE:
+            return DUPLICATE
+        self.call(role, "account.move", "action_post", [move_id])
+        return ref
+
+    def accountant(self) -> None:
+        if random.random() < 0.6:
+            self._post("accountant", "INV", "out_invoice", "receivable", "revenue")
+        else:
+            self._post("accountant", "BILL", "in_invoice", "expense", "payable")
+
+    def treasury(self) -> None:
+        if random.random() < 0.5:
+            self._post("treasury", "BNK", "entry", "bank", "receivable")
+        else:
+            self._post("treasury", "BNK", "entry", "payable", "bank")
+        self.call(
+            "treasury", "account.move.line", "search_read",
+            [["account_id", "=", self.accounts["receivable"]], ["parent_state", "=", "posted"]],
+            fields=["move_id", "partner_id", "debit", "credit", "balance"], limit=40,
+        )  # fmt: skip
+
+    def controller(self) -> None:
+        self.call(
+            "controller", "account.move.line", "read_group",
+            [["parent_state", "=", "posted"]], ["account_id", "debit:sum", "credit:sum",
+                                               "balance:sum"], ["account_id"], lazy=False,
+        )  # fmt: skip
+        self.call(
+            "controller", "account.move.line", "search_read",
+            [["account_id", "=", self.accounts["receivable"]], ["parent_state", "=", "posted"]],
+            fields=["date", "partner_id", "balance"], limit=80, order="date asc",
+        )  # fmt: skip
+
+    def bank_feed(self) -> None:
+        if self.sent_refs and random.random() < float(CURRENT["replay_share"]):
+            ref = random.choice(self.sent_refs)  # a backlog replay re-sends a known line
+            self._post("bank_feed", "BNK", "entry", "bank", "receivable", ref=ref,
+                       duplicate_ok=True)  # fmt: skip
+            return
+        ref = _reference("bank_feed")
+        self.sent_refs.append(ref)
+        del self.sent_refs[:-200]
+        self._post("bank_feed", "BNK", "entry", "bank", "receivable", ref=ref, duplicate_ok=True)
+
+    def login(self) -> None:
+        self._login()
+
+    @task
+    def work(self) -> None:
+        try:
+            if self.uid is None or not self.journals:
+                self._login()
+            mix: dict[str, float] = CURRENT["mix"]
+            roles = [r for r in ROLES if mix.get(r, 0) > 0]
+            role = random.choices(roles, weights=[mix[r] for r in roles])[0]
+            getattr(self, role)()
+        except RpcFailed:
+            pass  # already reported to Locust as a failure
+
+
+if PLAN is not None:
+
+    class PlanShape(LoadTestShape):
+        """The profile's stages: (users, spawn_rate) until each stage's end, then stop."""
+
+        def tick(self) -> tuple[int, float] | None:
+            assert PLAN is not None
+            run_time = self.get_run_time()
+            if run_time >= float(PLAN["end_s"]):
+                return None
+            for stage in PLAN["stages"]:
+                if run_time < float(stage["until_s"]):
+                    CURRENT.update(mix=stage["mix"], replay_share=stage["replay_share"])
+                    return int(stage["users"]), float(stage["spawn_rate"])
+            return None
+
+
+# -- exact per-second counts and latency histograms ------------------------------------
+SECONDS_FILE = ENV.get("LEDGERDRILL_LOAD_SECONDS")
+_buckets: dict[int, dict[str, Any]] = defaultdict(
+    lambda: {"requests": 0, "failures": 0, "hist": defaultdict(int)}
+)
+
+
+def _rounded_ms(ms: float) -> int:
+    """Locust's own rounding of response times (two significant digits above 100 ms)."""
+    if ms < 100:
+        return round(ms)
+    if ms < 1000:
+        return int(round(ms, -1))
+    if ms < 10000:
+        return int(round(ms, -2))
+    return int(round(ms, -3))
+
+
+@events.request.add_listener
+def _on_request(response_time: float, exception: Exception | None, **_: Any) -> None:
+    bucket = _buckets[int(time.time())]
+    bucket["requests"] += 1
+    bucket["failures"] += exception is not None
+    bucket["hist"][_rounded_ms(response_time or 0.0)] += 1
+
+
+def _flush(upto: float) -> None:
+    if not SECONDS_FILE:
+        return
+    done = sorted(t for t in _buckets if t < upto)
+    if not done:
+        return
+    with open(SECONDS_FILE, "a", encoding="utf-8") as handle:
+        for t in done:
+            bucket = _buckets.pop(t)
+            line = {"t": t, "requests": bucket["requests"], "failures": bucket["failures"],
+                    "hist": dict(bucket["hist"])}  # fmt: skip
+            handle.write(json.dumps(line) + "\n")
+
+
+def _flusher() -> None:
+    while True:
+        gevent.sleep(1.0)
+        _flush(int(time.time()))
+
+
+def _watch_parent(parent: int) -> None:
+    """Stop (as on SIGINT: stats are written) when the harness that started us is gone,
+    even if it was SIGKILLed and could not stop us itself."""
+    while True:
+        gevent.sleep(0.5)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGINT)
+            return
+
+
+@events.init.add_listener
+def _on_init(**_: Any) -> None:
+    parent = ENV.get("LEDGERDRILL_LOAD_PARENT_PID")
+    if parent and parent.isdigit():
+        gevent.spawn(_watch_parent, int(parent))
+
+
+@events.test_start.add_listener
+def _on_test_start(**_: Any) -> None:
+    if SECONDS_FILE:
+        with open(SECONDS_FILE, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"event": "start", "epoch_s": time.time()}) + "\n")
+        gevent.spawn(_flusher)
+
+
+@events.quitting.add_listener
+def _on_quitting(**_: Any) -> None:
+    _flush(float("inf"))
+
+
+@events.quit.add_listener
+def _on_quit(**_: Any) -> None:
+    _flush(float("inf"))  # requests that ended while the users were being stopped

@@ -1,0 +1,291 @@
+"""Run Locust as a subprocess on a load profile, stop it for sure, and read what it measured.
+
+Locust is never imported here: it monkey-patches the standard library (gevent). It runs
+as ``python -m locust`` in its own session (process group), headless, with the profile's
+stages handed to the locustfile's ``LoadTestShape`` as a JSON plan. Credentials travel in
+the environment, never on the command line.
+
+Stopping: SIGINT to the pid (Locust stops the users, writes its JSON stats and exits; not
+SIGTERM, whose handler Locust installs only after a shape has ended), SIGKILL to the whole
+process group after ``stop_timeout_s``. ``stop()`` runs at the end of a
+``with`` block whatever happens (failure, KeyboardInterrupt), from an ``atexit`` hook, and
+from a watchdog thread at ``max_duration_s``. If the harness itself is SIGKILLed, the
+locustfile notices its parent is gone and stops within about a second.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, Self
+
+import psutil
+
+from ledgerdrill.errors import ConfigError, LedgerdrillError
+from ledgerdrill.load.collect import CSV_PREFIX, SECONDS_FILE, collect
+from ledgerdrill.load.model import LoadResult
+from ledgerdrill.load.profile import LoadProfile, load_profile
+
+PLAN_FILE = "plan.json"
+LOG_FILE = "locust.log"
+OUTPUT_FILE = "locust.out"
+# Locust itself needs a moment to start and to write its stats at the end
+START_GRACE_S = 15.0
+
+EndedBy = Literal["profile-end", "stop", "time-limit", "killed", "crashed", "not-started"]
+
+
+class LoadRunError(LedgerdrillError):
+    """Locust could not be started (the profile itself is a ConfigError)."""
+
+
+def default_locustfile(profile_path: Path) -> Path:
+    """``locustfile.py`` next to the profile, else the repository's ``loadprofiles/``."""
+    beside = profile_path.parent / "locustfile.py"
+    return beside if beside.is_file() else Path("loadprofiles") / "locustfile.py"
+
+
+class LoadRun:
+    """One Locust run. ``start()`` returns once the process is launched; ``stop()`` is
+    idempotent and always leaves no Locust process; ``result()`` stops if needed and reads
+    the output folder (once)."""
+
+    def __init__(
+        self,
+        profile_path: Path | str,
+        *,
+        url: str,
+        database: str,
+        login: str,
+        password: str,
+        ca_bundle: Path | str | None,
+        out_dir: Path | str,
+        max_duration_s: float | None = None,
+        scale: float = 1.0,
+        locustfile: Path | str | None = None,
+        stop_timeout_s: float = 10.0,
+        python: str = sys.executable,
+    ) -> None:
+        self.profile_path = Path(profile_path)
+        self.profile: LoadProfile = load_profile(self.profile_path, scale=scale)
+        if max_duration_s is not None and max_duration_s <= 0:
+            raise ConfigError(f"load max duration: {max_duration_s!r} (allowed: above 0 s)")
+        self.locustfile = Path(locustfile) if locustfile else default_locustfile(self.profile_path)
+        if not self.locustfile.is_file():
+            raise ConfigError(f"{self.locustfile}: locustfile not found")
+        self.url = url
+        self._credentials = (database, login, password)
+        self.ca_bundle = Path(ca_bundle) if ca_bundle else None
+        self.out_dir = Path(out_dir)
+        self.max_duration_s = max_duration_s
+        self.stop_timeout_s = stop_timeout_s
+        self.python = python
+        self.run_id = f"ld-{uuid.uuid4().hex[:8]}"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._launched_epoch = 0.0
+        self._lock = threading.Lock()
+        self._ended_by: EndedBy | None = None
+        self._cpu_s: float | None = None
+        self._result: LoadResult | None = None
+        self._done = threading.Event()
+
+    # -- life cycle --------------------------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> None:
+        if self._proc is not None:
+            raise LoadRunError("this LoadRun was already started")
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        plan = self.profile.plan(max_duration_s=self.max_duration_s)
+        (self.out_dir / PLAN_FILE).write_text(json.dumps(plan, indent=1), encoding="utf-8")
+        for stale in (SECONDS_FILE, "locust.json"):
+            (self.out_dir / stale).unlink(missing_ok=True)
+        command = [
+            self.python, "-m", "locust",
+            "-f", str(self.locustfile.resolve()),
+            "--headless",
+            "--host", self.url,
+            "--csv", CSV_PREFIX, "--csv-full-history",
+            "--json-file", "locust",
+            "--only-summary",
+            "--loglevel", "INFO",
+            "--logfile", LOG_FILE,
+            "--stop-timeout", "2",
+            "--exit-code-on-error", "0",
+        ]  # fmt: skip
+        output = (self.out_dir / OUTPUT_FILE).open("wb")
+        try:
+            self._launched_epoch = time.time()
+            self._proc = subprocess.Popen(
+                command,
+                cwd=self.out_dir,  # Locust reads ./locust.conf and ./pyproject.toml: ours
+                env=self._environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise LoadRunError(f"cannot start Locust ({self.python} -m locust): {exc}") from exc
+        finally:
+            output.close()
+        atexit.register(self.stop)
+        threading.Thread(target=self._watch, name=f"loadrun-{self.pid}", daemon=True).start()
+
+    def _environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
+        database, login, password = self._credentials
+        env.update(
+            LEDGERDRILL_ERP_URL=self.url,
+            LEDGERDRILL_ERP_DB=database,
+            LEDGERDRILL_ERP_LOGIN=login,
+            LEDGERDRILL_ERP_PASSWORD=password,
+            LEDGERDRILL_ERP_CA_BUNDLE=str(self.ca_bundle.resolve()) if self.ca_bundle else "",
+            LEDGERDRILL_LOAD_PLAN=str((self.out_dir / PLAN_FILE).resolve()),
+            LEDGERDRILL_LOAD_SECONDS=str((self.out_dir / SECONDS_FILE).resolve()),
+            LEDGERDRILL_LOAD_RUN_ID=self.run_id,
+            LEDGERDRILL_LOAD_PARENT_PID=str(os.getpid()),
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def _watch(self) -> None:
+        """Sample Locust's CPU time while it runs; stop it at the time limit."""
+        proc = self._proc
+        assert proc is not None
+        limit = self.profile.plan(max_duration_s=self.max_duration_s)["end_s"] + START_GRACE_S
+        try:
+            ps = psutil.Process(proc.pid)
+        except psutil.Error:
+            ps = None
+        while proc.poll() is None and not self._done.is_set():
+            if ps is not None:
+                try:
+                    times = ps.cpu_times()
+                    self._cpu_s = times.user + times.system
+                except psutil.Error:
+                    pass
+            if time.time() - self._launched_epoch > limit:
+                self._stop("time-limit")
+                return
+            self._done.wait(0.25)
+
+    def stop(self) -> None:
+        """Stop Locust (SIGINT, then SIGKILL to its process group) and wait for it."""
+        self._stop("stop")
+
+    def _stop(self, reason: EndedBy) -> None:
+        with self._lock:
+            proc = self._proc
+            if proc is None:
+                return
+            self._done.set()
+            if proc.poll() is not None:
+                if self._ended_by is None:
+                    self._ended_by = "profile-end" if proc.returncode == 0 else "crashed"
+                _kill_group(proc.pid)  # anything it left in its group
+                return
+            self._sample_cpu(proc.pid)
+            ended: EndedBy = reason
+            try:
+                # SIGINT: while a shape runs, Locust has no SIGTERM handler yet (it installs
+                # it after the shape ends) and would die without writing its stats
+                proc.send_signal(signal.SIGINT)
+                proc.wait(timeout=self.stop_timeout_s)
+            except subprocess.TimeoutExpired:
+                ended = "killed"
+            finally:
+                # also on KeyboardInterrupt while waiting: never leave it running
+                _kill_group(proc.pid)
+                proc.wait()
+            self._ended_by = ended
+
+    def _sample_cpu(self, pid: int) -> None:
+        try:
+            times = psutil.Process(pid).cpu_times()
+            self._cpu_s = times.user + times.system
+        except psutil.Error:
+            pass
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Wait for the profile to end on its own; True when Locust has exited."""
+        if self._proc is None:
+            return True
+        try:
+            self._proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- results ---------------------------------------------------------------------
+    def result(self) -> LoadResult:
+        if self._result is not None:
+            return self._result
+        self.stop()
+        proc = self._proc
+        start, seconds, source, locust_requests, locust_failures, errors = collect(
+            self.out_dir, self._launched_epoch
+        )
+        ended_by: EndedBy = self._ended_by or "not-started"
+        if start is None:
+            ended_by = "not-started"
+        self._result = LoadResult(
+            profile=self.profile.name,
+            started_at=dt.datetime.fromtimestamp(start, tz=dt.UTC) if start else None,
+            started_epoch_s=start,
+            duration_s=float(len(seconds)),
+            startup_s=(start - self._launched_epoch) if start else None,
+            seconds=seconds,
+            requests=sum(s.requests for s in seconds),
+            failures=sum(s.failures for s in seconds),
+            locust_requests=locust_requests,
+            locust_failures=locust_failures,
+            counts_source=source,
+            errors=errors,
+            exit_code=proc.returncode if proc else None,
+            ended_by=ended_by,
+            cpu_s=self._cpu_s,
+            log_tail=_tail(self.out_dir / OUTPUT_FILE) if ended_by != "profile-end" else "",
+        )
+        return self._result
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _tail(path: Path, chars: int = 2000) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")[-chars:]
+    except OSError:
+        return ""

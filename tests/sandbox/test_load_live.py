@@ -1,0 +1,132 @@
+"""Locust against the running sandbox: real requests, exact counts, nothing left behind.
+
+Lives here (not in tests/load/) to share the session's ``sandbox`` fixture without a second
+import of tests/sandbox/conftest.py.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from ledgerdrill.load.phases import summarise
+from ledgerdrill.load.runner import LoadRun
+
+REPO = Path(__file__).resolve().parents[2]
+LOCUSTFILE = REPO / "loadprofiles" / "locustfile.py"
+PROFILE = """
+name: live-test
+think_time: 200ms
+mix: {accountant: 3, treasury: 2, controller: 1, bank_feed: 2}
+stages:
+  - {until: 2s, users: 3, spawn_rate: 3}
+  - {until: 30s, users: 3, spawn_rate: 3, replay_share: 0.3}
+"""
+
+
+def gone(pid: int, within_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def make_run(sandbox, tmp_path: Path, max_duration_s: float) -> LoadRun:  # type: ignore[no-untyped-def]
+    profile = tmp_path / "live-test.yaml"
+    profile.write_text(PROFILE)
+    status = sandbox.status
+    return LoadRun(
+        profile, url=status["entry_url"], database=status["database"], login=status["login"],
+        password=status["password"], ca_bundle=status["ca_bundle"], out_dir=tmp_path / "out",
+        max_duration_s=max_duration_s, locustfile=LOCUSTFILE,
+    )  # fmt: skip
+
+
+def test_a_profile_runs_and_per_second_counts_sum_to_locusts_totals(sandbox, tmp_path):
+    run = make_run(sandbox, tmp_path, max_duration_s=8)
+    with run:
+        pid = run.pid
+        assert pid is not None
+        assert run.wait(timeout_s=30), "the profile did not end on its own"
+    assert gone(pid, 0.5)
+    result = run.result()
+    assert result.ended_by == "profile-end", result.log_tail
+    assert result.counts_source == "locust-json"
+    assert result.requests > 20
+    assert result.requests == result.locust_requests
+    assert result.failures == result.locust_failures
+    assert result.failures <= result.requests * 0.05, result.errors
+    # the locustfile's own per-second listener agrees with Locust's JSON
+    listener = [
+        json.loads(x) for x in (tmp_path / "out" / "seconds.jsonl").read_text().splitlines()
+    ]
+    assert sum(x.get("requests", 0) for x in listener) == result.locust_requests
+    assert 7 <= result.duration_s <= 10
+    assert result.startup_s is not None and 0 < result.startup_s < 10
+    summary = summarise(result, 3.0, 5.0, recovery_window_s=1.0)
+    assert sum(p.requests for p in summary.phases) == result.locust_requests
+    assert all(p.p95_ms is not None for p in summary.phases if p.requests)
+
+
+def test_stop_mid_run_leaves_no_locust_and_keeps_its_stats(sandbox, tmp_path):
+    run = make_run(sandbox, tmp_path, max_duration_s=30)
+    run.start()
+    pid = run.pid
+    assert pid is not None
+    time.sleep(3)
+    run.stop()
+    assert gone(pid, 0.5)
+    result = run.result()
+    assert result.ended_by == "stop"
+    assert result.requests > 0 and result.requests == result.locust_requests
+
+
+HARNESS = """
+import json, sys, time
+from ledgerdrill.load.runner import LoadRun
+status = json.loads(sys.argv[1])
+run = LoadRun(sys.argv[2], url=status["entry_url"], database=status["database"],
+              login=status["login"], password=status["password"],
+              ca_bundle=status["ca_bundle"], out_dir=sys.argv[3], max_duration_s=60,
+              locustfile=sys.argv[4])
+with run:
+    print(run.pid, flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
+def test_an_interrupted_or_killed_harness_leaves_no_locust(sandbox, tmp_path, how):
+    profile = tmp_path / "live-test.yaml"
+    profile.write_text(PROFILE)
+    status = {k: sandbox.status[k] for k in ("entry_url", "database", "login", "password",
+                                             "ca_bundle")}  # fmt: skip
+    harness = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(HARNESS), json.dumps(status), str(profile),
+         str(tmp_path / "out"), str(LOCUSTFILE)],
+        stdout=subprocess.PIPE, text=True, cwd=REPO,
+    )  # fmt: skip
+    try:
+        assert harness.stdout is not None
+        locust_pid = int(harness.stdout.readline())
+        assert psutil.pid_exists(locust_pid)
+        time.sleep(2)
+        harness.send_signal(how)
+        harness.wait(timeout=20)
+        assert gone(locust_pid, within_s=10), f"Locust {locust_pid} survived {how.name}"
+    finally:
+        harness.kill()
+        harness.wait()
