@@ -36,3 +36,30 @@ cleanup: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .ledgerdrill .pytest_cache .mypy_cache .ruff_cache
+
+# -- kind: the same scenarios on a local multi-zone cluster (needs docker, kind, kubectl, helm)
+KIND_CLUSTERS := ledgerdrill ledgerdrill-dr
+.PHONY: kind-up kind-down
+
+kind-up:
+	@command -v docker >/dev/null || { echo "kind-up: docker is not installed (kind runs its nodes as docker containers)"; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "kind-up: the docker engine is not reachable (is it running?)"; exit 1; }
+	@command -v kind >/dev/null || { echo "kind-up: kind is not installed: https://kind.sigs.k8s.io/docs/user/quick-start/"; exit 1; }
+	@command -v kubectl >/dev/null || { echo "kind-up: kubectl is not installed"; exit 1; }
+	@command -v helm >/dev/null || { echo "kind-up: helm is not installed (Traefik and CloudNativePG are helm charts)"; exit 1; }
+	kind get clusters | grep -qx ledgerdrill || kind create cluster --config kind-config.yaml
+	kind get clusters | grep -qx ledgerdrill-dr || kind create cluster --config kind-config-dr.yaml
+	docker build -t ledgerdrill/erp:2026.11.0 -f deploy/kind/Dockerfile .
+	for c in $(KIND_CLUSTERS); do \
+	  kind load docker-image ledgerdrill/erp:2026.11.0 --name $$c && \
+	  helm repo add cnpg https://cloudnative-pg.github.io/charts >/dev/null && \
+	  helm repo add traefik https://traefik.github.io/charts >/dev/null && \
+	  helm upgrade --install cnpg cnpg/cloudnative-pg -n cnpg-system --create-namespace --wait --kube-context kind-$$c && \
+	  helm upgrade --install traefik traefik/traefik -n traefik --create-namespace --wait --kube-context kind-$$c && \
+	  kubectl --context kind-$$c apply -f deploy/kind/ || exit 1; \
+	done
+	@echo "kind clusters ready: contexts kind-ledgerdrill and kind-ledgerdrill-dr; try: $(BIN)/ledgerdrill plan --target targets/kind.yaml"
+
+kind-down:
+	@command -v kind >/dev/null || { echo "kind-down: kind is not installed: nothing to delete"; exit 0; }
+	for c in $(KIND_CLUSTERS); do kind delete cluster --name $$c; done

@@ -1,0 +1,163 @@
+"""DatabaseControl on a CloudNativePG ``Cluster`` (``postgresql.cnpg.io/v1``).
+
+- topology: ``status.instanceNames``/``currentPrimary``/``timelineID`` of the Cluster and
+  each instance pod's ``cnpg.io/instanceRole`` label and node. A replica is reported
+  ``sync-standby`` when the Cluster asks for synchronous replication
+  (``spec.postgresql.synchronous`` or ``spec.minSyncReplicas``), else ``async-replica``;
+  an instance without a Ready pod is ``stopped``.
+- crash_primary: delete the primary's pod with ``gracePeriodSeconds=0``; the operator
+  promotes the most advanced replica and re-creates the lost instance, which rejoins
+  as a replica (pg_rewind). ``rejoin`` therefore only waits for it to be a Ready replica.
+- switchover: what ``kubectl cnpg promote CLUSTER INSTANCE`` does: set
+  ``status.targetPrimary`` (and the phase) on the status subresource, then wait for
+  ``status.currentPrimary`` to follow.
+- run_bad_change / point-in-time restore: unsupported (see ``_PITR``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client
+from ledgerdrill.errors import PlatformError, UnsupportedCapability
+from ledgerdrill.platforms.base import DatabaseMember, DatabaseTopology
+from ledgerdrill.platforms.kubernetes.api import (
+    CNPG_GROUP,
+    CNPG_PLURAL,
+    CNPG_VERSION,
+    MERGE,
+    Kube,
+    call,
+    wait_for,
+)
+from ledgerdrill.targets import KubernetesPlatformSettings
+
+_PITR = (
+    "running SQL needs pod exec and a point-in-time restore needs a CloudNativePG backup "
+    "object store (barman); neither is driven by this backend yet"
+)
+
+
+class DatabaseOps:
+    kube: Kube
+    settings: KubernetesPlatformSettings
+    kind: str
+
+    @property
+    def _db_ns(self) -> str:
+        return self.settings.database_namespace or self.settings.namespace
+
+    def _cluster(self) -> dict[str, Any]:
+        name, ns = str(self.settings.database_cluster), self._db_ns
+        found = call(
+            f"read CNPG cluster {ns}/{name}",
+            lambda: self.kube.custom.get_namespaced_custom_object(
+                CNPG_GROUP, CNPG_VERSION, ns, CNPG_PLURAL, name
+            ),
+        )
+        if not isinstance(found, dict):
+            raise PlatformError(f"CNPG cluster {ns}/{name}: unexpected answer {found!r:.80}")
+        return found
+
+    def _instance_pods(self) -> dict[str, client.V1Pod]:
+        name, ns = str(self.settings.database_cluster), self._db_ns
+        pods = call(
+            f"list pods of {name}",
+            lambda: self.kube.core.list_namespaced_pod(
+                ns, label_selector=f"cnpg.io/cluster={name}"
+            ),
+        ).items
+        return {str(p.metadata.name): p for p in pods if p.metadata}
+
+    def database_topology(self) -> DatabaseTopology:
+        cluster = self._cluster()
+        spec, status = cluster.get("spec") or {}, cluster.get("status") or {}
+        sync = bool(
+            (spec.get("postgresql") or {}).get("synchronous") or spec.get("minSyncReplicas")
+        )
+        pods = self._instance_pods()
+        members = []
+        for inst in status.get("instanceNames") or sorted(pods):
+            pod = pods.get(inst)
+            if pod is None or not _ready(pod):
+                role = "stopped"
+            elif (pod.metadata.labels or {}).get("cnpg.io/instanceRole") == "primary":  # type: ignore[union-attr]
+                role = "primary"
+            else:
+                role = "sync-standby" if sync else "async-replica"
+            node = str(pod.spec.node_name) if pod is not None and pod.spec else ""
+            members.append(
+                DatabaseMember(inst, node, role, timeline=int(status.get("timelineID") or 0))
+            )
+        return DatabaseTopology(tuple(members))
+
+    def crash_primary(self) -> str:
+        primary = self.database_topology().primary
+        if primary is None:
+            raise PlatformError(f"CNPG cluster {self.settings.database_cluster} has no primary")
+        call(
+            f"delete primary pod {primary.name}",
+            lambda: self.kube.core.delete_namespaced_pod(
+                primary.name, self._db_ns, grace_period_seconds=0
+            ),
+        )
+        return primary.name
+
+    def switchover(self, to_member: str | None = None) -> str:
+        topo = self.database_topology()
+        target = to_member or next(
+            (m.name for m in topo.members if m.role in ("sync-standby", "async-replica")), None
+        )
+        if target is None:
+            raise PlatformError("no ready replica to switch over to")
+        name, ns = str(self.settings.database_cluster), self._db_ns
+        body = {"status": {"targetPrimary": target, "phase": "Switchover in progress",
+                           "phaseReason": f"Switching over to {target}"}}  # fmt: skip
+        call(
+            f"promote {target}",
+            lambda: self.kube.custom.patch_namespaced_custom_object_status(
+                CNPG_GROUP, CNPG_VERSION, ns, CNPG_PLURAL, name, body, _content_type=MERGE
+            ),
+        )
+        wait_for(
+            f"{target} to become primary",
+            lambda: (self._cluster().get("status") or {}).get("currentPrimary") == target,
+            self.settings.wait_timeout, self.settings.poll_interval,
+        )  # fmt: skip
+        return target
+
+    def rejoin(self, member: str) -> None:
+        def back() -> bool:
+            role = {m.name: m.role for m in self.database_topology().members}.get(member)
+            return role in ("sync-standby", "async-replica", "primary")
+
+        wait_for(f"{member} to rejoin as a replica", back, self.settings.wait_timeout,
+                 self.settings.poll_interval)  # fmt: skip
+
+    def application_database(self) -> str:
+        # the ERP connects through the operator's read-write service
+        return f"{self.settings.database_cluster}-rw"
+
+    def database_time_iso(self) -> str:
+        raise UnsupportedCapability(self.kind, "DatabaseControl.database_time_iso", _PITR)
+
+    def run_bad_change(self, sql: str) -> int:
+        raise UnsupportedCapability(self.kind, "DatabaseControl.run_bad_change", _PITR)
+
+    def restore_to_point_in_time(self, point_in_time_iso: str) -> str:
+        raise UnsupportedCapability(self.kind, "DatabaseControl.restore_to_point_in_time", _PITR)
+
+    def switch_application_database(self, member: str) -> None:
+        raise UnsupportedCapability(self.kind, "DatabaseControl.switch_application_database", _PITR)
+
+
+def _ready(pod: client.V1Pod) -> bool:
+    if pod.metadata is not None and pod.metadata.deletion_timestamp is not None:
+        return False
+    conditions = (pod.status.conditions if pod.status else None) or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()

@@ -1,0 +1,94 @@
+"""The reference stack of ``deploy/kind`` as the fake API server's initial state.
+
+Nodes are built from the real kind ``NodeList`` in ``fixtures/`` (renamed and labelled
+like ``kind-config.yaml``); the workloads mirror the manifests in ``deploy/kind``.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from pathlib import Path
+
+from ledgerdrill.platforms.kubernetes import tls
+from ledgerdrill.platforms.kubernetes.fakeapi.server import FakeKubernetes
+from ledgerdrill.platforms.kubernetes.fakeapi.store import Obj
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ZONE, REGION = "topology.kubernetes.io/zone", "topology.kubernetes.io/region"
+ERP_LABELS = {"app.kubernetes.io/name": "ledgerdrill-erp"}
+
+
+def _node(template: Obj, name: str, zone: str | None) -> Obj:
+    node = copy.deepcopy(template)
+    node.pop("metadata")
+    labels = {k: v for k, v in template["metadata"]["labels"].items() if "node-role" not in k}
+    labels["kubernetes.io/hostname"] = name
+    node["metadata"] = {"name": name, "labels": labels,
+                        "annotations": dict(template["metadata"]["annotations"])}  # fmt: skip
+    node["spec"] = {"providerID": f"kind://docker/ledgerdrill/{name}"}
+    if zone is None:
+        labels["node-role.kubernetes.io/control-plane"] = ""
+        node["spec"]["taints"] = [
+            {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+        ]
+    else:
+        labels.update({ZONE: zone, REGION: "primary"})
+    node["status"].pop("images", None)
+    return node
+
+
+def seed_reference_stack(fake: FakeKubernetes, namespace: str = "ledgerdrill") -> None:
+    """Control plane + two workers in each of zone-a/b/c, the ERP (3 replicas, PDB
+    minAvailable 2), Redis, a 3-instance CloudNativePG cluster and the TLS secret."""
+    raw = json.loads((FIXTURES / "nodelist-kind-cluster-raw.json").read_text())
+    template = raw["items"][0]
+    store = fake.store
+    store.create(
+        "core/nodes",
+        "",
+        {"kind": "Node", "apiVersion": "v1", **_node(template, "ledgerdrill-control-plane", None)},
+    )
+    workers = ["ledgerdrill-worker"] + [f"ledgerdrill-worker{i}" for i in range(2, 7)]
+    for i, name in enumerate(workers):
+        node = _node(template, name, f"zone-{'abc'[i // 2]}")
+        store.create("core/nodes", "", {"kind": "Node", "apiVersion": "v1", **node})
+    store.create("core/namespaces", "", {"kind": "Namespace", "apiVersion": "v1",
+                                         "metadata": {"name": namespace}})  # fmt: skip
+    store.create("apps/deployments", namespace, {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "ledgerdrill-erp", "labels": dict(ERP_LABELS)},
+        "spec": {"replicas": 3, "selector": {"matchLabels": dict(ERP_LABELS)},
+                 "template": {"metadata": {"labels": dict(ERP_LABELS)}, "spec": {"containers": [
+                     {"name": "erp", "image": "ledgerdrill/erp:2026.11.0",
+                      "ports": [{"containerPort": 8069, "protocol": "TCP"}]}]}}},
+    })  # fmt: skip
+    store.create("policy/poddisruptionbudgets", namespace, {
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "ledgerdrill-erp"},
+        "spec": {"minAvailable": 2, "selector": {"matchLabels": dict(ERP_LABELS)}},
+    })  # fmt: skip
+    redis = {"app.kubernetes.io/name": "redis"}
+    store.create("apps/deployments", namespace, {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "redis", "labels": dict(redis)},
+        "spec": {"replicas": 1, "selector": {"matchLabels": dict(redis)},
+                 "template": {"metadata": {"labels": dict(redis)}, "spec": {"containers": [
+                     {"name": "redis", "image": "redis:7.4"}]}}},
+    })  # fmt: skip
+    store.create("postgresql.cnpg.io/clusters", namespace, {
+        "apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster",
+        "metadata": {"name": "ledgerdrill-db"},
+        "spec": {"instances": 3, "imageName": "ghcr.io/cloudnative-pg/postgresql:17",
+                 "postgresql": {"synchronous": {"method": "any", "number": 1}},
+                 "storage": {"size": "1Gi"}},
+    })  # fmt: skip
+    pem = tls.make_certificate(["erp.localtest.me"])
+    store.create("core/secrets", namespace, {
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": {"name": "ledgerdrill-tls"},
+        "data": {"tls.crt": base64.b64encode(pem.cert).decode(),
+                 "tls.key": base64.b64encode(pem.key).decode()},
+    })  # fmt: skip
+    fake.ingress_secret = (namespace, "ledgerdrill-tls")
