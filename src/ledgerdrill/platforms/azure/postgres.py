@@ -1,0 +1,240 @@
+"""PostgreSQL Flexible Server: HA failover, point-in-time restore, DR replica promotion.
+
+Members are named ``<server>/zone-<n>``: a zone-redundant server keeps its name when
+it fails over, only the zone of its primary changes, so naming members by zone is
+what makes "the old primary is no longer primary" observable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.mgmt.postgresqlflexibleservers.models import (
+    Replica,
+    RestartParameter,
+    Server,
+    ServerForPatch,
+    ServerProperties,
+    ServerPropertiesForPatch,
+)
+
+from ledgerdrill.errors import FaultError, PlatformError
+from ledgerdrill.platforms.azure.ids import Scope, server_resource_id
+from ledgerdrill.platforms.azure.lro import OperationRunner, arm_error
+from ledgerdrill.platforms.base import DatabaseMember, DatabaseTopology
+from ledgerdrill.targets import AzureDatabaseSettings
+from ledgerdrill.timeline import Clock
+
+REPLICA_ROLES = frozenset({"AsyncReplica", "GeoAsyncReplica"})
+STANDBY_REBUILDING = frozenset({"CreatingStandby", "ReplicatingData", "RecreatingStandby"})
+
+
+def _text(value: Any) -> str:
+    """SDK enums are ``str`` subclasses whose ``str()`` is ``Class.MEMBER``: use the value."""
+    if value is None:
+        return ""
+    return str(value.value) if isinstance(value, Enum) else str(value)
+
+
+@dataclass(frozen=True)
+class ServerView:
+    """What the backend reads from a server (the SDK model, flattened)."""
+
+    name: str
+    state: str
+    zone: str
+    ha_mode: str
+    ha_state: str
+    standby_zone: str
+    replication_role: str
+    location: str
+    fqdn: str
+
+    @staticmethod
+    def of(server: Any) -> ServerView:
+        props = server.properties
+        ha = props.high_availability if props is not None else None
+        return ServerView(
+            name=_text(server.name),
+            state=_text(getattr(props, "state", None)),
+            zone=_text(getattr(props, "availability_zone", None)),
+            ha_mode=_text(getattr(ha, "mode", None)) or "Disabled",
+            ha_state=_text(getattr(ha, "state", None)) or "NotEnabled",
+            standby_zone=_text(getattr(ha, "standby_availability_zone", None)),
+            replication_role=_text(getattr(props, "replication_role", None)) or "None",
+            location=_text(server.location),
+            fqdn=_text(getattr(props, "fully_qualified_domain_name", None)),
+        )
+
+    @property
+    def primary_member(self) -> str:
+        return f"{self.name}/zone-{self.zone}"
+
+    @property
+    def standby_member(self) -> str | None:
+        if self.ha_mode == "Disabled" or not self.standby_zone:
+            return None
+        return f"{self.name}/zone-{self.standby_zone}"
+
+
+class FlexibleServers:
+    def __init__(
+        self,
+        client: Any,
+        runner: OperationRunner,
+        scope: Scope,
+        *,
+        subscription_id: str,
+        settings: AzureDatabaseSettings,
+        clock: Clock,
+        failover_timeout_s: float,
+        restore_timeout_s: float,
+        poll_s: float,
+    ) -> None:
+        self.client = client
+        self.runner = runner
+        self.scope = scope
+        self.subscription_id = subscription_id
+        self.settings = settings
+        self.clock = clock
+        self.failover_timeout_s = failover_timeout_s
+        self.restore_timeout_s = restore_timeout_s
+        self.poll_s = poll_s
+
+    # -- reading -------------------------------------------------------------------
+    def view(self, resource_group: str, name: str) -> ServerView:
+        self.scope.check(self.subscription_id, resource_group, f"server {name}")
+        try:
+            return ServerView.of(self.client.servers.get(resource_group, name))
+        except AzureError as exc:
+            raise arm_error(exc, f"reading server {name}") from exc
+
+    def primary(self) -> ServerView:
+        return self.view(self.settings.resource_group, self.settings.server)
+
+    @property
+    def replica_group(self) -> str:
+        return self.settings.dr_replica_resource_group or self.settings.resource_group
+
+    def replica(self) -> ServerView | None:
+        if not self.settings.dr_replica:
+            return None
+        return self.view(self.replica_group, self.settings.dr_replica)
+
+    def topology(self) -> DatabaseTopology:
+        main = self.primary()
+        if main.replication_role in REPLICA_ROLES:
+            main_role = "async-replica"  # after a DR switchover the replica is primary
+        elif main.ha_state == "FailingOver" or main.state not in ("Ready", "Updating"):
+            main_role = "stopped"
+        else:
+            main_role = "primary"
+        members = [DatabaseMember(main.primary_member, f"zone-{main.zone}", main_role)]
+        standby = main.standby_member
+        if standby is not None:
+            role = "sync-standby" if main.ha_state == "Healthy" else "stopped"
+            members.append(DatabaseMember(standby, f"zone-{main.standby_zone}", role))
+        replica = self.replica()
+        if replica is not None:
+            role = "async-replica" if replica.replication_role in REPLICA_ROLES else "primary"
+            members.append(
+                DatabaseMember(replica.name, f"{replica.location}/zone-{replica.zone}", role)
+            )
+        return DatabaseTopology(tuple(members))
+
+    # -- HA failover ---------------------------------------------------------------
+    def failover(self, failover_mode: str) -> str:
+        """Restart with failover; returns the member that was primary. ARM refuses it
+        (``HAFailoverNotAllowed`` or similar) when the server has no healthy standby."""
+        main = self.primary()
+        self.runner.run(
+            "postgres.servers.begin_restart",
+            [self.settings.resource_group, self.settings.server],
+            f"{failover_mode} of server {self.settings.server}",
+            self.failover_timeout_s,
+            parameters=RestartParameter(restart_with_failover=True, failover_mode=failover_mode),
+        )
+        return main.primary_member
+
+    def wait_standby(self, member: str) -> None:
+        """Azure rebuilds the old primary as the standby by itself: wait until it is one."""
+        start = self.clock.now()
+        while True:
+            main = self.primary()
+            if main.standby_member == member and main.ha_state == "Healthy":
+                return
+            if main.primary_member == member and main.ha_state == "Healthy":
+                return  # it is the primary again (failed back): nothing to rejoin
+            if self.clock.now().seconds_since(start) > self.failover_timeout_s:
+                raise PlatformError(
+                    f"{member} is not a healthy standby after {self.failover_timeout_s:g} s "
+                    f"(high availability state {main.ha_state}, server state {main.state})"
+                )
+            self.clock.sleep(self.poll_s)
+
+    # -- point-in-time restore -----------------------------------------------------
+    def restore_name(self, point_in_time: datetime) -> str:
+        # derived from the restore point, not from now: a resumed restore finds its server
+        stamp = point_in_time.astimezone(UTC).strftime("%Y%m%d%H%M%S")
+        return self.settings.restore_server_template.format(
+            server=self.settings.server, stamp=stamp
+        )
+
+    def restore(self, point_in_time_iso: str) -> ServerView:
+        try:
+            point = datetime.fromisoformat(point_in_time_iso.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise FaultError(f"restore point {point_in_time_iso!r} is not ISO 8601") from exc
+        if point.tzinfo is None:
+            point = point.replace(tzinfo=UTC)
+        name = self.restore_name(point)
+        group = self.settings.resource_group
+        self.scope.check(self.subscription_id, group, f"restore server {name}")
+        existing = self._find(group, name)
+        if existing is not None and existing.state == "Ready":
+            return existing  # an earlier (interrupted) run already restored it
+        source = self.primary()
+        self.runner.run(
+            "postgres.servers.begin_create_or_update",
+            [group, name],
+            f"point-in-time restore of {self.settings.server} to {point.isoformat()} as {name}",
+            self.restore_timeout_s,
+            parameters=Server(
+                location=source.location,
+                properties=ServerProperties(
+                    create_mode="PointInTimeRestore",
+                    source_server_resource_id=server_resource_id(
+                        self.subscription_id, group, self.settings.server
+                    ),
+                    point_in_time_utc=point,
+                ),
+            ),
+        )
+        return self.view(group, name)
+
+    def _find(self, group: str, name: str) -> ServerView | None:
+        try:
+            return ServerView.of(self.client.servers.get(group, name))
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise arm_error(exc, f"reading server {name}") from exc
+
+    # -- DR promotion --------------------------------------------------------------
+    def promote(self, server: str, resource_group: str, mode: str, option: str) -> None:
+        self.scope.check(self.subscription_id, resource_group, f"promote {server}")
+        self.runner.run(
+            "postgres.servers.begin_update",
+            [resource_group, server],
+            f"promote {server} ({mode}, {option})",
+            self.failover_timeout_s,
+            parameters=ServerForPatch(
+                properties=ServerPropertiesForPatch(
+                    replica=Replica(promote_mode=mode, promote_option=option)
+                )
+            ),
+        )
