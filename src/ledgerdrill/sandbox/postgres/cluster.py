@@ -8,7 +8,13 @@ The shape of a zone-redundant managed PostgreSQL with a geo-replica:
 * ``dr-db`` (region dr): an **asynchronous** replica -- after a regional failover
   whatever it had not received is lost (RPO > 0), which the drills measure;
 * ``<state>/object-storage/wal`` (continuous WAL archive) and ``.../base`` (base
-  backups): point-in-time restore into a new server.
+  backups): point-in-time restore into a new server, which ``adopt_restored`` makes
+  the HA cluster's data again (back to the shape above, on a timeline of its own).
+
+Regional DR: ``promote_dr`` makes the DR replica the primary and fences the primary
+region's members (``fenced`` in ``cluster.json``: ``up`` does not start them, the HA
+controller stands aside); ``fail_back`` rebuilds them as standbys of the DR primary and
+switches back over to the original primary: the original shape again.
 
 Applications connect with ``dsn()``: a multi-host libpq string over the HA pair with
 ``target_session_attrs=read-write``, so after a promotion a reconnect finds the new
@@ -25,6 +31,9 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import json
+import os
+import re
+import shutil
 import signal
 import threading
 from collections.abc import Callable, Iterable
@@ -38,7 +47,9 @@ from psycopg.conninfo import make_conninfo
 
 from ledgerdrill.errors import PlatformError
 from ledgerdrill.platforms.base import DatabaseMember, DatabaseTopology
+from ledgerdrill.sandbox.nodes import DOWN, FROZEN
 from ledgerdrill.sandbox.postgres import backup as backups
+from ledgerdrill.sandbox.postgres import conf
 from ledgerdrill.sandbox.postgres.binaries import PgBinaries, locate_binaries
 from ledgerdrill.sandbox.postgres.credentials import (
     APP_DATABASE,
@@ -54,6 +65,9 @@ from ledgerdrill.sandbox.procs import RunAs, free_port, port_open, run, wait_unt
 from ledgerdrill.sandbox.topology import Topology, default_topology
 
 STATE_FILE = "cluster.json"
+# a WAL segment (or its .partial / .backup companion) and a timeline history file
+_SEGMENT = re.compile(r"^([0-9A-F]{8})[0-9A-F]{16}(\.partial|\.[0-9A-F]{8}\.backup)?$")
+_HISTORY = re.compile(r"^([0-9A-F]{8})\.history$")
 
 
 @dataclass(frozen=True)
@@ -105,7 +119,11 @@ class PgCluster:
         self.restored: dict[str, PgServer] = {}
         self._servers: dict[str, PgServer] = {}
         self._frozen_walsenders: dict[str, int] = {}
+        # members of the primary region fenced by ``promote_dr`` until ``fail_back``:
+        # they must never start as a primary (``up`` leaves them stopped)
+        self.fenced: set[str] = set()
         self.last_rewind_error: str | None = None  # why the last rejoin had to rebuild
+        self.last_fail_back: dict[str, str] = {}  # member -> rewound | rebuilt
         self._binaries: PgBinaries | None = None
         self._credentials: PgCredentials | None = None
 
@@ -171,6 +189,7 @@ class PgCluster:
             "primary": self.primary_name,
             "ports": self.ports,
             "restored": {name: s.port for name, s in self.restored.items()},
+            "fenced": sorted(self.fenced),
         }
         path = self.root / STATE_FILE
         tmp = path.with_suffix(".tmp")
@@ -188,13 +207,31 @@ class PgCluster:
         self.ports = {str(k): int(v) for k, v in data["ports"].items()}
         for name, port in dict(data.get("restored", {})).items():
             self.restored[str(name)] = self._make_server(str(name), int(port))
+        self.fenced = {str(name) for name in data.get("fenced", [])}
         return True
+
+    @property
+    def regional_failover_active(self) -> bool:
+        """True between ``promote_dr`` and ``fail_back`` (or ``adopt_restored``): the
+        DR replica is the primary and the primary region's members are fenced. The HA
+        controller stands aside meanwhile (there is no zone-redundant pair to manage)."""
+        return bool(self.fenced)
+
+    def _node_unavailable(self, name: str) -> str:
+        """The node's marker (``nodes.py``) when it is down or frozen, else ``""``."""
+        folder = self.state_dir / "nodes" / name
+        for marker in (DOWN, FROZEN):
+            if (folder / marker).exists():
+                return marker
+        return ""
 
     # -- up / down ------------------------------------------------------------------------
     def up(self, timeout_s: float = 60.0) -> None:
         """Start the cluster: the first time, build it (initdb, base backups for the
         standbys, sync replication, a first base backup in object storage); later,
-        start the members as they were left. Blocks until replication runs."""
+        start the members as they were left -- except members fenced by a regional
+        failover (``promote_dr``): started as they were left they would come up as a
+        second primary; ``fail_back`` brings them back. Blocks until replication runs."""
         with self.lock:
             try:
                 if self._load_state() and all(
@@ -202,7 +239,8 @@ class PgCluster:
                 ):
                     self._servers = {}
                     self._attach()
-                    self._parallel(lambda s: s.start(timeout_s), self.members)
+                    startable = [s for s in self.members if s.name not in self.fenced]
+                    self._parallel(lambda s: s.start(timeout_s), startable)
                 else:
                     self._build(timeout_s)
                 self._wait_replicating(timeout_s)
@@ -279,7 +317,7 @@ class PgCluster:
         wait_until(streaming, timeout_s=timeout_s, what="the standbys to stream", interval_s=0.1)
 
     @staticmethod
-    def _parallel(action: Callable[[PgServer], None], servers: Iterable[PgServer]) -> None:
+    def _parallel(action: Callable[[PgServer], object], servers: Iterable[PgServer]) -> None:
         servers = list(servers)
         if not servers:
             return
@@ -411,17 +449,7 @@ class PgCluster:
         of the replica itself. (The primary's ``pg_stat_replication`` is not enough: a
         replica that diverged keeps reconnecting to stream the old timeline's history,
         and shows up there as "streaming" for a moment each time.)"""
-        primary, server = self.primary, self.server(name)
-        if server is primary or server.state() != "running":
-            return False
-        try:
-            rows = server.query(
-                "SELECT status, sender_port, received_tli FROM pg_stat_wal_receiver"
-            )
-            timeline = primary.timeline_id()
-        except PlatformError:
-            return False
-        return bool(rows) and tuple(rows[0]) == ("streaming", primary.port, timeline)
+        return self.follows_primary_of(name, self.primary)
 
     def rejoin(
         self,
@@ -539,10 +567,19 @@ class PgCluster:
 
     # -- regional DR ------------------------------------------------------------------------
     def promote_dr(self) -> str:
-        """Promote the DR replica (the regional DR runbook's database step). It does not
-        fence the primary region: a regional failover happens because it is gone."""
+        """Promote the DR replica (the regional DR runbook's database step).
+
+        The primary region is declared lost: whatever still runs of its members is
+        SIGKILLed (fencing: a surviving old primary would be a second primary, and
+        ``app_dsn`` lists it first) and they stay fenced -- ``up`` does not start them
+        -- until ``fail_back`` brings them back as standbys. Idempotent."""
         with self.lock:
             server = self.server(self.dr_member)
+            for name in self.ha_pair:
+                self.server(name).crash()
+            self.thaw_walsender()  # a frozen walsender died with its primary
+            self.fenced = set(self.ha_pair)
+            self._save_state()
             if server.state() == "running" and server.is_primary():
                 self.primary_name = server.name
                 self._save_state()
@@ -550,13 +587,134 @@ class PgCluster:
             self.promote(server.name)
             return server.name
 
-    def freeze_walsender(self, to: str | None = None) -> int:
+    def fail_back(self, timeout_s: float = 120.0) -> None:
+        """Return from a regional failover once the primary region's nodes are back:
+        its members are rebuilt as standbys of the DR primary (``pg_rewind``, or a new
+        ``pg_basebackup`` when that fails), then a planned switchover -- no data loss --
+        makes the original primary the primary again, with its zone partner as the
+        synchronous standby and the DR member as the asynchronous replica: the
+        cluster's original shape. What the primary region had written but the DR
+        region never received (the regional failover's RPO) is discarded."""
+        with self.lock:
+            dr = self.server(self.dr_member)
+            if self.primary_name != self.dr_member:
+                raise PlatformError(
+                    f"no regional failover to fail back from: the primary is {self.primary_name}"
+                )
+            if dr.state() != "running" or not dr.is_primary():
+                raise PlatformError(f"{dr.name} is not a running primary; cannot fail back")
+            unavailable = {n: self._node_unavailable(n) for n in self.ha_pair}
+            if any(unavailable.values()):
+                down = ", ".join(f"{n} ({why})" for n, why in unavailable.items() if why)
+                raise PlatformError(f"cannot fail back: node(s) still unavailable: {down}")
+            home, partner = self.ha_pair
+            self.thaw_walsender()
+            region = [self.server(home), self.server(partner)]
+            for server in region:
+                dr.ensure_slot(server.application_name)
+            self.last_fail_back = {}
+
+            def resync(server: PgServer) -> None:
+                self.last_fail_back[server.name] = self._resync_as_standby(server, dr, timeout_s)
+
+            self._parallel(resync, region)
+            self.switchover(home, timeout_s=timeout_s)
+            primary = self.primary
+            primary.set_synchronous_standby(partner)
+            for member in (partner, self.dr_member):
+                primary.ensure_slot(application_name(member))
+                if not self.follows_primary(member):
+                    self.rejoin(member, restore_sync=False, timeout_s=timeout_s)
+            self._wait_replicating(timeout_s)
+            self.fenced.clear()
+            self._save_state()
+
+    def _resync_as_standby(self, server: PgServer, primary: PgServer, timeout_s: float) -> str:
+        """Make ``server`` (a fenced member, stopped or not) a standby streaming from
+        ``primary``: rewind, else rebuild. Returns ``rewound`` | ``rebuilt``."""
+        server.thaw()
+        if server.state() == "running":
+            was_primary = True
+            with contextlib.suppress(PlatformError):
+                was_primary = server.is_primary()
+            if was_primary:
+                server.crash()  # a second primary: fence it, do not let it checkpoint
+            else:
+                server.stop(fast=True)  # "shut down in recovery": pg_rewind accepts it
+        how = self._rewind_or_rebuild(server, primary, timeout_s)
+        try:
+            wait_until(
+                lambda: self.follows_primary_of(server.name, primary),
+                timeout_s=min(timeout_s, 20.0),
+                what=f"{server.name} to stream from {primary.name}",
+                interval_s=0.1,
+            )
+        except PlatformError:
+            if how == "rebuilt":
+                raise
+            server.crash()
+            server.remove_data()
+            server.init_standby_from(primary, slot=server.application_name)
+            server.start(timeout_s)
+            how = "rebuilt"
+            wait_until(
+                lambda: self.follows_primary_of(server.name, primary),
+                timeout_s=timeout_s,
+                what=f"{server.name} to stream from {primary.name}",
+                interval_s=0.1,
+            )
+        with contextlib.suppress(PlatformError):
+            server.drop_slots()  # slots from when it was primary would pin WAL
+        return how
+
+    def follows_primary_of(self, name: str, primary: PgServer) -> bool:
+        """``follows_primary`` against a given primary (``name`` streams from it on its
+        current timeline)."""
+        server = self.server(name)
+        if server is primary or server.state() != "running":
+            return False
+        try:
+            rows = server.query(
+                "SELECT status, sender_port, received_tli FROM pg_stat_wal_receiver"
+            )
+            timeline = primary.timeline_id()
+        except PlatformError:
+            return False
+        return bool(rows) and tuple(rows[0]) == ("streaming", primary.port, timeline)
+
+    def freeze_walsender(self, to: str | None = None, *, catch_up_s: float = 10.0) -> int:
         """SIGSTOP the primary's walsender for ``to`` (default: the DR replica): the
-        replica stops receiving and lags, while everything else keeps running."""
+        replica stops receiving and lags, while everything else keeps running.
+
+        First waits (up to ``catch_up_s``; 0 = do not wait) until the replica has
+        received and flushed all WAL written so far, so that the freeze is a clean cut:
+        a regional failover afterwards loses exactly the commits made after this
+        returns. (Keep the time from freeze to failover short: nothing re-sends the WAL,
+        but a WAL segment archived meanwhile -- a ``pg_switch_wal``, a base backup, a
+        full 16 MB segment -- would reach the replica through ``restore_command``.)"""
         with self.lock:
             name = to or self.dr_member
-            pids = self.primary.walsender_pids()
-            pid = pids.get(application_name(name))
+            primary = self.primary
+            app = application_name(name)
+            if catch_up_s > 0:
+                written = str(primary.query("SELECT pg_current_wal_lsn()")[0][0])
+
+                def caught_up() -> bool:
+                    rows = primary.query(
+                        "SELECT flush_lsn >= %s::pg_lsn FROM pg_stat_replication"
+                        " WHERE application_name = %s AND state = 'streaming'",
+                        [written, app],
+                    )
+                    return bool(rows) and bool(rows[0][0])
+
+                wait_until(
+                    caught_up,
+                    timeout_s=catch_up_s,
+                    what=f"{name} to receive the WAL before its walsender is frozen",
+                    interval_s=0.05,
+                )
+            pids = primary.walsender_pids()
+            pid = pids.get(app)
             if pid is None:
                 raise PlatformError(f"{self.primary_name} has no walsender for {name}")
             psutil.Process(pid).send_signal(signal.SIGSTOP)
@@ -620,3 +778,156 @@ class PgCluster:
             server.stop(fast=True)
             server.remove_data()
             self._save_state()
+
+    # -- adopting a restored server ------------------------------------------------------------
+    def adopt_restored(self, name: str, timeout_s: float = 120.0) -> None:
+        """Make the restored server ``name``'s data the HA cluster's again, writes made
+        to it since the restore included, and return to the original shape.
+
+        1. ``name`` is shut down cleanly (its data is final) and every member is
+           stopped (their data is superseded);
+        2. the original primary gets a copy of ``name``'s data folder and is promoted
+           onto a **new timeline, higher than any timeline the archive knows**: the
+           restored server chose its timeline id when the archive did not yet know
+           about later failovers of the cluster, so a member may have used the same id
+           since. The promotion runs without the archive (``restore_command`` off,
+           ids up to the archive's highest reserved locally), so it reads the restored
+           server's own history and can neither reuse nor be confused by an id in use;
+           its history file is then published to the archive, and older WAL it
+           carries is marked as archived (a same-named segment of another timeline
+           may be there already: re-archiving it would block archiving for good);
+        3. the zone partner (synchronous) and the DR member (asynchronous) are rebuilt
+           from it with ``pg_basebackup``; a fresh base backup is taken (a later PITR
+           restores from it and replays this timeline's archived WAL);
+        4. ``name`` is dropped. On failure before step 4 ``name`` still holds its data.
+
+        Ends any regional failover state (fencing) too: the shape is the original one."""
+        with self.lock:
+            self._attach()
+            source = self.restored.get(name)
+            if source is None:
+                known = ", ".join(self.restored) or "none"
+                raise PlatformError(f"no restored server {name!r} to adopt (restored: {known})")
+            if not (source.data_dir / "global" / "pg_control").exists():
+                raise PlatformError(f"restored server {name} has no data folder")
+            unavailable = {n: self._node_unavailable(n) for n in self.specs}
+            if any(unavailable.values()):
+                down = ", ".join(f"{n} ({why})" for n, why in unavailable.items() if why)
+                raise PlatformError(f"cannot adopt {name}: node(s) unavailable: {down}")
+            home_name, partner_name = self.ha_pair
+            home = self.server(home_name)
+            others = [self.server(partner_name), self.server(self.dr_member)]
+            self.thaw_walsender()
+            source.stop(fast=True, timeout_s=timeout_s)
+            if source.control_data().get("Database cluster state", "") != "shut down":
+                source.start(timeout_s)  # it crashed: crash recovery, then a clean stop
+                source.stop(fast=True, timeout_s=timeout_s)
+            state = source.control_data().get("Database cluster state", "")
+            if state != "shut down":
+                raise PlatformError(f"{name} did not shut down cleanly (state: {state!r})")
+            # fast shutdown: the members' archivers get to finish their queue first
+            self._parallel(lambda s: s.stop(fast=True, timeout_s=timeout_s), self.members)
+            ceiling = self._highest_timeline_in_use()
+            home.remove_data()
+            home.data_dir.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(source.data_dir, home.data_dir, symlinks=True)
+            self.run_as.give(home.data_dir.parent)
+            home.data_dir.chmod(0o700)
+            timeline = self._promote_onto_new_timeline(home, ceiling, timeout_s)
+            self.primary_name = home_name
+            self.fenced.clear()
+            self._save_state()
+            for server in others:
+                home.ensure_slot(server.application_name)
+
+            def rebuild(server: PgServer) -> None:
+                server.crash()
+                server.remove_data()
+                server.init_standby_from(home, slot=server.application_name)
+                server.start(timeout_s)
+
+            self._parallel(rebuild, others)
+            home.set_synchronous_standby(partner_name)
+            self._wait_replicating(timeout_s)
+            if home.timeline_id() != timeline:
+                raise PlatformError(f"{home_name} left timeline {timeline} unexpectedly")
+            self.take_base_backup()
+            self.drop_restored(name)
+
+    def _highest_timeline_in_use(self) -> int:
+        """The highest timeline id the archive, the base backups or a member knows."""
+        found = [1]
+        for entry in os.listdir(self.wal_dir) if self.wal_dir.is_dir() else []:
+            match = _HISTORY.match(entry) or _SEGMENT.match(entry)
+            if match:
+                found.append(int(match.group(1), 16))
+        found += [b.timeline for b in self.base_backups()]
+        for server in [*self.members, *self.restored.values()]:
+            with contextlib.suppress(PlatformError):
+                found.append(server.timeline_id())
+        return max(found)
+
+    def _promote_onto_new_timeline(self, server: PgServer, ceiling: int, timeout_s: float) -> int:
+        """Archive recovery of ``server``'s (cleanly shut down) data folder with no
+        archive: it ends at once and picks the timeline after the newest one it finds
+        history for in ``pg_wal`` -- where placeholders reserve every id up to
+        ``ceiling``. Then the archive gets the new history file, the server its usual
+        configuration, and it runs as a primary. Returns the new timeline id."""
+        wal = server.data_dir / "pg_wal"
+        current = int(server.control_data()["Latest checkpoint's TimeLineID"])
+        own = wal / f"{current:08X}.history"
+        own_text = own.read_text() if own.exists() else ""
+        placeholders = []
+        for tli in range(current + 1, ceiling + 1):
+            path = wal / f"{tli:08X}.history"
+            if not path.exists():
+                path.write_text(own_text)  # only its existence is looked at
+                placeholders.append(path)
+        conf.edit_auto_conf(
+            server.data_dir,
+            {
+                "primary_conninfo": None,
+                "primary_slot_name": None,
+                "synchronous_standby_names": None,
+                "recovery_target_time": None,
+                "recovery_target_action": None,
+                "archive_mode": "off",  # no .partial / history archived under a used name
+                "restore_command": "exit 1",  # archive recovery needs one; use pg_wal only
+                "recovery_target_timeline": "current",
+            },
+        )
+        (server.data_dir / "standby.signal").unlink(missing_ok=True)
+        (server.data_dir / "recovery.signal").touch()
+        self.run_as.give(server.data_dir)
+        server.start(timeout_s)
+        wait_until(server.is_primary, timeout_s=timeout_s, what=f"{server.name} to promote")
+        timeline = server.timeline_id()
+        server.stop(fast=True, timeout_s=timeout_s)
+        for path in placeholders:
+            path.unlink(missing_ok=True)
+        if timeline <= ceiling:
+            raise PlatformError(
+                f"{server.name} chose timeline {timeline}, not above {ceiling} (in use)"
+            )
+        history = wal / f"{timeline:08X}.history"
+        published = self.wal_dir / history.name
+        if published.exists():
+            raise PlatformError(f"the archive already has {history.name}")
+        tmp = self.wal_dir / f".{history.name}.ledgerdrill-tmp"
+        shutil.copyfile(history, tmp)
+        tmp.chmod(0o644)
+        self.run_as.give(tmp)
+        tmp.replace(published)
+        status = wal / "archive_status"
+        prefix = f"{timeline:08X}"
+        for entry in os.listdir(wal):
+            if _SEGMENT.match(entry) and not entry.startswith(prefix):
+                (status / f"{entry}.ready").unlink(missing_ok=True)
+                (status / f"{entry}.done").touch()
+        conf.edit_auto_conf(
+            server.data_dir,
+            {"archive_mode": None, "restore_command": None, "recovery_target_timeline": None},
+        )
+        self.run_as.give(server.data_dir)
+        server.start(timeout_s)
+        return timeline

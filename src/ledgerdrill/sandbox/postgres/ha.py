@@ -17,6 +17,12 @@ What it does, and what a real service does the same way:
 * The old primary comes back as a standby with ``rejoin`` (``pg_rewind``, or a rebuild):
   the platform calls it when the node is back, or the controller does it by itself when
   given ``node_available`` (Azure rebuilds the standby automatically after a failover).
+* A **regional failover** (``regional_failover``, or ``PgCluster.promote_dr`` called
+  directly) fences the primary region's members; while the cluster says
+  ``regional_failover_active`` the controller stands aside completely -- no failover to
+  the zone partner, no automatic rejoin of a node that comes back, no change to
+  synchronous replication -- so a returning node can never become a second primary.
+  ``fail_back`` (or ``adopt_restored``, after a point-in-time restore) ends it.
 
 Every decision is reported through ``on_event(kind, member, attributes)``:
 
@@ -42,6 +48,11 @@ standby-rejoined            member          how (following | restarted | repoint
                                             rewind_error (when rebuilt)
 rejoin-failed               member          error
 switchover-completed        new primary     old_primary, took_s
+ha-suspended                primary         reason (regional failover in progress)
+ha-resumed                  primary         (none)
+region-failed-over          dr primary      promotion_took_s, timeline
+failed-back                 primary         took_s, timeline
+restored-server-adopted     primary         restored, took_s, timeline
 controller-error            primary         error (the loop goes on)
 =========================== =============== ===============================================
 
@@ -110,6 +121,7 @@ class HaController:
         self._standby_ok_since: float | None = None
         self._to_rejoin: dict[str, float] = {}  # member -> earliest next attempt
         self._to_follow: dict[str, float] = {}  # repointed replica -> deadline
+        self._suspended = False  # standing aside during a regional failover
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -184,6 +196,8 @@ class HaController:
         if self._paused.is_set():
             self._last_answer = self.clock()  # no judging the primary during maintenance
             return
+        if self._stand_aside():
+            return
         if self.cluster.primary_name != self._watched:  # switched by someone else
             self._reset(self.cluster.primary_name)
         primary = self.cluster.primary
@@ -204,6 +218,27 @@ class HaController:
         self._watch_followers(now)
         self._auto_rejoin(now)
 
+    def _stand_aside(self) -> bool:
+        """True while a regional failover is in progress: the primary region's members
+        are fenced and only ``fail_back``/``adopt_restored`` may bring them back. Work
+        queued from before (a rejoin, a replica to watch) is dropped: it would act on
+        fenced members."""
+        active = self.cluster.regional_failover_active
+        if active and not self._suspended:
+            self._suspended = True
+            self._to_rejoin.clear()
+            self._to_follow.clear()
+            self._emit(
+                "ha-suspended", self.cluster.primary_name, reason="regional failover in progress"
+            )
+        elif not active and self._suspended:
+            self._suspended = False
+            self._reset(self.cluster.primary_name)
+            self._emit("ha-resumed", self.cluster.primary_name)
+        if active:
+            self._reset(self.cluster.primary_name)
+        return active
+
     def _primary_silent(self, primary: PgServer, error: str) -> None:
         now = self.clock()
         if self._unreachable_since is None:
@@ -220,7 +255,11 @@ class HaController:
     # -- failover -----------------------------------------------------------------------
     def _fail_over(self, old: PgServer, detected_at: float) -> None:
         with self.cluster.lock:  # a switchover or rejoin in progress finishes first
-            if self.cluster.primary_name != old.name or self._paused.is_set():
+            if (
+                self.cluster.primary_name != old.name
+                or self._paused.is_set()
+                or self.cluster.regional_failover_active
+            ):
                 return  # someone else already acted
             standby = self._failover_target(old)
             if standby is None:
@@ -396,3 +435,63 @@ class HaController:
             self._paused.clear()
         self._emit("switchover-completed", new, old_primary=old, took_s=self.clock() - started)
         return new
+
+    # -- planned region-level operations --------------------------------------------------------
+    def _planned(self, action: Callable[[], object]) -> None:
+        """Run ``action`` paused and under the cluster lock, then start afresh: queued
+        rejoins and replicas to watch belonged to the topology before it."""
+        self._paused.set()
+        try:
+            with self.cluster.lock:
+                action()
+                self._to_rejoin.clear()
+                self._to_follow.clear()
+                self._reset(self.cluster.primary_name)
+        finally:
+            self._paused.clear()
+
+    def regional_failover(self) -> str:
+        """The primary region is lost: promote the DR replica and fence the region's
+        members (``PgCluster.promote_dr``). The controller stands aside until
+        ``fail_back``. Returns the new primary."""
+        started = self.clock()
+        self._planned(self.cluster.promote_dr)
+        primary = self.cluster.primary
+        self._emit(
+            "region-failed-over",
+            primary.name,
+            promotion_took_s=self.clock() - started,
+            timeline=primary.timeline_id(),
+        )
+        return primary.name
+
+    def fail_back(self, timeout_s: float = 120.0) -> str:
+        """Back to the primary region once its nodes are available again
+        (``PgCluster.fail_back``): the original shape, the controller resumes.
+        Returns the primary."""
+        started = self.clock()
+        self._planned(lambda: self.cluster.fail_back(timeout_s))
+        primary = self.cluster.primary
+        self._emit(
+            "failed-back",
+            primary.name,
+            took_s=self.clock() - started,
+            timeline=primary.timeline_id(),
+        )
+        return primary.name
+
+    def adopt_restored(self, name: str, timeout_s: float = 120.0) -> str:
+        """Make the restored server ``name`` the HA cluster's data again
+        (``PgCluster.adopt_restored``) without the controller mistaking the rebuild for
+        an outage. Returns the primary."""
+        started = self.clock()
+        self._planned(lambda: self.cluster.adopt_restored(name, timeout_s))
+        primary = self.cluster.primary
+        self._emit(
+            "restored-server-adopted",
+            primary.name,
+            restored=name,
+            took_s=self.clock() - started,
+            timeline=primary.timeline_id(),
+        )
+        return primary.name
