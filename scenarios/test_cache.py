@@ -10,6 +10,7 @@ from ledgerdrill.platforms.base import Platform
 
 
 @pytest.mark.tier("portals")
+@pytest.mark.loadprofile("post-recovery-surge")
 @pytest.mark.requires("CacheControl")
 def test_cache_loss(drill: Drill, platform: Platform) -> None:
     drill.steady_state()

@@ -15,6 +15,7 @@ FAULTS: dict[str, type[Fault]] = {"expired": CertificateExpiry, "removed": Certi
 
 
 @pytest.mark.tier("portals")
+@pytest.mark.loadprofile("steady")
 @pytest.mark.requires("CertificateControl")
 @pytest.mark.parametrize("variant", sorted(FAULTS))
 def test_certificate(drill: Drill, platform: Platform, variant: str) -> None:
@@ -23,6 +24,18 @@ def test_certificate(drill: Drill, platform: Platform, variant: str) -> None:
         drill.wait_for_detection()
         with drill.runbook_step("rotate to a new valid certificate"):
             if not drill.dry_run:
-                platform.capability(CertificateControl).install_certificate("valid")
+                certificates = platform.capability(CertificateControl)
+                rotated_at = drill.timeline.clock.now()
+                certificates.install_certificate("valid")
+                new = certificates.served_certificate().fingerprint_sha256
         drill.wait_for_recovery()
         drill.observe()
+        if not drill.dry_run:
+            # rotation -> clients: the first TLS sample after the rotation that shows it
+            seen = [s for s in drill.timeline.samples(start=rotated_at)
+                    if s.ok and new in s.detail]  # fmt: skip
+            drill.timeline.event(
+                "certificate.rotation-seen", new[:16],
+                seconds=round(seen[0].at.plus(seen[0].latency_s).seconds_since(rotated_at), 3)
+                if seen else None,
+            )  # fmt: skip

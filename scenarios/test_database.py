@@ -18,6 +18,7 @@ BAD_CHANGE = (
 
 
 @pytest.mark.tier("finance-core")
+@pytest.mark.loadprofile("month-end-close")
 @pytest.mark.requires("DatabaseControl")
 @pytest.mark.parametrize("mode", ["crash", "switchover"])
 def test_database_failover(drill: Drill, platform: Platform, mode: str) -> None:
@@ -42,6 +43,7 @@ def test_database_failover(drill: Drill, platform: Platform, mode: str) -> None:
 
 
 @pytest.mark.tier("finance-core")
+@pytest.mark.loadprofile("month-end-close")
 @pytest.mark.requires("DatabaseControl")
 def test_database_corruption_and_point_in_time_restore(drill: Drill, platform: Platform) -> None:
     drill.steady_state()

@@ -17,6 +17,7 @@ def _node(drill: Drill) -> str:
 
 
 @pytest.mark.tier("finance-core")
+@pytest.mark.loadprofile("month-end-close")
 @pytest.mark.requires("NodeControl")
 def test_node_crash(drill: Drill, platform: Platform) -> None:
     drill.steady_state()
@@ -26,6 +27,7 @@ def test_node_crash(drill: Drill, platform: Platform) -> None:
 
 
 @pytest.mark.tier("finance-core")
+@pytest.mark.loadprofile("steady")
 @pytest.mark.requires("NodeControl")
 def test_node_freeze(drill: Drill, platform: Platform) -> None:
     drill.steady_state()

@@ -11,6 +11,7 @@ from ledgerdrill.platforms.base import Platform
 
 
 @pytest.mark.tier("finance-core")
+@pytest.mark.loadprofile("payroll-run")
 @pytest.mark.requires("ReleaseControl")
 def test_bad_release(drill: Drill, platform: Platform) -> None:
     drill.steady_state()

@@ -11,6 +11,7 @@ from ledgerdrill.platforms.base import Platform
 
 
 @pytest.mark.tier("finance-core")
+@pytest.mark.loadprofile("month-end-close")
 @pytest.mark.requires("ZoneControl", "NodeControl")
 @pytest.mark.loadprofile("month-end-close")
 def test_zone_outage(drill: Drill, platform: Platform) -> None:

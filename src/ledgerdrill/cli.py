@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     gameday = sub.add_parser("gameday", help="run the scenario suite against a target")
     target_args(gameday)
     gameday.add_argument("--junitxml", type=Path, help="also write JUnit XML here")
+    gameday.add_argument("--interactive", action="store_true",
+                         help="pause at each runbook step for approval")  # fmt: skip
     gameday.add_argument("--keep-sandbox", action="store_true",
                          help="leave a sandbox this run started running afterwards")  # fmt: skip
     gameday.add_argument("--probe-interval", metavar="DURATION", help="e.g. 100ms")
@@ -136,6 +138,8 @@ def _run_pytest(args: argparse.Namespace, *, dry_run: bool) -> int:
             pytest_args.append(f"--probe-interval={args.probe_interval}")
         if args.cleanup_first:
             pytest_args.append("--cleanup-first")
+        if args.interactive:
+            pytest_args += ["--interactive", "-s"]  # -s: the question must reach the terminal
         pytest_args += list(args.pytest_args)
     started_sandbox = None if dry_run else _sandbox_for(target)
     try:

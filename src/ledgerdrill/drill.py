@@ -21,10 +21,14 @@ from typing import Any
 
 from ledgerdrill.errors import LedgerdrillError
 from ledgerdrill.faults.base import Fault
+from ledgerdrill.load.model import LoadResult, LoadSummary
+from ledgerdrill.load.phases import summarise
+from ledgerdrill.load.runner import LoadRun
 from ledgerdrill.measure import (
     Check,
     InvariantReport,
     Judgement,
+    LoadFigures,
     Loss,
     Measurements,
     Objective,
@@ -40,7 +44,7 @@ from ledgerdrill.probes.canary import LedgerCanary, measure_canary
 from ledgerdrill.report.model import PlannedAction
 from ledgerdrill.safety import FaultJournal, Injection, SafetyGuard
 from ledgerdrill.targets import ScenarioSettings, Target
-from ledgerdrill.timeline import Instant, Timeline
+from ledgerdrill.timeline import Instant, Sample, Timeline
 
 
 class SteadyStateNotMet(LedgerdrillError):
@@ -76,6 +80,7 @@ class Drill:
         dry_run: bool = False,
         approver: Approver | None = None,
         canary: LedgerCanary | None = None,
+        load: LoadRun | None = None,
     ) -> None:
         self.scenario_id = scenario_id
         self.target = target
@@ -91,6 +96,9 @@ class Drill:
         self.approver = approver
         self.canary = canary
         self._canary_started = False
+        self.load = load
+        self.load_result: LoadResult | None = None
+        self.load_summary: LoadSummary | None = None
         self.settings: ScenarioSettings = target.scenario(scenario_id)
         self.window = StabilityWindow(target.stability.samples, target.stability.duration)
         self.injections: list[Injection] = []
@@ -119,7 +127,10 @@ class Drill:
     def _start(self, probes: Sequence[Probe]) -> None:
         for probe in probes:
             sampler = ProbeSampler(
-                probe, self.timeline, interval_s=self.probe_interval(probe)
+                probe,
+                self.timeline,
+                interval_s=self.probe_interval(probe),
+                timeout_s=getattr(probe, "timeout_s", None),
             ).start()
             self._samplers.append(sampler)
 
@@ -128,11 +139,18 @@ class Drill:
         own = getattr(probe, "interval_s", None)
         return float(own) if own else self.interval_s
 
+    def probe_resolution(self, probe: Probe) -> float:
+        """The RTO error bar of a probe: its interval, or its timeout when longer (a
+        sample that runs long leaves that much time unobserved)."""
+        return max(self.probe_interval(probe), float(getattr(probe, "timeout_s", 0) or 0))
+
     def stop_probes(self) -> None:
         for sampler in self._samplers:
             sampler.stop()
         if self.canary is not None and self._canary_started:
             self.canary.stop()
+        if self.load is not None:
+            self.load.stop()  # idempotent; never leaves a Locust process
 
     # -- the steps ---------------------------------------------------------------------
     def steady_state(self, duration_s: float | None = None) -> None:
@@ -142,6 +160,10 @@ class Drill:
             return
         if not self.probes:
             self._gate_failed("no probes are configured for this target")
+        if self.load is not None and self.load.pid is None:
+            # before the gate: the baseline phase is the load before the fault
+            self.load.start()
+            self.timeline.event("load.started", self.load.profile_path.stem)
         if not self._samplers:
             self._start(self.probes)
         if self.canary is not None and not self._canary_started:
@@ -154,6 +176,13 @@ class Drill:
         start = self.timeline.clock.now()
         self.timeline.clock.sleep(window_s)
         samples = self.timeline.samples(start=start)
+        # a probe sampled less often than the window counts with its latest sample
+        for probe in self.probes:
+            if self.probe_interval(probe) >= window_s:
+                seen = self.timeline.samples(probe.name)
+                samples += (
+                    seen[-1:] if seen and not any(s.probe == probe.name for s in samples) else []
+                )
         failing = sorted({s.probe for s in samples if not s.ok})
         silent = sorted({p.name for p in self.probes} - {s.probe for s in samples})
         if failing or silent:
@@ -266,11 +295,15 @@ class Drill:
     def _recoveries(
         self, t_inject: Instant, end: Instant | None = None, timeout_s: float | None = None
     ) -> list[Recovery]:
+        def observed(name: str) -> list[Sample]:
+            samples = self.timeline.samples(name)
+            return [s for s in samples if end is None or s.at.mono_ns < end.mono_ns]
+
         return [
             measure_recovery(
-                self.timeline.samples(p.name),
+                observed(p.name),
                 t_inject,
-                interval_s=self.probe_interval(p),
+                interval_s=self.probe_resolution(p),
                 window=self.window,
                 timeout_s=timeout_s,
                 end=end,
@@ -304,9 +337,12 @@ class Drill:
         recoveries: list[Recovery] = []
         if t_inject is not None:
             timeout = self._last_recovery_wait or self.settings.recovery_timeout
-            # observation ended now (probes just stopped), not at the last sample
-            end = self.timeline.clock.now()
+            # observation of the fault ends when its revert begins (a fail-back or a
+            # certificate put back is not the fault's recovery), else now
+            reverts = [i.t_teardown for i in self.injections if i.t_teardown is not None]
+            end = min(reverts, key=lambda t: t.mono_ns) if reverts else self.timeline.clock.now()
             recoveries = self._recoveries(t_inject, end=end, timeout_s=timeout)
+        load_figures = self._measure_load(t_inject, recoveries) if self.load is not None else None
         measured = Measurements(
             steady_state_ok=bool(self.steady_state_ok),
             steady_state_detail=self.steady_state_detail or "the gate was never run",
@@ -314,12 +350,35 @@ class Drill:
             loss=self.loss,
             invariants_after=self.invariants_after,
             extra_checks=tuple(self.extra_checks),
+            load=load_figures,
         )
         objective = self.objective or Objective(rto_s=None, rpo_s=None)
         judgement = judge(objective, measured)
         self.timeline.event("verdict", judgement.verdict.value, reasons=judgement.reasons)
         self.outcome = DrillOutcome(judgement, measured, fault, t_inject, list(self.planned))
         return self.outcome
+
+    def _measure_load(
+        self, t_inject: Instant | None, recoveries: list[Recovery]
+    ) -> LoadFigures | None:
+        """Split the load into phases at the fault and the recovery (RTO's probe)."""
+        assert self.load is not None
+        try:
+            result = self.load_result = self.load.result()
+        except Exception as exc:  # a broken load run is reported, not fatal
+            self.add_check(Check("load", None, f"load results unreadable: {exc}"))
+            return None
+        origin = result.started_epoch_s
+        t_inject_s = t_recovered_s = None
+        if t_inject is not None and origin is not None:
+            t_inject_s = t_inject.wall.timestamp() - origin
+            slowest = Measurements(steady_state_ok=True, recoveries=recoveries).rto
+            if slowest is not None and slowest.recovered and slowest.rto_s is not None:
+                t_recovered_s = t_inject_s + slowest.rto_s
+        summary = self.load_summary = summarise(result, t_inject_s, t_recovered_s)
+        fault_phase = next((p for p in summary.phases if p.phase == "fault"), None)
+        rate = fault_phase.error_rate if fault_phase is not None and fault_phase.requests else None
+        return LoadFigures(rate, summary.p95_back_after_s, summary.p95_back_reason)
 
     def _measure_canary(self, t_inject: Instant, fault: Fault | None) -> None:
         assert self.canary is not None
@@ -368,6 +427,9 @@ class Drill:
                 errors.append(exc)
         if errors:
             raise errors[0]
+        if self.injections and not self.dry_run:
+            for step in self.platform.settle():
+                self.timeline.event("platform.settled", step)
 
     def timeline_path(self, folder: Path) -> Path:
         return folder / f"{self.scenario_id}.timeline.jsonl"

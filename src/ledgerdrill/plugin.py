@@ -68,6 +68,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--cleanup-first", "ledgerdrill_cleanup_first",
         "revert faults a killed run left in the journal before starting",
         action="store_true")  # fmt: skip
+    add("--interactive", "ledgerdrill_interactive",
+        "pause at each runbook step for a person to approve it on the terminal (the wait "
+        "counts in the measured RTO)", action="store_true")  # fmt: skip
     parser.addini(
         "ledgerdrill_inconclusive",
         "outcome of an INCONCLUSIVE scenario: skip (default) or fail",
@@ -104,6 +107,7 @@ def pytest_configure(config: pytest.Config) -> None:
             require_platform=_option(config, "ledgerdrill_require_platform"),
             confirm_production=_option(config, "ledgerdrill_confirm_production"),
         )
+        run.profile_folders.append(config.rootpath / "loadprofiles")
         run.claim_target(cleanup_first=bool(_option(config, "ledgerdrill_cleanup_first")))
     except (ConfigError, ValueError) as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -190,8 +194,10 @@ def drill(
             f"{item.nodeid}: tier {tier!r} is not defined in {target.source} "
             f"(defined tiers: {', '.join(target.tiers)})"
         )
+    profile_marker = item.get_closest_marker("loadprofile")
     try:
         probes, canary = run.probes_for(sid)
+        load = run.load_for(sid, str(profile_marker.args[0]) if profile_marker else None)
     except ConfigError as exc:  # the user's catalogue is wrong: not a reason to skip
         pytest.fail(str(exc), pytrace=False)
     except LedgerdrillError as exc:
@@ -208,6 +214,7 @@ def drill(
         tier=tier,
         probes=probes,
         canary=canary,
+        load=load,
         interval_s=run.interval_s,
         dry_run=run.dry_run,
         approver=_approver(request.config, item),
@@ -218,6 +225,8 @@ def drill(
 
 
 def _approver(config: pytest.Config, item: pytest.Item) -> Any:
+    if _option(config, "ledgerdrill_interactive"):
+        return ask_on_terminal
     hook = config.hook.pytest_ledgerdrill_approve_runbook_step
     if not hook.get_hookimpls():
         return None
@@ -226,6 +235,20 @@ def _approver(config: pytest.Config, item: pytest.Item) -> Any:
         hook(drill=item.stash[DRILL_KEY], step=step)
 
     return approve
+
+
+def ask_on_terminal(step: str) -> None:
+    """Ask on the controlling terminal (pytest captures stdin); a refusal stops the
+    scenario, and its fault is reverted on the way out."""
+    try:
+        with open("/dev/tty", "r+", encoding="utf-8") as tty:
+            tty.write(f"\n  runbook step: {step}\n  approve? [y/N] ")
+            tty.flush()
+            answer = tty.readline().strip().lower()
+    except OSError as exc:
+        raise pytest.UsageError(f"--interactive needs a terminal to ask on: {exc}") from exc
+    if answer not in {"y", "yes"}:
+        raise LedgerdrillError(f"runbook step declined by the operator: {step}")
 
 
 def _marker_objective(item: pytest.Item) -> Objective | None:

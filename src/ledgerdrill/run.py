@@ -8,7 +8,9 @@ from pathlib import Path
 
 from ledgerdrill import __version__
 from ledgerdrill.drill import Drill, DrillOutcome
-from ledgerdrill.errors import SafetyViolation
+from ledgerdrill.errors import ConfigError, SafetyViolation
+from ledgerdrill.load.profile import find_profile
+from ledgerdrill.load.runner import LoadRun
 from ledgerdrill.measure import fmt_s
 from ledgerdrill.platforms.base import Platform
 from ledgerdrill.platforms.registry import build_platform
@@ -18,9 +20,11 @@ from ledgerdrill.probes.catalogue import build_canary, build_probes, load_catalo
 from ledgerdrill.report.model import (
     EventModel,
     Figures,
+    LoadSecond,
     ObjectiveModel,
     ProbeRecovery,
     RunReport,
+    ScenarioLoad,
     ScenarioReport,
 )
 from ledgerdrill.safety import DEFAULT_STATE_DIR, FaultJournal, SafetyGuard
@@ -52,6 +56,8 @@ class RunSession:
         self.journal = FaultJournal(state_dir)
         self.run_dir = reports_dir / self.journal.run_id
         self._platform: Platform | None = None
+        # where load profiles are looked for besides ./loadprofiles and beside the target
+        self.profile_folders: list[Path] = []
         # a bad catalogue is a usage error before anything runs, dry run included
         self.catalogue_path = (
             self.target.resolve_path(self.target.probes.catalogue)
@@ -108,8 +114,36 @@ class RunSession:
             return list(self.platform.default_probes()), None
         facts = self.platform.probe_facts()
         probes = build_probes(self.catalogue, facts, self.catalogue_path)
-        run_id = f"{self.journal.run_id}-{scenario}"[-40:]
+        # unique across runs and scenarios: the ERP refuses a reference posted before
+        run_id = f"{self.journal.run_id}-{scenario}"
         return probes, build_canary(self.catalogue, facts, self.catalogue_path, run_id)
+
+    def load_for(self, scenario: str, marker_profile: str | None) -> LoadRun | None:
+        """The scenario's load: the target file's ``load_profile`` wins over the
+        scenario's ``loadprofile`` marker; none in a dry run."""
+        name = self.target.scenario(scenario).load_profile or marker_profile
+        if self.dry_run or not name:
+            return None
+        folders = [Path("loadprofiles"), *self.profile_folders]
+        if self.target.source is not None:
+            folders.insert(0, self.target.source.parent.parent / "loadprofiles")
+        profile = find_profile(name, search=list(dict.fromkeys(folders)))
+        facts = self.platform.probe_facts()
+        missing = [k for k in ("entry_url", "database", "login", "password") if k not in facts]
+        if missing:
+            raise ConfigError(
+                f"load profile {name}: the platform gives no {', '.join(missing)} to load with"
+            )
+        return LoadRun(
+            profile,
+            url=facts["entry_url"],
+            database=facts["database"],
+            login=facts["login"],
+            password=facts["password"],
+            ca_bundle=facts.get("ca_bundle"),
+            out_dir=self.run_dir / "load" / scenario,
+            max_duration_s=self.target.scenario(scenario).recovery_timeout + 120,
+        )
 
     def guard(self) -> SafetyGuard:
         return SafetyGuard(self.target, self.platform, confirm_production=self.confirm_production)
@@ -148,6 +182,36 @@ class RunSession:
     @property
     def report_path(self) -> Path:
         return self.run_dir / ("plan.json" if self.dry_run else "report.json")
+
+
+def scenario_load(drill: Drill, timeline: Timeline) -> ScenarioLoad | None:
+    """The load's summary and per-second series, on the scenario's timeline."""
+    result, summary = drill.load_result, drill.load_summary
+    if result is None or summary is None:
+        return None
+    origin = timeline.origin.wall.timestamp()
+    start = result.started_epoch_s if result.started_epoch_s is not None else origin
+    # Locust buckets by whole epoch seconds: bucket t_s starts at floor(start) + t_s
+    offset = float(int(start)) - origin
+    return ScenarioLoad(
+        profile=result.profile,
+        summary=summary,
+        seconds=[
+            LoadSecond(
+                t_s=round(offset + s.t_s, 3),
+                requests=s.requests,
+                failures=s.failures,
+                p50_ms=s.p50_ms,
+                p95_ms=s.p95_ms,
+            )
+            for s in result.seconds
+        ],
+        locust_requests=result.locust_requests,
+        locust_failures=result.locust_failures,
+        ended_by=result.ended_by,
+        cpu_s=result.cpu_s,
+        errors=[e.model_dump() for e in result.errors[:20]],
+    )
 
 
 def scenario_report(
@@ -223,6 +287,7 @@ def scenario_report(
         ],
         planned=outcome.planned,
         timeline_file=timeline_file,
+        load=scenario_load(drill, timeline),
         started_at=timeline.origin.wall,
         duration_s=round(timeline.clock.now().seconds_since(timeline.origin), 3),
         error=error,

@@ -124,8 +124,148 @@ class FakePlatformSettings(Strict):
     )
 
 
+class AzureDatabaseSettings(Strict):
+    """The PostgreSQL Flexible Server the ERP uses, its DR replica and restore naming."""
+
+    resource_group: str = Field(description="resource group of the primary server")
+    server: str = Field(description="name of the primary Flexible Server")
+    dr_replica: str | None = Field(default=None, description="read replica in the dr region")
+    dr_replica_resource_group: str | None = Field(
+        default=None, description="its resource group (default: resource_group)"
+    )
+    restore_server_template: str = Field(
+        default="{server}-pitr-{stamp}",
+        description="name of a point-in-time restore's new server; {server} and {stamp} "
+        "(UTC, %Y%m%d%H%M%S) are filled in",
+    )
+    failover_mode: Literal["ForcedFailover", "ForcedSwitchover"] = Field(
+        default="ForcedFailover", description="restart mode used for a database crash"
+    )
+    switchover_mode: Literal["PlannedFailover", "PlannedSwitchover"] = "PlannedFailover"
+    promote_mode: Literal["Switchover", "Standalone"] = Field(
+        default="Switchover", description="DR replica promotion: Switchover can fail back"
+    )
+    promote_option: Literal["Planned", "Forced"] = "Planned"
+
+
+class AzureClusterSettings(Strict):
+    """An AKS cluster: its node resource group (MC_...) and node-pool scale sets."""
+
+    name: str = Field(description="the AKS cluster's name (for people and the plan)")
+    region: str = Field(description="Azure region, e.g. westeurope")
+    node_resource_group: str = Field(description="the MC_... resource group of the scale sets")
+    scale_sets: list[str] = Field(default_factory=list, description="node-pool VMSS names")
+
+
+class AzurePlatformSettings(Strict):
+    """An AKS + PostgreSQL Flexible Server estate acted on through Azure Resource Manager.
+
+    Credentials are never in the file: ``DefaultAzureCredential`` finds them (workload
+    identity, managed identity, environment, Azure CLI login)."""
+
+    kind: Literal["azure"] = "azure"
+    subscription_id: str = Field(pattern=r"^[0-9a-fA-F-]{36}$")
+    allowed_resource_groups: list[str] = Field(
+        min_length=1, description="every resource touched must be in one of these"
+    )
+    cluster: AzureClusterSettings
+    dr_cluster: AzureClusterSettings | None = None
+    database: AzureDatabaseSettings | None = None
+    state_dir: str = ".ledgerdrill/azure"
+    arm_endpoint: str | None = Field(
+        default=None, description="Resource Manager URL (default: the public cloud's)"
+    )
+    ca_bundle: str | None = Field(default=None, description="CA file to verify ARM with")
+    polling_interval: Duration = 5.0
+    operation_timeout: Duration = 900.0
+    node_ready_timeout: Duration = 600.0
+    failover_timeout: Duration = 600.0
+    restore_timeout: Duration = 3600.0
+
+    @model_validator(mode="after")
+    def _groups_allowed(self) -> AzurePlatformSettings:
+        allowed = {g.lower() for g in self.allowed_resource_groups}
+        used = [("cluster.node_resource_group", self.cluster.node_resource_group)]
+        if self.dr_cluster is not None:
+            used.append(("dr_cluster.node_resource_group", self.dr_cluster.node_resource_group))
+        if self.database is not None:
+            used.append(("database.resource_group", self.database.resource_group))
+            if self.database.dr_replica_resource_group:
+                used.append(
+                    ("database.dr_replica_resource_group", self.database.dr_replica_resource_group)
+                )
+        for field_name, group in used:
+            # ARM resource group names are case-insensitive (AKS lower-cases them)
+            if group.lower() not in allowed:
+                raise ValueError(
+                    f"{field_name}: resource group {group!r} is not in allowed_resource_groups"
+                )
+        return self
+
+
+class KubernetesDrainSettings(Strict):
+    """How a node drain evicts: through the Eviction API, honouring PodDisruptionBudgets."""
+
+    timeout: Duration = Field(default=120.0, description="give up (never force) after this")
+    retry_interval: Duration = Field(
+        default=2.0, description="wait between eviction attempts a PDB refused (HTTP 429)"
+    )
+    grace_period: int | None = Field(
+        default=None, ge=0, description="pod termination grace (default: each pod's own)"
+    )
+
+
+class KubernetesPlatformSettings(Strict):
+    """A Kubernetes cluster reached through a kubeconfig context (kind locally, AKS on game
+    days). Credentials stay in the kubeconfig; this file names only the path and context."""
+
+    kind: Literal["kubernetes"] = "kubernetes"
+    kubeconfig: str | None = Field(
+        default=None, description="kubeconfig path (default: $KUBECONFIG or ~/.kube/config)"
+    )
+    context: str | None = Field(default=None, description="context (default: current-context)")
+    allowed_contexts: list[str] = Field(
+        default_factory=lambda: ["kind-*"],
+        description="glob patterns of contexts faults may act on; default only kind clusters",
+    )
+    namespace: str = "ledgerdrill"
+    database_namespace: str | None = Field(default=None, description="default: namespace")
+    erp_deployment: str = "ledgerdrill-erp"
+    erp_container: str = "erp"
+    erp_selector: str = "app.kubernetes.io/name=ledgerdrill-erp"
+    database_cluster: str | None = Field(
+        default="ledgerdrill-db", description="CloudNativePG Cluster name; null: no database"
+    )
+    cache_selector: str | None = Field(
+        default="app.kubernetes.io/name=redis", description="label selector of the cache pods"
+    )
+    ingress_tls_secret: str | None = Field(
+        default="ledgerdrill-tls", description="the ingress's TLS secret; null: no certificates"
+    )
+    entry_url: str | None = Field(
+        default=None, description="https URL of the ingress: certificates are read from the wire"
+    )
+    node_faults: Literal["api", "docker"] = Field(
+        default="api",
+        description="api: taints and cordons through the API server; docker: kind node "
+        "containers are killed/paused with the docker CLI (faithful crash and freeze)",
+    )
+    drain: KubernetesDrainSettings = Field(default_factory=KubernetesDrainSettings)
+    wait_timeout: Duration = Field(
+        default=120.0, description="longest wait for a rollout, switchover or rejoin"
+    )
+    poll_interval: Duration = 0.5
+    dr_context: str | None = Field(
+        default=None, description="kubeconfig context of the DR cluster (region dr)"
+    )
+
+
 PlatformSettings = Annotated[
-    SandboxPlatformSettings | FakePlatformSettings, Field(discriminator="kind")
+    SandboxPlatformSettings
+    | FakePlatformSettings
+    | AzurePlatformSettings
+    | KubernetesPlatformSettings,
+    Field(discriminator="kind"),
 ]
 
 Environment = Literal["sandbox", "development", "staging", "production"]

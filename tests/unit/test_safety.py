@@ -43,7 +43,10 @@ def test_journal_written_before_inject_and_cleared_after_revert(setup) -> None: 
     assert journal.pending() == []
     assert not journal.path.exists()
     kinds = [e.kind for e in timeline.events()]
-    assert kinds == ["fault.injected", "fault.verified", "fault.reverted"]
+    assert kinds == ["fault.injected", "fault.verified", "fault.reverting", "fault.reverted"]
+    # leaving the block ends the fault's observation before the revert acts
+    assert inj.t_teardown is not None and inj.t_inject is not None
+    assert inj.t_teardown.mono_ns >= inj.t_inject.mono_ns
 
 
 def test_reverts_when_the_body_raises(setup) -> None:  # type: ignore[no-untyped-def]

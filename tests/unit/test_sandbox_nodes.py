@@ -65,4 +65,4 @@ def test_inventory_by_region_and_zone(platform) -> None:  # type: ignore[no-unty
     sandbox, _ = platform
     regions = sandbox.describe()["regions"]
     assert regions["primary"]["a"] == ["erp-a", "db-a"]
-    assert regions["dr"] == {"dr-1": ["dr-erp", "dr-db"]}
+    assert regions["dr"] == {"dr-1": ["dr-erp", "dr-db", "dr-cache"]}

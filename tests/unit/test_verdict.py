@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from ledgerdrill.measure import (
+    LoadFigures,
     Measurements,
     Objective,
     Verdict,
@@ -84,3 +85,21 @@ def test_duplicates_fail_even_without_rpo_objective() -> None:
 
 def test_fmt_s() -> None:
     assert [fmt_s(x) for x in (0.843, 12.34, 245, 5400)] == ["0.84s", "12.3s", "4m05s", "1h30m"]
+
+
+def test_load_criteria_join_the_verdict() -> None:
+    objective = Objective(
+        rto_s=None, rpo_s=None, max_error_rate_during_fault=0.05, p95_back_to_baseline_within_s=30
+    )
+    good = LoadFigures(error_rate_during_fault=0.01, p95_back_after_s=12.0)
+    assert judge(objective, Measurements(steady_state_ok=True, load=good)).verdict is Verdict.PASS
+    errors = LoadFigures(error_rate_during_fault=0.2, p95_back_after_s=12.0)
+    failed = judge(objective, Measurements(steady_state_ok=True, load=errors))
+    assert failed.verdict is Verdict.FAIL
+    assert any("20.0% > 5.0%" in c.text for c in failed.checks)
+    never = LoadFigures(0.0, None, "still 3x baseline at the end")
+    assert judge(objective, Measurements(steady_state_ok=True, load=never)).verdict is Verdict.FAIL
+    # a load criterion without load is not a pass: it is unmeasured
+    missing = judge(objective, Measurements(steady_state_ok=True))
+    assert missing.verdict is Verdict.INCONCLUSIVE
+    assert all(c.passed is None for c in missing.checks)

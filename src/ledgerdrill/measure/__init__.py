@@ -6,6 +6,7 @@ from ledgerdrill.measure.recovery import Recovery, StabilityWindow, measure_reco
 from ledgerdrill.measure.verdict import (
     Check,
     Judgement,
+    LoadFigures,
     Measurements,
     Objective,
     Verdict,
@@ -17,6 +18,7 @@ __all__ = [
     "Check",
     "InvariantReport",
     "Judgement",
+    "LoadFigures",
     "Loss",
     "Measurements",
     "Objective",

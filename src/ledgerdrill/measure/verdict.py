@@ -62,6 +62,15 @@ class Judgement:
 
 
 @dataclass(frozen=True)
+class LoadFigures:
+    """What the load saw, for the load criteria of an objective."""
+
+    error_rate_during_fault: float | None  # None: no request during the fault phase
+    p95_back_after_s: float | None  # None: p95 never came back within tolerance
+    p95_back_reason: str = ""
+
+
+@dataclass(frozen=True)
 class Measurements:
     """What one scenario measured; any part may be missing (None)."""
 
@@ -71,6 +80,7 @@ class Measurements:
     loss: Loss | None = None
     invariants_after: InvariantReport | None = None
     extra_checks: Sequence[Check] = field(default_factory=tuple)
+    load: LoadFigures | None = None
 
     @property
     def rto(self) -> Recovery | None:
@@ -103,6 +113,7 @@ def judge(objective: Objective, measured: Measurements) -> Judgement:
         checks.append(_rpo_check(objective.rpo_s, measured.loss))
     if measured.loss is not None:
         checks.extend(_anomaly_checks(measured.loss))
+    checks.extend(_load_checks(objective, measured.load))
     if measured.invariants_after is not None:
         problems = measured.invariants_after.problems()
         checks.append(
@@ -157,6 +168,36 @@ def _rpo_check(target_s: float, loss: Loss | None) -> Check:
         f"RPO {fmt_s(loss.rpo_s)} ({len(loss.lost)} lost of {loss.ok} acknowledged)"
         f" {'≤' if ok else '>'} target {fmt_s(target_s)}",
     )
+
+
+def _load_checks(objective: Objective, load: LoadFigures | None) -> list[Check]:
+    checks: list[Check] = []
+    limit = objective.max_error_rate_during_fault
+    if limit is not None:
+        rate = load.error_rate_during_fault if load is not None else None
+        if rate is None:
+            why = "no load ran" if load is None else "no request was made during the fault"
+            checks.append(
+                Check("load-errors", None, f"error rate during the fault not measured: {why}")
+            )
+        else:
+            checks.append(Check("load-errors", rate <= limit,
+                                f"error rate during the fault {rate:.1%} "
+                                f"{'≤' if rate <= limit else '>'} {limit:.1%}"))  # fmt: skip
+    within = objective.p95_back_to_baseline_within_s
+    if within is not None:
+        if load is None:
+            checks.append(Check("load-p95", None, "p95 recovery not measured: no load ran"))
+        elif load.p95_back_after_s is None:
+            checks.append(
+                Check("load-p95", False, f"p95 not back to baseline: {load.p95_back_reason}")
+            )
+        else:
+            back = load.p95_back_after_s
+            checks.append(Check("load-p95", back <= within,
+                                f"p95 back to baseline {fmt_s(back)} after recovery "
+                                f"{'≤' if back <= within else '>'} {fmt_s(within)}"))  # fmt: skip
+    return checks
 
 
 def _anomaly_checks(loss: Loss) -> list[Check]:

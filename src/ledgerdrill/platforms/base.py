@@ -243,6 +243,12 @@ class Platform:
         identity or state, never from a file in the repository."""
         return {}
 
+    def settle(self) -> list[str]:
+        """After a scenario's faults are reverted, put the platform back in its baseline
+        shape where a revert alone does not (a restored database re-protected by HA).
+        Not measured; returns what it did."""
+        return []
+
     def default_probes(self) -> list[Any]:
         """Probes to use when the target names no probe catalogue (a list of ``Probe``)."""
         return []

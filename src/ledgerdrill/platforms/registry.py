@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from ledgerdrill.errors import ConfigError
 from ledgerdrill.platforms.base import Platform
-from ledgerdrill.targets import FakePlatformSettings, SandboxPlatformSettings, Target
+from ledgerdrill.targets import (
+    AzurePlatformSettings,
+    FakePlatformSettings,
+    KubernetesPlatformSettings,
+    SandboxPlatformSettings,
+    Target,
+)
 
 
 def build_platform(target: Target) -> Platform:
@@ -23,4 +29,12 @@ def build_platform(target: Target) -> Platform:
         from ledgerdrill.sandbox.platform import SandboxPlatform
 
         return SandboxPlatform.from_settings(target, settings)
+    if isinstance(settings, KubernetesPlatformSettings):
+        from ledgerdrill.platforms.kubernetes import KubernetesPlatform
+
+        return KubernetesPlatform.from_settings(target, settings)
+    if isinstance(settings, AzurePlatformSettings):
+        from ledgerdrill.platforms.azure.clients import azure_platform_from_target
+
+        return azure_platform_from_target(target, settings)
     raise ConfigError(f"platform kind {settings.kind!r} has no backend")

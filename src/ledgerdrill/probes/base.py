@@ -50,13 +50,15 @@ class ProbeSampler:
         *,
         interval_s: float = DEFAULT_INTERVAL_S,
         max_samples: int = 100_000,
+        timeout_s: float | None = None,
     ) -> None:
         if interval_s < MIN_INTERVAL_S:
             raise ValueError(f"probe interval {interval_s}s is below the {MIN_INTERVAL_S}s minimum")
         self.probe = probe
         self.timeline = timeline
         self.interval_s = interval_s
-        self.timeout_s = interval_s * 0.8
+        # a sample longer than the interval delays only itself (its ticks are skipped)
+        self.timeout_s = timeout_s if timeout_s else interval_s * 0.8
         self.max_samples = max_samples
         self.count = 0
         self._stop = threading.Event()

@@ -39,12 +39,17 @@ class _Entry(Strict):
     interval: Duration | None = Field(
         default=None, description="sample this probe at its own interval (>= 50ms)"
     )
+    timeout: Duration | None = Field(
+        default=None,
+        description="how long one sample may take (default 0.8 x interval); a longer "
+        "timeout widens the RTO error bar to it",
+    )
 
-    @field_validator("interval")
+    @field_validator("interval", "timeout")
     @classmethod
     def _interval_floor(cls, value: float | None) -> float | None:
         if value is not None and not 0.05 <= value <= 3600:
-            raise ValueError("a probe interval must be between 50ms and 1h")
+            raise ValueError("must be between 50ms and 1h")
         return value
 
 
@@ -209,6 +214,8 @@ def build_probes(catalogue: Catalogue, facts: Facts, source: Path | str) -> list
             probe.counts_for_rto = entry.counts_for_rto
         if entry.interval is not None:
             probe.interval_s = entry.interval  # type: ignore[attr-defined]
+        if entry.timeout is not None:
+            probe.timeout_s = entry.timeout  # type: ignore[attr-defined]
         probes.append(probe)
     return probes
 

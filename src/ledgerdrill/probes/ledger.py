@@ -29,6 +29,7 @@ class LedgerIntegrityProbe:
         self.window = window
         self.counts_for_rto = counts_for_rto
         self._session: OdooSession | None = None
+        self._journals: dict[int, str] | None = None
 
     def sample(self, timeline: Timeline, timeout_s: float) -> Sample:
         start = timeline.clock.now()
@@ -49,17 +50,24 @@ class LedgerIntegrityProbe:
         return Sample(self.name, start, False, took, "; ".join(report.problems()), metrics)
 
     def _recent(self, session: OdooSession, timeout_s: float) -> list[PostedEntry]:
-        moves: list[dict[str, Any]] = session.call(
-            "account.move",
-            "search_read",
-            [[("state", "=", "posted")]],
-            {
-                "fields": ["id", "name", "ref", "journal_id"],
-                "order": "id desc",
-                "limit": self.window,
-            },
-            timeout_s=timeout_s,
-        )
+        """The newest ``window`` posted entries *by number* of each journal: by number,
+        not by id, because an entry created early and posted late gets a late number --
+        a window by id would show that as a gap."""
+        if self._journals is None:
+            rows = session.call(
+                "account.journal", "search_read", [[]], {"fields": ["id", "code"]},
+                timeout_s=timeout_s,
+            )  # fmt: skip
+            self._journals = {int(r["id"]): str(r["code"]) for r in rows}
+        moves: list[dict[str, Any]] = []
+        for journal_id in self._journals:
+            moves += session.call(
+                "account.move",
+                "search_read",
+                [[("journal_id", "=", journal_id), ("state", "=", "posted")]],
+                {"fields": ["id", "name", "ref"], "order": "name desc", "limit": self.window},
+                timeout_s=timeout_s,
+            )
         if not moves:
             return []
         lines = session.call(
@@ -80,9 +88,5 @@ class LedgerIntegrityProbe:
         entries = []
         for move in moves:
             debit, credit = sums.get(int(move["id"]), (Decimal(0), Decimal(0)))
-            journal = move.get("journal_id")
-            code = str(journal[1]) if isinstance(journal, list) else str(journal)
-            entries.append(
-                PostedEntry(str(move["name"]), move.get("ref") or None, debit, credit, code)
-            )
+            entries.append(PostedEntry(str(move["name"]), move.get("ref") or None, debit, credit))
         return entries

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ledgerdrill.load.model import LoadSummary
+
 SCHEMA_VERSION = 1
 
 
@@ -68,6 +70,29 @@ class PlannedAction(Model):
     refused: list[str] = Field(default_factory=list)
 
 
+class LoadSecond(Model):
+    """One second of load: requests completed in it, failures, latency percentiles."""
+
+    t_s: float = Field(description="seconds since the scenario's timeline origin")
+    requests: int
+    failures: int
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+
+
+class ScenarioLoad(Model):
+    """The load that ran during a scenario: per-phase statistics and the per-second series."""
+
+    profile: str
+    summary: LoadSummary
+    seconds: list[LoadSecond] = Field(default_factory=list)
+    locust_requests: int | None = None
+    locust_failures: int | None = None
+    ended_by: str = ""
+    cpu_s: float | None = None
+    errors: list[dict[str, object]] = Field(default_factory=list)
+
+
 class ScenarioReport(Model):
     id: str
     nodeid: str
@@ -82,6 +107,7 @@ class ScenarioReport(Model):
     events: list[EventModel] = Field(default_factory=list)
     planned: list[PlannedAction] = Field(default_factory=list)
     timeline_file: str | None = None
+    load: ScenarioLoad | None = None
     started_at: datetime | None = None
     duration_s: float | None = None
     error: str | None = None

@@ -1,7 +1,7 @@
 """``Injection``: safety check -> journal -> inject -> verify -> always revert.
 
     with Injection(fault, journal=..., guard=..., timeline=...) as injection:
-        ...  # observe; injection.t_inject is when the fault took effect
+        ...  # observe; injection.t_inject is when the fault began to take effect
 
 The revert runs on a normal exit, on an exception, on SIGINT and on SIGTERM
 (see ``signals``), with those signals deferred while it runs. A revert failure is
@@ -41,6 +41,10 @@ class Injection:
         self.t_inject: Instant | None = None
         self.evidence: Evidence | None = None
         self.reverted = False
+        # when the scenario left the ``with`` block: observation of the fault ends there
+        # (the teardown's revert -- a fail-back, the old certificate put back -- is not the
+        # fault's recovery). A revert called inside the block is a runbook step: observed.
+        self.t_teardown: Instant | None = None
 
     def __enter__(self) -> Injection:
         self.start()
@@ -52,6 +56,8 @@ class Injection:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self.t_teardown is None:
+            self.t_teardown = self.timeline.clock.now()
         self.revert()
 
     def start(self) -> None:
@@ -65,13 +71,18 @@ class Injection:
             platform=fault.platform.kind,
         )
         try:
+            # the fault takes effect with its first action (a zone outage kills node after
+            # node; a SIGKILL acts at once, the wait for the processes to go comes after):
+            # RTO counts from the start of inject(), never from its end
+            began = self.timeline.clock.now()
             with deferred_signals():  # an inject half-done is the hardest thing to undo
                 fault.inject()
-            self.t_inject = self.timeline.clock.now()
+            self.t_inject = began
             self.journal.mark(self.entry_id, "injected")
             self.timeline.event(
-                "fault.injected", fault.kind, at=self.t_inject, fault=fault.describe()
-            )
+                "fault.injected", fault.kind, at=began, fault=fault.describe(),
+                inject_took_s=round(self.timeline.clock.now().seconds_since(began), 3),
+            )  # fmt: skip
             self.evidence = fault.verify()
             self.timeline.event("fault.verified", fault.kind, evidence=self.evidence.summary)
         except BaseException as exc:
@@ -86,6 +97,7 @@ class Injection:
         if self.reverted or self.entry_id is None:
             return
         with deferred_signals():
+            self.timeline.event("fault.reverting", self.fault.kind)
             try:
                 self.fault.revert()
             except Exception as exc:

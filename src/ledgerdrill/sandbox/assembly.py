@@ -38,11 +38,12 @@ class Assembly:
     supervisor: Supervisor
     events: EventLog
     api: ControlApi | None = None
+    other_caches: list[RedisComponent] = field(default_factory=list)  # other regions'
     extra_status: dict[str, Any] = field(default_factory=dict)
 
     @property
     def components(self) -> list[Component]:
-        return [self.database, self.cache, self.erp, self.edge]
+        return [self.database, self.cache, *self.other_caches, self.erp, self.edge]
 
     def update_backends(self) -> None:
         """Tell Traefik where the replicas listen now (a stand-in has its own port)."""
@@ -122,8 +123,9 @@ class Assembly:
                 ports[(replica.node, replica.name)] = replica.port
         for member, port in self.database.cluster.ports.items():
             ports[(member, "postgres")] = port  # a database member is named after its node
-        if self.cache.port is not None:
-            ports[(self.cache.node, "redis")] = self.cache.port
+        for cache in (self.cache, *self.other_caches):
+            if cache.port is not None:
+                ports[(cache.node, cache.name)] = cache.port
         return ports
 
 
@@ -132,23 +134,31 @@ def assemble(state_dir: Path, settings: SandboxPlatformSettings, events: EventLo
     database = DatabaseComponent(
         state_dir, topology, events, detection_window_s=settings.ha_detection_window
     )
-    cache_nodes = topology.with_role("cache")
-    cache = RedisComponent(state_dir, node=cache_nodes[0].name if cache_nodes else "cache-c")
+    caches = {
+        spec.region: RedisComponent(
+            state_dir,
+            spec.name,
+            name="redis" if spec.region == "primary" else f"redis-{spec.region}",
+        )
+        for spec in topology.with_role("cache")
+    }
+    cache = caches["primary"]
     erp = ErpComponent(
         state_dir,
         topology,
         replicas_per_node=settings.erp_replicas_per_node,
         dsn=database.app_dsn,
-        redis_url=lambda: cache.url,
+        redis_url=lambda region: caches[region].url if region in caches else None,
     )
     edge = TraefikComponent(state_dir, SandboxCA(state_dir / "ca"))
     supervisor = Supervisor(
         topology,
-        [*cache.services(), *erp.services()],
+        [*(s for c in caches.values() for s in c.services()), *erp.services()],
         events.append,
         eviction_timeout_s=settings.eviction_timeout,
     )
     assembly = Assembly(topology, database, cache, erp, edge, supervisor, events)
+    assembly.other_caches = [c for region, c in caches.items() if region != "primary"]
     erp.hold_supervisor = supervisor.hold
     erp.on_backends_changed = assembly.update_backends
     edge.initial_backends = lambda: erp.backend_urls(topology)

@@ -140,6 +140,22 @@ class DatabaseComponent:
         def application(_: dict[str, Any]) -> str:
             return self.app_server or cluster.primary_name
 
+        def adopt_restored(params: dict[str, Any]) -> str:
+            # the restored server's data becomes the HA cluster's; the ERP goes back to it
+            member = str(params["member"])
+            primary = ha.adopt_restored(member)
+            if self.app_server == member:
+                self.app_server = None
+                switch_application(self.app_dsn())
+                self.events.append("sandbox.application-database", primary)
+            return primary
+
+        def promote_dr(_: dict[str, Any]) -> str:
+            return ha.regional_failover()  # app_dsn names dr-db: the ERP reconnects there
+
+        def fail_back(_: dict[str, Any]) -> str:
+            return ha.fail_back()
+
         return {
             "db/topology": topology,
             "db/crash-primary": crash_primary,
@@ -150,4 +166,7 @@ class DatabaseComponent:
             "db/restore": restore,
             "db/switch-application": switch_app,
             "db/application": application,
+            "db/adopt-restored": adopt_restored,
+            "db/promote-dr": promote_dr,
+            "db/fail-back": fail_back,
         }

@@ -48,13 +48,13 @@ class ErpComponent:
         *,
         replicas_per_node: int,
         dsn: Callable[[], str],
-        redis_url: Callable[[], str | None],
+        redis_url: Callable[[str], str | None],
     ) -> None:
         self.state_dir = state_dir
         self.folder = state_dir / "erp"
-        self.config_path = self.folder / "config.json"
+        self.topology = topology
         self._dsn = dsn
-        self._redis_url = redis_url
+        self._redis_url = redis_url  # by region: each region has its own session cache
         # set by the assembly once the supervisor exists (it is built from our services)
         self.hold_supervisor: Callable[[], AbstractContextManager[None]] = _nothing_held
         self.on_backends_changed: Callable[[], None] = lambda: None
@@ -67,8 +67,12 @@ class ErpComponent:
             for index in range(1, replicas_per_node + 1):
                 self.replicas.append(self._replica(f"{spec.name}-{index}", spec.name))
 
+    def config_path(self, region: str) -> Path:
+        return self.folder / ("config.json" if region == "primary" else f"config-{region}.json")
+
     def _replica(self, name: str, home: str) -> Service:
         home_port = free_port()
+        config = self.config_path(self.topology.node(home).region)
 
         def launcher(node: str) -> tuple[Sequence[str], int]:
             # at home it keeps its port (the load balancer's list stays put); a stand-in
@@ -79,7 +83,7 @@ class ErpComponent:
                 "-m",
                 "ledgerdrill.sandbox.erp",
                 "--config",
-                str(self.config_path),
+                str(config),
                 "--port",
                 str(port),
                 "--replica",
@@ -104,13 +108,14 @@ class ErpComponent:
         return path.read_text().strip()
 
     def write_config(self) -> None:
-        ErpConfig(
-            dsn=self._dsn(),
-            redis_url=self._redis_url(),
-            database="ledgerdrill",
-            release=self.release,
-            defect=self.defect,
-        ).write(self.config_path)
+        for region in self.topology.regions():
+            ErpConfig(
+                dsn=self._dsn(),
+                redis_url=self._redis_url(region),
+                database="ledgerdrill",
+                release=self.release,
+                defect=self.defect,
+            ).write(self.config_path(region))
 
     # -- Component ---------------------------------------------------------------------------
     def start(self) -> None:

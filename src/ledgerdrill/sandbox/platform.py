@@ -179,6 +179,61 @@ class SandboxPlatform(Platform):
     def roll_back(self, to_version: str) -> None:
         self._call("release/roll-back", to_version=to_version)
 
+    # -- RegionControl -------------------------------------------------------------------------
+    def regions(self) -> Sequence[str]:
+        return self.topology.regions()
+
+    def _region_nodes(self, region: str) -> list[str]:
+        nodes = [n.name for n in self.topology.nodes if n.region == region]
+        if not nodes:
+            known = ", ".join(self.topology.regions())
+            raise PlatformError(f"the sandbox has no region {region!r} (regions: {known})")
+        return nodes
+
+    def region_state(self, region: str) -> NodeState:
+        states = {self.node_state(n) for n in self._region_nodes(region)}
+        return NodeState.RUNNING if NodeState.RUNNING in states else NodeState.STOPPED
+
+    def region_outage(self, region: str) -> None:
+        # the synchronous standby's node goes first: were the primary's first, the HA
+        # controller could promote the standby in the instant before its node died
+        nodes = self._region_nodes(region)
+        order = {"db-sync-standby": 0, "db-primary": 1}
+        by_role = sorted(
+            nodes, key=lambda n: min(order.get(r, 2) for r in self.topology.node(n).roles)
+        )
+        for node in by_role:
+            if self.node_state(node) is not NodeState.STOPPED:
+                self.crash_node(node)
+
+    def fail_over_to(self, region: str) -> None:
+        """The DR runbook: promote the region's database (the ERP's writer endpoint names
+        it, so the replicas reconnect there) -- traffic already fails over at Traefik."""
+        if region != "dr":
+            raise PlatformError(f"the sandbox fails over only to region dr, not {region!r}")
+        self._call("db/promote-dr")
+
+    def restore_region(self, region: str) -> None:
+        """Bring the region's nodes back and, after a regional failover, fail back."""
+        for node in self._region_nodes(region):
+            self.restore_node(node)
+        topology = self.database_topology()
+        primary = topology.primary
+        dr_members = {n.name for n in self.topology.nodes if n.region == "dr"}
+        if region != "dr" and primary is not None and primary.name in dr_members:
+            self._call("db/fail-back")
+
+    # -- returning to the baseline shape after a scenario (not measured) ----------------------
+    def settle(self) -> list[str]:
+        """A point-in-time restore leaves the ERP on a lone restored server: its data
+        becomes the HA cluster's again, so the next scenario finds the usual shape."""
+        done: list[str] = []
+        app = self.application_database()
+        if app.startswith("pitr-"):
+            self._call("db/adopt-restored", member=app)
+            done.append(f"restored server {app} adopted as the HA cluster's data")
+        return done
+
     # -- ServiceControl (the ScriptedOutage ground truth) --------------------------------------
     def _replica_pids(self, role: str) -> dict[str, int]:
         if role != "erp":

@@ -44,13 +44,15 @@ class RedisComponent:
 
     name = "redis"
 
-    def __init__(self, state_dir: Path, node: str = "cache-c") -> None:
+    def __init__(self, state_dir: Path, node: str = "cache-c", *, name: str = "redis") -> None:
+        # ``name`` tells instances apart (the dr region has its own): folder and pid file
+        self.name = name
         self.state_dir = state_dir
-        self.folder = state_dir / "redis"
+        self.folder = state_dir / name
         self._secret_path = self.folder / "secret"
         self._port_path = self.folder / "port"
         self._config_path = self.folder / "redis.conf"
-        self.service = Service("redis", node, state_dir, self._launch)
+        self.service = Service(name, node, state_dir, self._launch)
 
     # -- identity kept across restarts ------------------------------------------------------
     @property

@@ -2,8 +2,9 @@
 
 Defaults follow DESIGN.md: region ``primary`` with zones a, b, c -- an ERP node per
 zone, database nodes in zones a and b, Redis in zone c -- and region ``dr`` with a
-warm ERP node and the asynchronous database replica. Traefik stands outside both
-regions (the global entry point) and is not a node any fault may take.
+warm ERP node, the asynchronous database replica and its own (empty) session cache.
+Traefik stands outside both regions (the global entry point) and is not a node any
+fault may take.
 """
 
 from __future__ import annotations
@@ -56,5 +57,8 @@ def default_topology(nodes: Iterable[NodeSpec] | None = None) -> Topology:
             NodeSpec("cache-c", "c", "primary", ("cache",)),
             NodeSpec("dr-erp", "dr-1", "dr", ("erp",)),
             NodeSpec("dr-db", "dr-1", "dr", ("db-async-replica",)),
+            # the dr region's own session cache: sessions are not replicated across
+            # regions, so after a regional failover users log in again (as they would)
+            NodeSpec("dr-cache", "dr-1", "dr", ("cache",)),
         )
     )

@@ -97,8 +97,10 @@ class TraefikComponent:
         # certificate replaced in place must reach clients without touching any yaml
         self.cert_path = self.dynamic_dir / "erp.crt"
         self.key_path = self.dynamic_dir / "erp.key"
+        self._generation = 0
         self.routes_path = self.dynamic_dir / "routes.yaml"
         self.tls_path = self.dynamic_dir / "tls.yaml"
+        self._adopt_installed_paths()
         self.static_path = self.folder / "traefik.yaml"
         self.backups_dir = self.folder / "backups"
         self._ports_path = self.folder / "ports.json"
@@ -258,8 +260,38 @@ class TraefikComponent:
         with self._lock:
             self._write_certificate_files(cert_pem, key_pem)
 
+    def _adopt_installed_paths(self) -> None:
+        """After a restart: the files in use are the ones ``tls.yaml`` names."""
+        try:
+            tls = yaml.safe_load(self.tls_path.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            return
+        section = tls.get("tls", {}) if isinstance(tls, dict) else {}
+        listed = section.get("certificates") or [
+            section.get("stores", {}).get("default", {}).get("defaultCertificate") or {}
+        ]
+        files = listed[0] if listed and isinstance(listed[0], dict) else {}
+        if files.get("certFile") and files.get("keyFile"):
+            self.cert_path, self.key_path = Path(files["certFile"]), Path(files["keyFile"])
+
     def _write_certificate_files(self, cert_pem: bytes, key_pem: bytes) -> None:
+        """A rotation writes the pair under new names and then switches ``tls.yaml`` to
+        them in one atomic replace. Replacing cert and key in place is two renames, and a
+        reload that falls between them finds a mismatched pair and serves Traefik's
+        default certificate for an instant (the certificate drill saw it). Files replaced
+        in place by hand are still picked up: ``cert_path`` names the files in use."""
+        previous = (self.cert_path, self.key_path)
+        self._generation += 1
+        stamp = f"{time.time_ns():x}-{self._generation}"
+        self.cert_path = self.dynamic_dir / f"erp-{stamp}.crt"
+        self.key_path = self.dynamic_dir / f"erp-{stamp}.key"
         write_pair(self.cert_path, self.key_path, cert_pem, key_pem)
+        # keep the pair in use until now: a reload triggered by the new files' creation
+        # still reads the old yaml; older generations go
+        for old in self.dynamic_dir.glob("erp*.crt"):
+            if old not in (self.cert_path, previous[0]):
+                old.unlink(missing_ok=True)
+                old.with_suffix(".key").unlink(missing_ok=True)
         files = {"certFile": str(self.cert_path), "keyFile": str(self.key_path)}
         if classify(describe(cert_pem)) == "wrong-host":
             # Traefik picks among tls.certificates by SNI, so a certificate naming

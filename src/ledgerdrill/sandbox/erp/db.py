@@ -31,6 +31,10 @@ log = logging.getLogger("ledgerdrill.erp.db")
 
 STATEMENT_TIMEOUT_MS = 5000  # a stuck query ends as an error, never a hung request
 LOCK_TIMEOUT_MS = 4000
+# A replica that hangs mid-transaction (a frozen node) holds its row locks -- among them
+# the journal's sequence row, which every posting in that journal needs: without this,
+# posting stalls for as long as the node hangs. Found by the node-freeze drill.
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 3000
 CONCURRENCY_RETRIES = 5  # as Odoo's service.model.retrying for serialization/deadlock
 
 
@@ -61,7 +65,8 @@ class Database:
                 "autocommit": False,
                 "application_name": f"ledgerdrill-erp-{replica}"[:63],
                 "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
-                f" -c lock_timeout={LOCK_TIMEOUT_MS}",
+                f" -c lock_timeout={LOCK_TIMEOUT_MS}"
+                f" -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT_MS}",
             },
             name=f"erp-{replica}",
         )

@@ -1,0 +1,111 @@
+"""The main job, end to end in CI: `ledgerdrill gameday` on the running sandbox.
+
+A faster profile of the suite (three scenarios, real faults, real load) must PASS with
+its report written; a deliberately tight target must FAIL with the reason; a steady
+state broken before injection must be INCONCLUSIVE with nothing injected.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+
+TARGET = """
+name: suite-test
+environment: sandbox
+platform: {{kind: sandbox, state_dir: "{state}"}}
+tiers:
+  finance-core: {{rto: {rto}, rpo: 0s}}
+  portals: {{rto: 4h, rpo: 1h}}
+default_tier: finance-core
+probes: {{catalogue: "{catalogue}", interval: 200ms, steady_state: 1s}}
+stability: {{samples: 5, duration: 1s}}
+scenarios:
+  node-crash: {{recovery_timeout: 30s, observe_after_recovery: 1s, params: {{node: erp-b}}}}
+  node-freeze: {{recovery_timeout: 30s, observe_after_recovery: 1s, params: {{node: erp-c}}}}
+  database-failover: {{recovery_timeout: 60s, observe_after_recovery: 1s}}
+  certificate: {{recovery_timeout: 30s, observe_after_recovery: 1s}}
+safety:
+  allow: {{nodes: ["erp-*", "db-*"], zones: [a, b, c], databases: ["*"], certificates: ["*"]}}
+  blast_radius: {{max_nodes: 1, max_zones: 1}}
+  runbook_approval_delay: 200ms
+"""
+
+
+def gameday(
+    tmp: Path, sandbox: Any, keyword: str, *, rto: str = "5m", catalogue: Path | None = None
+) -> tuple[int, str, dict[str, Any] | None]:
+    target = tmp / "target.yaml"
+    target.write_text(TARGET.format(
+        state=sandbox.state_dir, rto=rto, catalogue=catalogue or REPO / "probes" / "sandbox.yaml"
+    ))  # fmt: skip
+    reports = tmp / "reports"
+    done = subprocess.run(
+        [sys.executable, "-m", "ledgerdrill.cli", "gameday", "--target", str(target),
+         "--scenarios", str(REPO / "scenarios"), "--reports-dir", str(reports), "-k", keyword],
+        cwd=tmp, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    found = sorted(reports.glob("*/report.json"))
+    report = json.loads(found[-1].read_text()) if found else None
+    return done.returncode, done.stdout + done.stderr, report
+
+
+def verdicts(report: dict[str, Any] | None) -> dict[str, str]:
+    assert report is not None, "no report.json written"
+    return {s["id"]: s["verdict"] for s in report["scenarios"]}
+
+
+def test_a_fast_suite_passes_on_the_sandbox(tmp_path: Path, sandbox: Any) -> None:
+    code, out, report = gameday(
+        tmp_path, sandbox, "node_crash or test_database_failover or certificate"
+    )
+    found = verdicts(report)
+    assert found == {
+        "node-crash": "PASS",
+        "database-failover[crash]": "PASS",
+        "database-failover[switchover]": "PASS",
+        "certificate[expired]": "PASS",
+        "certificate[removed]": "PASS",
+    }, out[-3000:]
+    assert code == 0, out[-3000:]
+    assert report is not None
+    for scenario in report["scenarios"]:
+        measured = scenario["measured"]
+        assert measured["rto_s"] is not None and measured["writes_attempted"] > 0
+        assert measured["lost_writes"] == 0 and measured["duplicate_writes"] == 0
+        # load ran and its phases add up to Locust's own total
+        load = scenario["load"]
+        assert load is not None and load["summary"]["requests"] > 0, scenario["id"]
+        phases = sum(p["requests"] for p in load["summary"]["phases"])
+        assert phases == load["summary"]["requests"]
+    assert "PASS" in out and "report:" in out
+
+
+def test_a_tight_target_fails_with_the_reason(tmp_path: Path, sandbox: Any) -> None:
+    code, out, report = gameday(tmp_path, sandbox, "node_freeze", rto="10ms")
+    assert verdicts(report) == {"node-freeze": "FAIL"}, out[-3000:]
+    assert code != 0
+    assert report is not None
+    reasons = " ".join(report["scenarios"][0]["reasons"])
+    assert "target 10ms" in reasons or "> target" in reasons, reasons
+
+
+def test_a_broken_steady_state_is_inconclusive_and_injects_nothing(
+    tmp_path: Path, sandbox: Any
+) -> None:
+    catalogue = tmp_path / "broken.yaml"
+    catalogue.write_text(
+        "probes:\n  - {name: gone, kind: http, url: 'http://127.0.0.1:9/web/health'}\n"
+    )
+    before = sandbox.platform.node_state("erp-b")
+    _, out, report = gameday(tmp_path, sandbox, "node_crash", catalogue=catalogue)
+    assert verdicts(report) == {"node-crash": "INCONCLUSIVE"}, out[-3000:]
+    assert "steady-state gate failed" in out
+    assert report is not None
+    assert not [e for e in report["scenarios"][0]["events"] if e["kind"] == "fault.injected"]
+    assert sandbox.platform.node_state("erp-b") == before
