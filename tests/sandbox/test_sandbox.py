@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -58,7 +59,10 @@ def test_status_gives_scripts_everything(sandbox: LiveSandbox) -> None:
     assert all(p["pid"] and p["state"] == "running" for p in processes)
     # the certificate covers localhost too, and Traefik routes any host name
     port = s["entry_url"].rsplit(":", 1)[1]
-    health = httpx.get(f"https://localhost:{port}/web/health", verify=s["ca_bundle"])
+    health = httpx.get(
+        f"https://localhost:{port}/web/health",
+        verify=ssl.create_default_context(cafile=s["ca_bundle"]),
+    )
     assert health.status_code == 200
 
 
@@ -135,11 +139,11 @@ def test_a_replica_killed_with_sigkill_is_restarted(sandbox: LiveSandbox) -> Non
 
 def test_killing_the_primary_promotes_the_standby_and_writes_resume(sandbox: LiveSandbox) -> None:
     before = {m.role: m.name for m in sandbox.platform.database_topology().members}
+    session = odoo(sandbox)
+    accounts = find_accounts(session)  # before the crash: the lookup needs the database
     killed = sandbox.platform.crash_primary()
     assert killed == before["primary"]
     started = time.monotonic()
-    session = odoo(sandbox)
-    accounts = find_accounts(session)
 
     def writes() -> bool:
         try:

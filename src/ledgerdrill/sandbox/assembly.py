@@ -7,9 +7,12 @@ Redis (sessions), the ERP replicas, then Traefik in front of them.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from ledgerdrill.platform_events import EventLog
 from ledgerdrill.sandbox.api import ControlApi, Operation
@@ -99,9 +102,18 @@ class Assembly:
                 }
             )
         edge = self.edge.status()
+        # Traefik stands outside the regions: shown as its own row, never a fault target
+        nodes.append({
+            "name": "edge", "zone": "-", "region": "global", "roles": ["entry"],
+            "state": "running" if edge.get("state") == "running" else "stopped",
+            "processes": [{"name": "traefik", "pid": edge.get("pid"),
+                           "port": edge.get("ports", {}).get("websecure"),
+                           "state": edge.get("state")}],
+        })  # fmt: skip
         return {
             "phase": phase,
             **extra,
+            "memory_mb": _memory_mb(),
             "entry_url": self.edge.entry_url,
             "ca_bundle": str(self.edge.ca_path),
             "database": APP_DATABASE,
@@ -127,6 +139,18 @@ class Assembly:
             if cache.port is not None:
                 ports[(cache.node, cache.name)] = cache.port
         return ports
+
+
+def _memory_mb() -> float:
+    """Resident memory of the whole sandbox: this daemon and every process under it
+    (PostgreSQL's backends included). Shared pages count once per process, so this is
+    an upper bound."""
+    me = psutil.Process()
+    total = 0
+    for proc in [me, *me.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            total += proc.memory_info().rss
+    return round(total / 2**20, 1)
 
 
 def assemble(state_dir: Path, settings: SandboxPlatformSettings, events: EventLog) -> Assembly:

@@ -156,6 +156,13 @@ class DatabaseComponent:
         def fail_back(_: dict[str, Any]) -> str:
             return ha.fail_back()
 
+        def freeze_walsender(params: dict[str, Any]) -> int:
+            # replication to one member stops (it lags) while everything else runs on
+            return cluster.freeze_walsender(params.get("to"))
+
+        def thaw_walsender(params: dict[str, Any]) -> None:
+            cluster.thaw_walsender(params.get("to"))
+
         return {
             "db/topology": topology,
             "db/crash-primary": crash_primary,
@@ -169,4 +176,6 @@ class DatabaseComponent:
             "db/adopt-restored": adopt_restored,
             "db/promote-dr": promote_dr,
             "db/fail-back": fail_back,
+            "db/freeze-walsender": freeze_walsender,
+            "db/thaw-walsender": thaw_walsender,
         }

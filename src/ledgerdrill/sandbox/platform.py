@@ -223,6 +223,14 @@ class SandboxPlatform(Platform):
         if region != "dr" and primary is not None and primary.name in dr_members:
             self._call("db/fail-back")
 
+    def freeze_replication(self, member: str = "dr-db") -> None:
+        """Stop the primary sending WAL to ``member``: it lags from now on (a replication
+        delay before a regional failover makes its RPO visible)."""
+        self._call("db/freeze-walsender", to=member)
+
+    def thaw_replication(self, member: str = "dr-db") -> None:
+        self._call("db/thaw-walsender", to=member)
+
     # -- returning to the baseline shape after a scenario (not measured) ----------------------
     def settle(self) -> list[str]:
         """A point-in-time restore leaves the ERP on a lone restored server: its data

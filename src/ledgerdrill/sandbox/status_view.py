@@ -31,6 +31,7 @@ def render(status: dict[str, Any], width: int = 110) -> str:
     console.print(
         f"sandbox: {phase}"
         + (f" (cold start {status['cold_start_s']}s)" if "cold_start_s" in status else "")
+        + (f", {status['memory_mb']:.0f} MiB resident" if "memory_mb" in status else "")
     )
     for key, label in (("entry_url", "entry"), ("ca_bundle", "CA bundle"), ("database", "database"),
                        ("login", "demo login")):  # fmt: skip
