@@ -7,6 +7,7 @@ exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -71,10 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
                          help=f"a sandbox target file (default {DEFAULT_TARGET})")  # fmt: skip
     sandbox.add_argument("--json", action="store_true", help="machine-readable status")
 
-    report = sub.add_parser("report", help="print a run's summary from its report.json")
-    report.add_argument("run", nargs="?", default="latest",
-                        help="run id, run folder or report.json (default: latest)")  # fmt: skip
+    report = sub.add_parser(
+        "report",
+        help="a run's summary; `report html RUN`, `report trend`, `report verify RUN`",
+        description="ledgerdrill report [RUN] | report html [RUN] | report trend | "
+        "report verify [RUN]   (RUN: run id, run folder or report.json; default latest)",
+    )
+    report.add_argument("words", nargs="*", metavar="[html|trend|verify] [RUN]")
     report.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    report.add_argument("--last", type=int, default=5,
+                        help="trend: compare with the last N runs' median")  # fmt: skip
+    report.add_argument("--tolerance", type=float, default=0.5,
+                        help="trend: worse than the median by this fraction")  # fmt: skip
+    report.add_argument("--fail-on-regression", action="store_true",
+                        help="trend: exit 1 when a regression is found (a CI gate)")  # fmt: skip
     return parser
 
 
@@ -102,6 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ledgerdrill: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `ledgerdrill ... | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
 
@@ -237,7 +251,22 @@ def _cleanup(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    path = _find_report(args.run, args.reports_dir)
+    words = list(args.words)
+    action = words.pop(0) if words and words[0] in {"html", "trend", "verify"} else "summary"
+    if len(words) > 1:
+        raise ConfigError(f"report {action}: one run at most, got {' '.join(words)}")
+    run = words[0] if words else "latest"
+    if action == "trend":
+        return _trend(args)
+    path = _find_report(run, args.reports_dir)
+    if action == "verify":
+        return _verify(path.parent, args.reports_dir)
+    if action == "html":
+        from ledgerdrill.report.html import write_outputs
+
+        written = write_outputs(RunReport.read(path), path.parent)
+        print("\n".join(str(p) for p in written))
+        return 0
     try:
         report = RunReport.read(path)
     except (OSError, ValueError) as exc:
@@ -245,6 +274,41 @@ def _report(args: argparse.Namespace) -> int:
     print(plan_text(report) if report.dry_run else terminal_table(report))
     print(f"report: {path}")
     return 1 if any(s.verdict == "FAIL" for s in report.scenarios) else 0
+
+
+def _trend(args: argparse.Namespace) -> int:
+    from ledgerdrill.report.history import read_history, regressions, trend_picture, trend_table
+
+    runs = read_history(args.reports_dir)
+    if not runs:
+        raise ConfigError(f"{args.reports_dir}: no history yet (a game day appends to it)")
+    print(trend_table(runs))
+    picture = trend_picture(runs, args.reports_dir / "trend.png")
+    found = regressions(runs, last=args.last, tolerance=args.tolerance)
+    for regression in found:
+        print(f"REGRESSION {regression.text()}")
+    if not found:
+        print(f"no regression against the median of the last {args.last} runs")
+    print(f"picture: {picture}")
+    return 1 if found and args.fail_on_regression else 0
+
+
+def _verify(run_dir: Path, reports_dir: Path) -> int:
+    from ledgerdrill.report.evidence import MANIFEST, verify
+    from ledgerdrill.report.history import read_history
+
+    runs = [r["run_id"] for r in read_history(reports_dir)]
+    previous = None
+    if run_dir.name in runs and runs.index(run_dir.name) > 0:
+        earlier = runs[runs.index(run_dir.name) - 1]
+        previous = reports_dir / earlier / "evidence" / MANIFEST
+    problems = verify(run_dir, previous)
+    for problem in problems:
+        print(f"TAMPERED {problem}")
+    if not problems:
+        link = f", chained to {previous.parent.parent.name}" if previous else ""
+        print(f"evidence of {run_dir.name} intact{link}")
+    return 1 if problems else 0
 
 
 def _find_report(run: str, reports_dir: Path) -> Path:

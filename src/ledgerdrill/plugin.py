@@ -27,6 +27,7 @@ from ledgerdrill.errors import (
 )
 from ledgerdrill.measure import Objective, Verdict
 from ledgerdrill.platforms.base import CAPABILITIES, Platform
+from ledgerdrill.report.live import LiveProgress
 from ledgerdrill.report.summary import plan_text, terminal_table
 from ledgerdrill.run import RunSession, junit_properties
 from ledgerdrill.safety import install_termination_handler
@@ -220,8 +221,34 @@ def drill(
         approver=_approver(request.config, item),
     )
     item.stash[DRILL_KEY] = the_drill
-    yield the_drill
+    progress = None if run.dry_run else _live_progress(request.config, the_drill)
+    try:
+        yield the_drill
+    finally:
+        if progress is not None:
+            progress.stop()
     the_drill.close()  # reverts anything still injected, loudly on failure
+
+
+def _live_progress(config: pytest.Config, drill: Drill) -> LiveProgress | None:
+    """One line of progress per scenario, written around pytest's output capture."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None or config.option.verbose < 0:
+        return None
+    in_place = bool(getattr(reporter, "isatty", False))
+
+    def emit(line: str, rewrite: bool) -> None:
+        with capture.global_and_fixture_disabled():
+            if rewrite:
+                reporter.rewrite(line, erase=True)
+            else:
+                reporter.write_line(line)
+
+    rto = drill.objective.rto_s if drill.objective else None
+    return LiveProgress(
+        drill.scenario_id, drill.timeline, rto_target_s=rto, emit=emit, in_place=in_place
+    ).start()
 
 
 def _approver(config: pytest.Config, item: pytest.Item) -> Any:
@@ -314,6 +341,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminalreporter.write_line(text)
     if path is not None:
         terminalreporter.write_line(f"report: {path}")
+    for output in run.outputs:
+        terminalreporter.write_line(f"        {output}")
+    if run.output_error:
+        terminalreporter.write_line(
+            f"ledgerdrill: the HTML report, evidence or history could not be written: "
+            f"{run.output_error} (report.json is complete)",
+            red=True,
+        )
     config.hook.pytest_ledgerdrill_run_finished(report=run.report)
 
 

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import yaml
+
 from ledgerdrill import __version__
 from ledgerdrill.drill import Drill, DrillOutcome
 from ledgerdrill.errors import ConfigError, SafetyViolation
@@ -17,6 +19,9 @@ from ledgerdrill.platforms.registry import build_platform
 from ledgerdrill.probes.base import Probe
 from ledgerdrill.probes.canary import LedgerCanary
 from ledgerdrill.probes.catalogue import build_canary, build_probes, load_catalogue
+from ledgerdrill.report.evidence import build_bundle, sha256
+from ledgerdrill.report.history import append_history, read_history
+from ledgerdrill.report.html import write_outputs
 from ledgerdrill.report.model import (
     EventModel,
     Figures,
@@ -58,6 +63,8 @@ class RunSession:
         self._platform: Platform | None = None
         # where load profiles are looked for besides ./loadprofiles and beside the target
         self.profile_folders: list[Path] = []
+        self.outputs: list[Path] = []
+        self.output_error: str | None = None
         # a bad catalogue is a usage error before anything runs, dry run included
         self.catalogue_path = (
             self.target.resolve_path(self.target.probes.catalogue)
@@ -177,7 +184,37 @@ class RunSession:
         if self.report.finished_at is None:
             self.report.finished_at = datetime.now(UTC)
             self.report.write(self.report_path)
+            if not self.dry_run:
+                self._write_outputs()
         return self.report_path
+
+    def _write_outputs(self) -> None:
+        """HTML, Markdown, the evidence bundle chained to the previous run's, history.
+        A failure here is reported but never loses report.json, written before."""
+        reports_dir = self.run_dir.parent
+        try:
+            self.outputs = write_outputs(self.report, self.run_dir)
+            earlier = [r for r in read_history(reports_dir, self.report.target)
+                       if r.get("manifest_sha256")]  # fmt: skip
+            target_data = (
+                yaml.safe_load(self.target.source.read_text(encoding="utf-8"))
+                if self.target.source is not None and self.target.source.is_file()
+                else self.target.model_dump(mode="json")
+            )
+            manifest = build_bundle(
+                self.report, self.run_dir, target_data=target_data,
+                journal_records=self.journal.written,
+                previous_manifest_sha256=earlier[-1]["manifest_sha256"] if earlier else None,
+                components=self.component_versions(),
+            )  # fmt: skip
+            self.outputs.append(manifest)
+            append_history(self.report, reports_dir, sha256(manifest))
+        except Exception as exc:  # the run's verdicts stand; say what is missing
+            self.output_error = f"{type(exc).__name__}: {exc}"
+
+    def component_versions(self) -> dict[str, str]:
+        described = self.report.inventory.get("versions") if self.report.inventory else None
+        return {str(k): str(v) for k, v in described.items()} if isinstance(described, dict) else {}
 
     @property
     def report_path(self) -> Path:
@@ -288,6 +325,8 @@ def scenario_report(
         planned=outcome.planned,
         timeline_file=timeline_file,
         load=scenario_load(drill, timeline),
+        lost_refs=list(loss.lost[:500]) if loss else [],
+        duplicate_refs=list(loss.duplicates[:500]) if loss else [],
         started_at=timeline.origin.wall,
         duration_s=round(timeline.clock.now().seconds_since(timeline.origin), 3),
         error=error,

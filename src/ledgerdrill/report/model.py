@@ -108,6 +108,10 @@ class ScenarioReport(Model):
     planned: list[PlannedAction] = Field(default_factory=list)
     timeline_file: str | None = None
     load: ScenarioLoad | None = None
+    lost_refs: list[str] = Field(
+        default_factory=list, description="acknowledged writes missing after recovery (first 500)"
+    )
+    duplicate_refs: list[str] = Field(default_factory=list)
     started_at: datetime | None = None
     duration_s: float | None = None
     error: str | None = None

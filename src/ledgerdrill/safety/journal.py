@@ -51,6 +51,7 @@ class FaultJournal:
         self.folder = state_dir / "journal"
         self.run_id = run_id or new_run_id()
         self.path = self.folder / f"{self.run_id}.jsonl"
+        self.written: list[dict[str, Any]] = []
 
     # -- writing (this run) --------------------------------------------------------
     def intent(
@@ -84,6 +85,8 @@ class FaultJournal:
         target = path or self.path
         target.parent.mkdir(parents=True, exist_ok=True)
         data = (json.dumps(line, default=str) + "\n").encode()
+        # kept for the run's evidence bundle: a clean run deletes its journal file
+        self.written.append(dict(line))
         # O_APPEND + fsync: the record survives a SIGKILL or power loss right after this call
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:

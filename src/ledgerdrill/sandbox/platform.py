@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
+from psycopg.conninfo import make_conninfo
 
 from ledgerdrill.errors import PlatformError
 from ledgerdrill.platform_events import EventLog
@@ -301,8 +302,14 @@ class SandboxPlatform(Platform):
             "database": status["database"],
             "login": status["login"],
             "password": status["password"],
-            # monitoring identity: pg_stat_replication's positions need a privileged role
-            "pg_dsn": cluster.dsn(SUPERUSER, dbname="postgres"),
+            # monitoring identity: pg_stat_replication's positions need a privileged role;
+            # like the ERP's endpoint it names every member (after a regional failover the
+            # dr member is the one that takes writes)
+            "pg_dsn": make_conninfo(
+                cluster.dsn(SUPERUSER, dbname="postgres"),
+                host=",".join("127.0.0.1" for _ in members),
+                port=",".join(str(cluster.ports[m]) for m in members),
+            ),
             "pg_members": {m: cluster.server_dsn(m, SUPERUSER, dbname="postgres") for m in members},
             "backup_base_dir": str(storage / "base"),
             "wal_archive_dir": str(storage / "wal"),

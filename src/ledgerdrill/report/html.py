@@ -1,0 +1,112 @@
+"""``report.html`` (self-contained: inline CSS, pictures as inline SVG) and
+``summary.md`` (for CI job pages), both rendered from ``report.json`` alone."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from ledgerdrill.measure import fmt_s
+from ledgerdrill.report.model import RunReport, ScenarioReport
+from ledgerdrill.report.picture import render_svg
+
+MARKS = {"PASS": "✔", "FAIL": "✘", "INCONCLUSIVE": "?"}
+
+
+def fmt(seconds: float | None) -> str:
+    return "—" if seconds is None else fmt_s(seconds)
+
+
+def ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f} ms"
+
+
+def rto_text(s: ScenarioReport) -> str:
+    m = s.measured
+    if m.rto_s is None:
+        return "—"
+    if m.recovered is False:
+        return "not recovered"
+    return f"{fmt_s(m.rto_s)} ± {fmt_s(m.rto_error_s or 0)}"
+
+
+def by_tier(report: RunReport) -> list[tuple[str, list[ScenarioReport]]]:
+    tiers: dict[str, list[ScenarioReport]] = defaultdict(list)
+    for scenario in report.scenarios:
+        tiers[scenario.tier or "—"].append(scenario)
+    return sorted(tiers.items())
+
+
+def read_timeline(run_dir: Path, scenario: ScenarioReport) -> list[dict[str, Any]]:
+    if not scenario.timeline_file:
+        return []
+    try:
+        text = (run_dir / scenario.timeline_file).read_text(encoding="utf-8")
+    except OSError:
+        return []
+    lines = []
+    for raw in text.splitlines():
+        try:
+            lines.append(json.loads(raw))
+        except ValueError:
+            continue  # a torn last line of a killed run
+    return lines
+
+
+def render_html(report: RunReport, run_dir: Path) -> str:
+    env = Environment(
+        loader=PackageLoader("ledgerdrill.report", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+    )
+    pictures = {}
+    for scenario in report.scenarios:
+        timeline = read_timeline(run_dir, scenario)
+        if timeline:
+            pictures[scenario.id] = render_svg(scenario, timeline)
+    return env.get_template("report.html.j2").render(
+        report=report, tiers=by_tier(report), pictures=pictures, fmt=fmt, ms=ms,
+        rto=rto_text, marks=MARKS,
+    )  # fmt: skip
+
+
+def render_markdown(report: RunReport) -> str:
+    """A table people read on a CI job page or a pull request."""
+    counts: dict[str, int] = defaultdict(int)
+    for scenario in report.scenarios:
+        counts[scenario.verdict] += 1
+    lines = [
+        f"### ledgerdrill {report.run_id} on {report.target}",
+        "",
+        " · ".join(f"{MARKS.get(v, '')} {n} {v}" for v, n in sorted(counts.items())),
+        "",
+        "| scenario | tier | RTO (target) | RPO (target) | lost/dup | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in report.scenarios:
+        objective = s.objective
+        lines.append(
+            f"| {s.id} | {s.tier or '—'} "
+            f"| {rto_text(s)} ({fmt(objective.rto_s if objective else None)}) "
+            f"| {fmt(s.measured.rpo_s)} ({fmt(objective.rpo_s if objective else None)}) "
+            f"| {s.measured.lost_writes if s.measured.lost_writes is not None else '—'}/"
+            f"{s.measured.duplicate_writes if s.measured.duplicate_writes is not None else '—'} "
+            f"| {MARKS.get(s.verdict, '')} {s.verdict} |"
+        )
+    failing = [s for s in report.scenarios if s.verdict != "PASS"]
+    if failing:
+        lines += ["", "**Why not PASS**", ""]
+        lines += [f"- `{s.id}` {s.verdict}: {'; '.join(s.reasons)}" for s in failing]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(report: RunReport, run_dir: Path) -> list[Path]:
+    """``report.html`` and ``summary.md`` beside ``report.json``."""
+    html = run_dir / "report.html"
+    html.write_text(render_html(report, run_dir), encoding="utf-8")
+    summary = run_dir / "summary.md"
+    summary.write_text(render_markdown(report), encoding="utf-8")
+    return [html, summary]
