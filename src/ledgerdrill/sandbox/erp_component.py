@@ -14,6 +14,7 @@ import os
 import secrets
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -32,6 +33,7 @@ from ledgerdrill.sandbox.topology import Topology
 ADMIN_LOGIN = "admin"
 DEFAULT_RELEASE = "2026.11.0"
 READY_TIMEOUT_S = 30.0
+DRAIN_S = 0.5  # Traefik's reload throttle (100 ms) plus requests in flight
 
 
 def _nothing_held() -> AbstractContextManager[None]:
@@ -62,6 +64,7 @@ class ErpComponent:
         self.defect: str | None = None
         self.releases: list[tuple[str, str | None]] = []  # what roll_back returns to
         self._lock = threading.RLock()
+        self.draining: set[str] = set()  # replicas taken out of the load balancer
         self.replicas: list[Service] = []
         for spec in topology.with_role("erp"):
             for index in range(1, replicas_per_node + 1):
@@ -161,7 +164,7 @@ class ErpComponent:
         primary: list[str] = []
         dr: list[str] = []
         for replica in self.replicas:
-            if replica.port is None:
+            if replica.port is None or replica.name in self.draining:
                 continue
             url = f"http://127.0.0.1:{replica.port}"
             region = topology.node(replica.node).region
@@ -190,9 +193,17 @@ class ErpComponent:
             for replica in replicas if replicas is not None else self.replicas:
                 if not replica.alive():
                     continue  # its node is down: it starts with the new config when it returns
+                # drain first: out of Traefik's list before it stops (a restart Traefik
+                # only learns of from a failed health check costs users errors -- the
+                # bad-release drill saw them), back in once it answers again
+                self.draining.add(replica.name)
+                self.on_backends_changed()
+                time.sleep(DRAIN_S)
                 replica.stop(timeout_s=5)
                 replica.start()
                 self.wait_ready(replica)
+                self.draining.discard(replica.name)
+                self.on_backends_changed()
                 done.append(replica.name)
             return done
 

