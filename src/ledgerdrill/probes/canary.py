@@ -21,8 +21,9 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -242,5 +243,22 @@ def measure_canary(
 ) -> tuple[Loss, InvariantReport]:
     """Read the canary's writes back and measure: loss (lost, recovered, unexpected,
     duplicates, RPO) and the finance invariants of what the ledger now holds."""
-    loss = measure_loss(canary.writes, canary.read_back(), t_inject, restore_point=restore_point)
-    return loss, check_invariants(canary.ledger_entries(), full_sequence=False)
+    read_back = _patiently(canary.read_back)
+    loss = measure_loss(canary.writes, read_back, t_inject, restore_point=restore_point)
+    return loss, check_invariants(_patiently(canary.ledger_entries), full_sequence=False)
+
+
+T = TypeVar("T")
+
+
+def _patiently(read: Callable[[], T], attempts: int = 6, pause_s: float = 1.0) -> T:
+    """Just after a recovery one replica may still be reconnecting to the database: a
+    read-back that meets it tries again rather than declaring the loss unmeasurable."""
+    for attempt in range(attempts):
+        try:
+            return read()
+        except (OdooError, httpx.HTTPError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(pause_s)
+    raise AssertionError("unreachable")
