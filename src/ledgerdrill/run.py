@@ -150,6 +150,7 @@ class RunSession:
             ca_bundle=facts.get("ca_bundle"),
             out_dir=self.run_dir / "load" / scenario,
             max_duration_s=self.target.scenario(scenario).recovery_timeout + 120,
+            workers=self.target.scenario(scenario).load_workers,
         )
 
     def guard(self) -> SafetyGuard:

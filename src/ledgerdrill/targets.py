@@ -51,6 +51,9 @@ class ScenarioSettings(Strict):
     recovery_timeout: Duration = 120.0
     observe_after_recovery: Duration = 3.0
     load_profile: str | None = None
+    load_workers: int = Field(
+        default=0, ge=0, le=64, description="Locust worker processes (0: one process)"
+    )
     params: dict[str, str | int | float | bool | list[str]] = Field(default_factory=dict)
 
 

@@ -44,14 +44,14 @@ def gone(pid: int, within_s: float = 10.0) -> bool:
     return False
 
 
-def make_run(sandbox, tmp_path: Path, max_duration_s: float) -> LoadRun:  # type: ignore[no-untyped-def]
+def make_run(sandbox, tmp_path: Path, max_duration_s: float, workers: int = 0) -> LoadRun:  # type: ignore[no-untyped-def]
     profile = tmp_path / "live-test.yaml"
     profile.write_text(PROFILE)
     status = sandbox.status
     return LoadRun(
         profile, url=status["entry_url"], database=status["database"], login=status["login"],
         password=status["password"], ca_bundle=status["ca_bundle"], out_dir=tmp_path / "out",
-        max_duration_s=max_duration_s, locustfile=LOCUSTFILE,
+        max_duration_s=max_duration_s, locustfile=LOCUSTFILE, workers=workers,
     )  # fmt: skip
 
 
@@ -79,6 +79,22 @@ def test_a_profile_runs_and_per_second_counts_sum_to_locusts_totals(sandbox, tmp
     summary = summarise(result, 3.0, 5.0, recovery_window_s=1.0)
     assert sum(p.requests for p in summary.phases) == result.locust_requests
     assert all(p.p95_ms is not None for p in summary.phases if p.requests)
+
+
+def test_distributed_master_and_workers_count_exactly_and_stop_for_sure(sandbox, tmp_path):
+    run = make_run(sandbox, tmp_path, max_duration_s=8, workers=2)
+    with run:
+        assert run.master_port is not None and "--worker" in run.worker_command()
+        workers = [w.pid for w in run._workers]
+        assert len(workers) == 2
+        assert run.wait(timeout_s=40), "the distributed profile did not end on its own"
+    assert all(gone(pid, 5) for pid in workers), "a Locust worker survived the run"
+    result = run.result()
+    assert result.ended_by == "profile-end", result.log_tail
+    assert result.requests > 20
+    assert result.requests == result.locust_requests  # per-second sums = master's totals
+    summary = summarise(result, 3.0, 5.0, recovery_window_s=1.0)
+    assert sum(p.requests for p in summary.phases) == result.locust_requests
 
 
 def test_stop_mid_run_leaves_no_locust_and_keeps_its_stats(sandbox, tmp_path):

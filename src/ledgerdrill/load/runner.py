@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -76,8 +77,20 @@ class LoadRun:
         locustfile: Path | str | None = None,
         stop_timeout_s: float = 10.0,
         python: str = sys.executable,
+        workers: int = 0,
+        master_port: int | None = None,
+        remote_workers: int = 0,
     ) -> None:
         self.profile_path = Path(profile_path)
+        if not 0 <= workers <= 64:
+            raise ConfigError(f"load workers: {workers!r} (allowed: 0 to 64)")
+        # 0: one Locust process; N: a master (it runs the shape and keeps the stats)
+        # and N local worker processes. Workers elsewhere connect to master_port.
+        self.workers = workers
+        self.remote_workers = remote_workers  # started elsewhere; the master waits for them
+        # fixed when workers on other machines must find the master; else a free port
+        self.master_port: int | None = master_port
+        self._workers: list[subprocess.Popen[bytes]] = []
         self.profile: LoadProfile = load_profile(self.profile_path, scale=scale)
         if max_duration_s is not None and max_duration_s <= 0:
             raise ConfigError(f"load max duration: {max_duration_s!r} (allowed: above 0 s)")
@@ -130,6 +143,12 @@ class LoadRun:
             "--stop-timeout", "2",
             "--exit-code-on-error", "0",
         ]  # fmt: skip
+        if self.workers or self.remote_workers:
+            self.master_port = self.master_port or _free_port()
+            expected = self.workers + self.remote_workers
+            command += ["--master", "--expect-workers", str(expected),
+                        "--master-bind-host", "127.0.0.1",
+                        "--master-bind-port", str(self.master_port)]  # fmt: skip
         output = (self.out_dir / OUTPUT_FILE).open("wb")
         try:
             self._launched_epoch = time.time()
@@ -146,8 +165,35 @@ class LoadRun:
             raise LoadRunError(f"cannot start Locust ({self.python} -m locust): {exc}") from exc
         finally:
             output.close()
+        for index in range(self.workers):
+            self._start_worker(index)
         atexit.register(self.stop)
         threading.Thread(target=self._watch, name=f"loadrun-{self.pid}", daemon=True).start()
+
+    def worker_command(self, master_host: str = "127.0.0.1") -> list[str]:
+        """How a worker joins this run's master (locally, or from another machine with
+        the same locustfile and environment)."""
+        assert self.master_port is not None
+        return [self.python, "-m", "locust", "-f", str(self.locustfile.resolve()), "--worker",
+                "--master-host", master_host, "--master-port", str(self.master_port)]  # fmt: skip
+
+    def _start_worker(self, index: int) -> None:
+        assert self._proc is not None
+        log = (self.out_dir / f"worker-{index}.out").open("wb")
+        try:
+            # its own session, like the master's (a Ctrl-C at the terminal must not reach
+            # it half-way); stop() ends each worker's group after the master's
+            worker = subprocess.Popen(
+                [*self.worker_command(), "--logfile", f"worker-{index}.log"],
+                cwd=self.out_dir, env=self._environment(), stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        except OSError as exc:
+            _kill_group(self._proc.pid)
+            raise LoadRunError(f"cannot start Locust worker {index}: {exc}") from exc
+        finally:
+            log.close()
+        self._workers.append(worker)
 
     def _environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
@@ -201,6 +247,7 @@ class LoadRun:
                 if self._ended_by is None:
                     self._ended_by = "profile-end" if proc.returncode == 0 else "crashed"
                 _kill_group(proc.pid)  # anything it left in its group
+                self._stop_workers()
                 return
             self._sample_cpu(proc.pid)
             ended: EndedBy = reason
@@ -215,7 +262,16 @@ class LoadRun:
                 # also on KeyboardInterrupt while waiting: never leave it running
                 _kill_group(proc.pid)
                 proc.wait()
+                self._stop_workers()
             self._ended_by = ended
+
+    def _stop_workers(self) -> None:
+        """Workers quit when their master tells them; whatever has not, is killed."""
+        for worker in self._workers:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.wait(timeout=self.stop_timeout_s)
+            _kill_group(worker.pid)
+            worker.wait()
 
     def _sample_cpu(self, pid: int) -> None:
         try:
@@ -277,6 +333,12 @@ class LoadRun:
             log_tail=_tail(self.out_dir / OUTPUT_FILE) if ended_by != "profile-end" else "",
         )
         return self._result
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _kill_group(pid: int) -> None:
