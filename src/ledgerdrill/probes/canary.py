@@ -81,7 +81,11 @@ class LedgerCanary:
         measures nothing), then write in a thread until ``stop``."""
         self._timeline = timeline
         self._session = OdooSession(self.target, timeout_s=self.timeout_s)
-        self._accounts = find_accounts(self._session, journal_code=self.journal_code)
+        session = self._session
+        # right after another drill a replica may still be reconnecting: a few tries
+        self._accounts = _patiently(
+            lambda: find_accounts(session, journal_code=self.journal_code), attempts=4
+        )
         self._thread = threading.Thread(target=self._run, name="ledger-canary", daemon=True)
         self._thread.start()
         return self
