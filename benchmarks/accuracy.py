@@ -87,20 +87,13 @@ def main() -> int:
     target = load_target(args.target)
     assert isinstance(target.platform, SandboxPlatformSettings)
     state_dir = target.resolve_path(target.platform.state_dir)
-    started = control.read_status(state_dir) is None
-    if started:
-        print(f"starting the sandbox in {state_dir} ...", flush=True)
-        control.up(state_dir, target.platform)
     platform = SandboxPlatform("accuracy", state_dir, default_topology())
     rows: list[dict[str, float | str]] = []
-    try:
+    with control.running(state_dir, target.platform, progress=print):
         for duration in durations:
             for interval in intervals:
                 print(f"  outage {duration:g}s at interval {interval * 1000:.0f}ms ...", flush=True)
                 rows.extend(run_case(platform, duration, interval))
-    finally:
-        if started:
-            control.down(state_dir)
     print()
     print(f"{'probe':8} {'outage':>7} {'interval':>8} {'true s':>7} {'downtime':>9} {'RTO':>7} "
           f"{'err(down)':>9} {'err(RTO)':>9}  within interval+50ms")  # fmt: skip

@@ -72,11 +72,7 @@ def main() -> int:
     assert isinstance(target.platform, SandboxPlatformSettings)
     assert target.probes.catalogue
     state_dir = target.resolve_path(target.platform.state_dir)
-    started = control.read_status(state_dir) is None
-    if started:
-        print(f"starting the sandbox in {state_dir} ...", flush=True)
-        control.up(state_dir, target.platform)
-    try:
+    with control.running(state_dir, target.platform, progress=print):
         platform = SandboxPlatform("capacity", state_dir, default_topology())
         status = platform.status()
         catalogue_path = target.resolve_path(target.probes.catalogue)
@@ -106,9 +102,6 @@ def main() -> int:
                     sampler.stop()
                 if canary is not None:
                     canary.stop()
-    finally:
-        if started:
-            control.down(state_dir)
     print(f"\n{'':28} {'req/s':>8} {'p95 ms':>8} {'errors':>7} {'Locust CPU':>11}")
     for label, result in (("load alone", alone), ("with probes + canary", measured)):
         rps, p95, errors = figures(result)

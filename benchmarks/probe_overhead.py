@@ -130,11 +130,7 @@ def main() -> int:
     assert isinstance(target.platform, SandboxPlatformSettings)
     assert target.probes.catalogue
     state_dir = target.resolve_path(target.platform.state_dir)
-    started = control.read_status(state_dir) is None
-    if started:
-        print(f"starting the sandbox in {state_dir} ...", flush=True)
-        control.up(state_dir, target.platform)
-    try:
+    with control.running(state_dir, target.platform, progress=print):
         platform = SandboxPlatform("overhead", state_dir, default_topology())
         catalogue_path = target.resolve_path(target.probes.catalogue)
         catalogue = load_catalogue(catalogue_path)
@@ -179,9 +175,6 @@ def main() -> int:
             mean = statistics.fmean(values) * 1000 if values else float("nan")
             print(f"{label:18} {len(values):6d} {pct(values, 0.5):7.1f} {pct(values, 0.95):7.1f} "
                   f"{mean:7.1f}")  # fmt: skip
-    finally:
-        if started:
-            control.down(state_dir)
     return 0
 
 

@@ -9,11 +9,12 @@ left under the state folder, so nothing keeps running and no port stays bound.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +124,23 @@ def _log_tail(state_dir: Path, chars: int = 3000) -> str:
         return (state_dir / "logs" / "daemon.log").read_text(errors="replace")[-chars:]
     except FileNotFoundError:
         return "(no daemon log)"
+
+
+@contextlib.contextmanager
+def running(
+    state_dir: Path,
+    settings: SandboxPlatformSettings,
+    *,
+    progress: Callable[[str], None] = lambda _: None,
+) -> Iterator[bool]:
+    """The sandbox, running for the ``with`` block: started if it was not (and then taken
+    down again afterwards, whatever happens); yields whether this block started it."""
+    started = read_status(state_dir) is None
+    if started:
+        progress(f"starting the sandbox in {state_dir} ...")
+        up(state_dir, settings, progress=progress)
+    try:
+        yield started
+    finally:
+        if started:
+            down(state_dir)
