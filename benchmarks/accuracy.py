@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from ledgerdrill.errors import LedgerdrillError
 from ledgerdrill.faults import ScriptedOutage
 from ledgerdrill.measure import StabilityWindow, measure_recovery
 from ledgerdrill.probes.base import ProbeSampler
@@ -28,7 +29,6 @@ from ledgerdrill.probes.http_tls import HttpProbe
 from ledgerdrill.sandbox import control
 from ledgerdrill.sandbox.platform import SandboxPlatform
 from ledgerdrill.sandbox.topology import default_topology
-from ledgerdrill.targets import SandboxPlatformSettings, load_target
 from ledgerdrill.timeline import Instant, SystemClock, Timeline
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,12 +84,10 @@ def main() -> int:
     args = parser.parse_args()
     durations = [float(x) for x in args.durations.split(",")]
     intervals = [float(x) for x in args.intervals.split(",")]
-    target = load_target(args.target)
-    assert isinstance(target.platform, SandboxPlatformSettings)
-    state_dir = target.resolve_path(target.platform.state_dir)
+    _, settings, state_dir = control.sandbox_target(args.target)
     platform = SandboxPlatform("accuracy", state_dir, default_topology())
     rows: list[dict[str, float | str]] = []
-    with control.running(state_dir, target.platform, progress=print):
+    with control.running(state_dir, settings, progress=print):
         for duration in durations:
             for interval in intervals:
                 print(f"  outage {duration:g}s at interval {interval * 1000:.0f}ms ...", flush=True)
@@ -112,4 +110,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except LedgerdrillError as exc:  # a user's mistake (target file, sandbox): one line
+        sys.exit(f"{Path(__file__).name}: {exc}")

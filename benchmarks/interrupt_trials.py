@@ -26,12 +26,12 @@ from pathlib import Path
 
 import psutil
 
+from ledgerdrill.errors import LedgerdrillError
 from ledgerdrill.platforms.base import NodeState
 from ledgerdrill.safety.journal import FaultJournal
 from ledgerdrill.sandbox import control
 from ledgerdrill.sandbox.platform import SandboxPlatform
 from ledgerdrill.sandbox.topology import default_topology
-from ledgerdrill.targets import SandboxPlatformSettings, load_target
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = ["node_crash", "node_freeze", "certificate and expired", "cache_loss"]
@@ -114,12 +114,10 @@ def main() -> int:
     parser.add_argument("--target", type=Path, default=REPO / "targets" / "sandbox.yaml")
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    target = load_target(args.target)
-    assert isinstance(target.platform, SandboxPlatformSettings)
-    state_dir = target.resolve_path(target.platform.state_dir)
+    _, settings, state_dir = control.sandbox_target(args.target)
     table: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     dirty: list[str] = []
-    with control.running(state_dir, target.platform, progress=print), \
+    with control.running(state_dir, settings, progress=print), \
             tempfile.TemporaryDirectory() as tmp:  # fmt: skip
         work = Path(tmp)
         platform = SandboxPlatform("trials", state_dir, default_topology())
@@ -175,4 +173,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except LedgerdrillError as exc:  # a user's mistake (target file, sandbox): one line
+        sys.exit(f"{Path(__file__).name}: {exc}")

@@ -16,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ledgerdrill.errors import LedgerdrillError
 from ledgerdrill.load.model import LoadResult
 from ledgerdrill.load.phases import summarise
 from ledgerdrill.load.runner import LoadRun
@@ -24,7 +25,6 @@ from ledgerdrill.probes.catalogue import build_canary, build_probes, load_catalo
 from ledgerdrill.sandbox import control
 from ledgerdrill.sandbox.platform import SandboxPlatform
 from ledgerdrill.sandbox.topology import default_topology
-from ledgerdrill.targets import SandboxPlatformSettings, load_target
 from ledgerdrill.timeline import SystemClock, Timeline
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,11 +68,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--target", type=Path, default=REPO / "targets" / "sandbox.yaml")
     args = parser.parse_args()
-    target = load_target(args.target)
-    assert isinstance(target.platform, SandboxPlatformSettings)
-    assert target.probes.catalogue
-    state_dir = target.resolve_path(target.platform.state_dir)
-    with control.running(state_dir, target.platform, progress=print):
+    target, settings, state_dir = control.sandbox_target(args.target)
+    if not target.probes.catalogue:
+        sys.exit(f"{args.target}: probes.catalogue is not set (this benchmark needs one)")
+    with control.running(state_dir, settings, progress=print):
         platform = SandboxPlatform("capacity", state_dir, default_topology())
         status = platform.status()
         catalogue_path = target.resolve_path(target.probes.catalogue)
@@ -117,4 +116,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except LedgerdrillError as exc:  # a user's mistake (target file, sandbox): one line
+        sys.exit(f"{Path(__file__).name}: {exc}")

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import psutil
 
+from ledgerdrill.errors import LedgerdrillError
 from ledgerdrill.probes.base import Probe, ProbeSampler
 from ledgerdrill.probes.catalogue import build_probes, load_catalogue
 from ledgerdrill.probes.odoo_rpc import OdooSession, OdooTarget, balanced_entry, find_accounts
 from ledgerdrill.sandbox import control
 from ledgerdrill.sandbox.platform import SandboxPlatform
 from ledgerdrill.sandbox.topology import default_topology
-from ledgerdrill.targets import SandboxPlatformSettings, load_target
 from ledgerdrill.timeline import SystemClock, Timeline
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,11 +126,10 @@ def main() -> int:
     parser.add_argument("--load-rps", type=float, default=10.0)
     parser.add_argument("--target", type=Path, default=REPO / "targets" / "sandbox.yaml")
     args = parser.parse_args()
-    target = load_target(args.target)
-    assert isinstance(target.platform, SandboxPlatformSettings)
-    assert target.probes.catalogue
-    state_dir = target.resolve_path(target.platform.state_dir)
-    with control.running(state_dir, target.platform, progress=print):
+    target, settings, state_dir = control.sandbox_target(args.target)
+    if not target.probes.catalogue:
+        sys.exit(f"{args.target}: probes.catalogue is not set (this benchmark needs one)")
+    with control.running(state_dir, settings, progress=print):
         platform = SandboxPlatform("overhead", state_dir, default_topology())
         catalogue_path = target.resolve_path(target.probes.catalogue)
         catalogue = load_catalogue(catalogue_path)
@@ -179,4 +178,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except LedgerdrillError as exc:  # a user's mistake (target file, sandbox): one line
+        sys.exit(f"{Path(__file__).name}: {exc}")

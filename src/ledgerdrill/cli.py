@@ -208,12 +208,8 @@ def _sandbox(args: argparse.Namespace) -> int:
 
     from ledgerdrill.sandbox import control
     from ledgerdrill.sandbox.status_view import public, render
-    from ledgerdrill.targets import SandboxPlatformSettings
 
-    target = load_target(args.target)
-    if not isinstance(target.platform, SandboxPlatformSettings):
-        raise ConfigError(f"{args.target}: platform.kind is {target.platform.kind}, not sandbox")
-    state_dir = target.resolve_path(target.platform.state_dir)
+    _, settings, state_dir = control.sandbox_target(args.target)
     if args.action == "down":
         stopped = control.down(state_dir)
         print(
@@ -223,7 +219,7 @@ def _sandbox(args: argparse.Namespace) -> int:
         return 0
     if args.action == "up":
         status = control.up(
-            state_dir, target.platform, progress=lambda step: print(f"  … {step}", flush=True)
+            state_dir, settings, progress=lambda step: print(f"  … {step}", flush=True)
         )
     else:
         found = control.read_status(state_dir)

@@ -8,13 +8,14 @@ The counts of cases are printed (run with -s)."""
 
 from __future__ import annotations
 
-import copy
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
+from fuzz_strategies import mutated, paths
+from fuzz_strategies import values as fuzz_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,30 +35,10 @@ FACTS = {
     "wal_archive_dir": "/tmp",
 }  # fmt: skip
 
-scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=30),
-    st.sampled_from(["5s", "0ms", "-1s", "1e309s", "{entry_url}", "{nope}", "{", "http", "tls",
-                     "odoo-transaction", "ledger-integrity", "８", ""]),
+values = fuzz_values(
+    ["5s", "0ms", "-1s", "1e309s", "{entry_url}", "{nope}", "{", "http", "tls",
+     "odoo-transaction", "ledger-integrity", "８", ""]
 )  # fmt: skip
-values = st.recursive(
-    scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)
-    ),
-    max_leaves=10,
-)
-
-
-def paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix] if prefix else []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            out += paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            out += paths(value, (*prefix, index))
-    return out
 
 
 def load_and_build_catalogue(path: Path) -> None:
@@ -82,14 +63,7 @@ def check(tmp: Path, kind: str, text: str | bytes, load: Callable[[Path], Any]) 
 
 
 def mutate(base: Any, where: tuple[Any, ...], value: Any, extra: str) -> str:
-    doc = copy.deepcopy(base)
-    node = doc
-    for part in where[:-1]:
-        node = node[part]
-    node[where[-1]] = value
-    if isinstance(node, dict):
-        node[extra] = value
-    return yaml.safe_dump(doc, allow_unicode=True)
+    return yaml.safe_dump(mutated(base, where, value, extra), allow_unicode=True)
 
 
 fuzz = settings(

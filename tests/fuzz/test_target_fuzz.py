@@ -6,12 +6,13 @@ The count of cases tried is printed (run with -s to see it)."""
 
 from __future__ import annotations
 
-import copy
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import yaml
+from fuzz_strategies import mutated, paths
+from fuzz_strategies import values as fuzz_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,34 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 BASE = yaml.safe_load((REPO / "targets" / "sandbox.yaml").read_text())
 OUTCOMES: Counter[str] = Counter()
 
-scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=40),
-    st.sampled_from(["5m", "0s", "-1s", "1h30m", "∞", "５m", "1e309s", "", "finance-core", "*"]),
-)
-values = st.recursive(
-    scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
-
-
-def paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix] if prefix else []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            out += paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            out += paths(value, (*prefix, index))
-    return out
-
-
+values = fuzz_values(["5m", "0s", "-1s", "1h30m", "∞", "５m", "1e309s", "", "finance-core", "*"])
 BASE_PATHS = paths(BASE)
 
 
@@ -83,14 +57,7 @@ def test_random_documents(tmp_path: Path, doc: Any) -> None:
 def test_mutated_sandbox_target(
     tmp_path: Path, where: tuple[Any, ...], value: Any, extra: str
 ) -> None:
-    doc = copy.deepcopy(BASE)
-    node = doc
-    for part in where[:-1]:
-        node = node[part]
-    node[where[-1]] = value
-    if isinstance(node, dict):
-        node[extra] = value  # and an unknown key beside it
-    check(tmp_path, yaml.safe_dump(doc, allow_unicode=True))
+    check(tmp_path, yaml.safe_dump(mutated(BASE, where, value, extra), allow_unicode=True))
 
 
 @fuzz_settings

@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ledgerdrill.errors import PlatformError
+from ledgerdrill.errors import ConfigError, PlatformError
 from ledgerdrill.sandbox.procs import ManagedProcess, pid_alive, read_pid, stop_pid
-from ledgerdrill.targets import SandboxPlatformSettings
+from ledgerdrill.targets import SandboxPlatformSettings, Target, load_target
 
 STATUS_FILE = "status.json"
 DAEMON_PID = "daemon.pid"
@@ -144,3 +144,12 @@ def running(
     finally:
         if started:
             down(state_dir)
+
+
+def sandbox_target(path: Path) -> tuple[Target, SandboxPlatformSettings, Path]:
+    """A target file that must name the sandbox: (target, its settings, state folder);
+    ``ConfigError`` naming the file otherwise."""
+    target = load_target(path)
+    if not isinstance(target.platform, SandboxPlatformSettings):
+        raise ConfigError(f"{path}: platform.kind is {target.platform.kind}, not sandbox")
+    return target, target.platform, target.resolve_path(target.platform.state_dir)
