@@ -45,7 +45,7 @@ from ledgerdrill.platforms.base import (
 from ledgerdrill.platforms.fake import FakePlatform
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "kubernetes"))
-from fake_cluster import fake_cluster
+from fake_cluster import fake_platform
 
 NODES = {"node-a": "a", "node-b": "b", "node-c": "c"}
 # per backend: the node and zone the cases act on
@@ -104,8 +104,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     if request.param == "fake":
         yield Backend("fake", FakePlatform("fake", tmp_path / "state.json", NODES), lambda: None)
         return
-    with fake_cluster(tmp_path) as (fake, platform):
-        yield Backend("kubernetes", platform, fake.wait_settled)
+    with fake_platform(tmp_path) as (clusters, platform):  # two clusters: primary and dr
+        yield Backend("kubernetes", platform, clusters.settle)
 
 
 def _build(backend: Backend, case: str) -> Fault:

@@ -1,17 +1,25 @@
-"""Start the fake API server with the reference stack and build the backend against it."""
+"""Start the fake API servers with the reference stack and build the backend against them.
+
+Two fake clusters, as ``make kind-up`` makes two kind clusters: ``kind-ledgerdrill``
+(region primary) and ``kind-ledgerdrill-dr`` (region dr: a cold ERP and a CloudNativePG
+replica cluster), in one kubeconfig with a context each.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ledgerdrill.platforms.kubernetes import KubernetesPlatform
+from ledgerdrill.platforms.kubernetes.fakeapi.kubeconfig import write_kubeconfig
 from ledgerdrill.platforms.kubernetes.fakeapi.seed import seed_reference_stack
 from ledgerdrill.platforms.kubernetes.fakeapi.server import FakeKubernetes
 from ledgerdrill.targets import Target
 
+PRIMARY, DR = "kind-ledgerdrill", "kind-ledgerdrill-dr"
 TARGET: dict[str, Any] = {
     "name": "kind-fake",
     "environment": "development",
@@ -34,13 +42,69 @@ def target_for(fake: FakeKubernetes, folder: Path, **platform: Any) -> Target:
     return Target.model_validate({**TARGET, "platform": settings})
 
 
+@dataclass
+class FakeClusters:
+    primary: FakeKubernetes
+    dr: FakeKubernetes
+    kubeconfig: Path
+
+    def settle(self) -> None:
+        self.primary.wait_settled()
+        self.dr.wait_settled()
+
+
+def start_fake(*, dr: bool = False) -> FakeKubernetes:
+    fake = FakeKubernetes(ready_delay=0.05, reschedule_delay=0.6).start()
+    if dr:
+        seed_reference_stack(fake, cluster="ledgerdrill-dr", region="dr", erp_replicas=0,
+                             replica_of="ledgerdrill-db")  # fmt: skip
+    else:
+        seed_reference_stack(fake)
+    return fake
+
+
+@contextmanager
+def fake_clusters(folder: Path) -> Iterator[FakeClusters]:
+    """Both fake clusters, settled, and a kubeconfig naming them (current: primary)."""
+    primary = start_fake()
+    try:
+        dr = start_fake(dr=True)
+        try:
+            clusters = FakeClusters(
+                primary, dr, write_kubeconfig(folder / "kubeconfig-2", {PRIMARY: primary, DR: dr})
+            )
+            clusters.settle()
+            yield clusters
+        finally:
+            dr.stop()
+    finally:
+        primary.stop()
+
+
+@contextmanager
+def fake_platform(
+    folder: Path, **platform: Any
+) -> Iterator[tuple[FakeClusters, KubernetesPlatform]]:
+    """The backend on both fake clusters (``dr_context`` set)."""
+    with fake_clusters(folder) as clusters:
+        target = target_for(clusters.primary, folder, kubeconfig=str(clusters.kubeconfig),
+                            context=PRIMARY, dr_context=DR, **platform)  # fmt: skip
+        settings = target.platform
+        assert settings.kind == "kubernetes"
+        backend = KubernetesPlatform.from_settings(target, settings)  # type: ignore[arg-type]
+        try:
+            yield clusters, backend
+        finally:
+            backend.close()
+
+
 @contextmanager
 def fake_cluster(
     folder: Path, **platform: Any
 ) -> Iterator[tuple[FakeKubernetes, KubernetesPlatform]]:
-    fake = FakeKubernetes(ready_delay=0.05, reschedule_delay=0.6).start()
+    """One fake cluster, no DR region."""
+    fake = start_fake()
     try:
-        seed_reference_stack(fake)
         fake.wait_settled()
         target = target_for(fake, folder, **platform)
         settings = target.platform

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ledgerdrill.errors import FaultError
 from ledgerdrill.faults.base import Evidence, Fault, JSONParams, TargetRef, register_fault
-from ledgerdrill.platforms.base import NodeControl, NodeState, Platform, RegionControl
+from ledgerdrill.platforms.base import (
+    NodeControl,
+    NodeState,
+    Platform,
+    RegionControl,
+    RegionSnapshots,
+)
 
 
 @register_fault
@@ -18,6 +25,9 @@ class RegionOutage(Fault):
         super().__init__(platform)
         self.region = region
         self.regions = platform.capability(RegionControl)
+        # a backend that changes spec fields (Kubernetes: replica counts) journals them
+        self.snapshots = self.regions if isinstance(self.regions, RegionSnapshots) else None
+        self.snapshot: dict[str, Any] | None = None
 
     def describe(self) -> str:
         return f"take region {self.region} down (every node, database and entry in it)"
@@ -35,7 +45,20 @@ class RegionOutage(Fault):
     def params(self) -> JSONParams:
         return {"region": self.region}
 
+    def prepare(self) -> None:
+        if self.snapshots is not None:
+            self.snapshot = self.snapshots.region_snapshot(self.region)
+
+    def undo_state(self) -> JSONParams:
+        return {"snapshot": self.snapshot} if self.snapshot is not None else {}
+
+    def restore_undo_state(self, state: Mapping[str, Any]) -> None:
+        snapshot = state.get("snapshot")
+        self.snapshot = dict(snapshot) if isinstance(snapshot, Mapping) else None
+
     def inject(self) -> None:
+        if self.snapshots is not None and self.snapshot is None:
+            raise FaultError("region outage: prepare() first, so the previous state is journaled")
         self.regions.region_outage(self.region)
 
     def verify(self) -> Evidence:
@@ -45,4 +68,7 @@ class RegionOutage(Fault):
         return Evidence(f"region {self.region} is down")
 
     def revert(self) -> None:
-        self.regions.restore_region(self.region)
+        if self.snapshots is not None and self.snapshot is not None:
+            self.snapshots.restore_region_from(self.region, self.snapshot)
+        else:
+            self.regions.restore_region(self.region)

@@ -8,7 +8,7 @@ these protocols, so a new backend is a new module passing the same contract test
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -86,6 +86,18 @@ class ZoneControl(Protocol):
 
 
 @runtime_checkable
+class ZoneOutageControl(Protocol):
+    """Optional: a backend that takes a whole zone down in one operation (one cloud API
+    call per node group) instead of node after node. ``ZoneOutage`` uses it when offered;
+    the nodes it stops are still ``nodes_in_zone(zone)``, so verify is unchanged."""
+
+    def zone_outage(self, zone: str) -> None: ...
+    def restore_zone(self, zone: str) -> None:
+        """Bring every node of the zone back and wait until they serve; idempotent."""
+        ...
+
+
+@runtime_checkable
 class DatabaseControl(Protocol):
     def database_topology(self) -> DatabaseTopology: ...
     def crash_primary(self) -> str:
@@ -154,6 +166,21 @@ class RegionControl(Protocol):
 
 
 @runtime_checkable
+class RegionSnapshots(Protocol):
+    """Optional, next to ``RegionControl``: a backend whose outage changes spec fields
+    (replica counts, annotations) hands the fault the values to go back to, so they are
+    in the journal before anything changes. Not a capability of its own."""
+
+    def region_snapshot(self, region: str) -> dict[str, Any]:
+        """Read (never change) what ``restore_region_from`` needs; JSON-serialisable."""
+        ...
+
+    def restore_region_from(self, region: str, snapshot: Mapping[str, Any]) -> None:
+        """``restore_region`` with the journaled snapshot; idempotent."""
+        ...
+
+
+@runtime_checkable
 class CacheControl(Protocol):
     def kill_cache(self) -> None: ...
     def restore_cache(self) -> None:
@@ -190,6 +217,7 @@ class ServiceControl(Protocol):
 CAPABILITIES: tuple[type, ...] = (
     NodeControl,
     ZoneControl,
+    ZoneOutageControl,
     DatabaseControl,
     CertificateControl,
     RegionControl,

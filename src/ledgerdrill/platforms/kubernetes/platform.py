@@ -1,10 +1,11 @@
-"""``KubernetesPlatform``: one kubeconfig context, capabilities as mixins."""
+"""``KubernetesPlatform``: one kubeconfig context (and the DR cluster's, ``dr_context``),
+capabilities as mixins."""
 
 from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from ledgerdrill.errors import UnsupportedCapability
+from ledgerdrill.errors import ConfigError, UnsupportedCapability
 from ledgerdrill.platforms.base import (
     CacheControl,
     CertificateControl,
@@ -13,30 +14,40 @@ from ledgerdrill.platforms.base import (
     RegionControl,
     ServiceControl,
 )
-from ledgerdrill.platforms.kubernetes.api import Kube, check_allowed, resolve_context
+from ledgerdrill.platforms.kubernetes.api import Kube, call, check_allowed, resolve_context
 from ledgerdrill.platforms.kubernetes.certificates import CertificateOps
 from ledgerdrill.platforms.kubernetes.database import DatabaseOps
-from ledgerdrill.platforms.kubernetes.nodes import NodeOps
+from ledgerdrill.platforms.kubernetes.nodes import CONTROL_PLANE, REGION, ZONE, NodeOps
+from ledgerdrill.platforms.kubernetes.region import RegionOps, Snapshot
 from ledgerdrill.platforms.kubernetes.workloads import WorkloadOps
 from ledgerdrill.targets import KubernetesPlatformSettings, Target
 
 C = TypeVar("C")
 
-_UNSUPPORTED = {
-    RegionControl: "the DR region (dr_context: scale the primary to zero, promote a "
-    "CloudNativePG replica cluster) is not implemented yet",
+_UNSUPPORTED: dict[type, str] = {
     ServiceControl: "pausing one service's processes has no API equivalent "
     "(use node-freeze with node_faults: docker on kind)",
 }
 
 
-class KubernetesPlatform(NodeOps, WorkloadOps, DatabaseOps, CertificateOps, Platform):
+class KubernetesPlatform(
+    NodeOps, WorkloadOps, DatabaseOps, CertificateOps, RegionOps, Platform
+):  # fmt: skip
     kind = "kubernetes"
 
-    def __init__(self, name: str, settings: KubernetesPlatformSettings, kube: Kube) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings: KubernetesPlatformSettings,
+        kube: Kube,
+        dr_kube: Kube | None = None,
+    ) -> None:
         super().__init__(name)
         self.settings = settings
         self.kube = kube
+        self.dr_kube = dr_kube  # the DR cluster (region dr), from dr_context
+        self._region_names: dict[str, Kube] | None = None
+        self._region_snapshots: dict[str, Snapshot] = {}
 
     @classmethod
     def from_settings(
@@ -45,7 +56,18 @@ class KubernetesPlatform(NodeOps, WorkloadOps, DatabaseOps, CertificateOps, Plat
         kubeconfig = str(target.resolve_path(settings.kubeconfig)) if settings.kubeconfig else None
         context = resolve_context(kubeconfig, settings.context)
         check_allowed(context, settings.allowed_contexts)  # before any connection is made
-        return cls(target.name, settings, Kube.connect(kubeconfig, context))
+        dr_context = None
+        if settings.dr_context is not None:
+            dr_context = resolve_context(kubeconfig, settings.dr_context)
+            check_allowed(dr_context, settings.allowed_contexts)
+            if dr_context == context:
+                raise ConfigError(
+                    f"platform.dr_context: {dr_context!r} is also platform.context; the DR "
+                    "region needs its own cluster"
+                )
+        kube = Kube.connect(kubeconfig, context)
+        dr_kube = Kube.connect(kubeconfig, dr_context) if dr_context else None
+        return cls(target.name, settings, kube, dr_kube)
 
     def capability(self, protocol: type[C]) -> C:
         reason = _UNSUPPORTED.get(protocol)
@@ -54,6 +76,8 @@ class KubernetesPlatform(NodeOps, WorkloadOps, DatabaseOps, CertificateOps, Plat
             CertificateControl: self.settings.ingress_tls_secret is None,
             CacheControl: self.settings.cache_selector is None,
         }
+        if reason is None and protocol is RegionControl and self.dr_kube is None:
+            reason = "no DR cluster: set platform.dr_context to the DR cluster's context"
         if reason is None and missing.get(protocol):
             reason = "not configured in the target file's platform settings"
         if reason is not None:
@@ -62,9 +86,15 @@ class KubernetesPlatform(NodeOps, WorkloadOps, DatabaseOps, CertificateOps, Plat
 
     def describe(self) -> dict[str, object]:
         zones = {z: list(self.nodes_in_zone(z)) for z in self.zones()}
+        region = next((n.region for n in self.nodes() if n.region), "primary")
+        regions: dict[str, dict[str, list[str]]] = {region: zones}
+        if self.dr_kube is not None:
+            regions.update(self._dr_zones())
         return {
             **super().describe(),
             "context": self.kube.context,
+            "dr_context": self.dr_kube.context if self.dr_kube else None,
+            "regions": regions,
             "namespace": self.settings.namespace,
             "node_faults": self.settings.node_faults,
             "nodes_per_zone": zones,
@@ -80,5 +110,21 @@ class KubernetesPlatform(NodeOps, WorkloadOps, DatabaseOps, CertificateOps, Plat
             facts["database"] = self.application_database()
         return facts
 
+    def _dr_zones(self) -> dict[str, dict[str, list[str]]]:
+        """The DR cluster's workers per zone, for the plan (control planes left out)."""
+        assert self.dr_kube is not None
+        dr = self.dr_kube
+        nodes = call(f"{dr.context}: list nodes", dr.core.list_node).items
+        region, zones = "dr", dict[str, list[str]]()
+        for node in nodes:
+            labels = (node.metadata.labels if node.metadata else None) or {}
+            if any(key in labels for key in CONTROL_PLANE):
+                continue
+            region = labels.get(REGION, region)
+            zones.setdefault(labels.get(ZONE, "no zone"), []).append(str(node.metadata.name))  # type: ignore[union-attr]
+        return {region: {z: sorted(n) for z, n in sorted(zones.items())}}
+
     def close(self) -> None:
         self.kube.close()
+        if self.dr_kube is not None:
+            self.dr_kube.close()

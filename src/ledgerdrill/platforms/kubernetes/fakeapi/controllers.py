@@ -7,8 +7,7 @@
   ``reschedule_delay``; a new pod turns Ready after ``ready_delay``;
 - the NoExecute taint manager evicts pods that do not tolerate a node's taint;
 - PodDisruptionBudget status, and the eviction check the API server makes (429);
-- a CloudNativePG operator: instance pods labelled ``cnpg.io/instanceRole``, failover
-  when the primary pod is gone, switchover when ``status.targetPrimary`` changes.
+- a CloudNativePG operator (``cnpg.py``).
 """
 
 from __future__ import annotations
@@ -19,19 +18,13 @@ import json
 import time
 from typing import Any
 
-from ledgerdrill.platforms.kubernetes.fakeapi.store import ApiError, Obj, Store, now_iso
+from ledgerdrill.platforms.kubernetes.fakeapi.cnpg import CnpgOperator
+from ledgerdrill.platforms.kubernetes.fakeapi.store import ApiError, Obj, Store, now_iso, pod_ready
 
 PODS, NODES = "core/pods", "core/nodes"
 DEPLOYMENTS, REPLICASETS = "apps/deployments", "apps/replicasets"
 PDBS, CLUSTERS = "policy/poddisruptionbudgets", "postgresql.cnpg.io/clusters"
 REVISION = "deployment.kubernetes.io/revision"
-
-
-def pod_ready(pod: Obj) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in pod.get("status", {}).get("conditions") or []
-    )
 
 
 def node_ready(node: Obj) -> bool:
@@ -68,6 +61,7 @@ class Controllers:
         self.born: dict[str, float] = {}  # pod uid -> created (monotonic)
         self.short_since: dict[str, float] = {}  # owner uid -> first seen short of pods
         self.full_once: set[str] = set()  # ReplicaSets that had all their pods once
+        self.cnpg = CnpgOperator(self)
 
     # -- eviction (called by the API handler) ---------------------------------------------
     def check_eviction(self, ns: str, pod: Obj) -> None:
@@ -103,7 +97,7 @@ class Controllers:
             self._taint_manager()
             self._deployments()
             self._replicasets()
-            self._cnpg()
+            self.cnpg.tick()
             self._kubelets()
             self._pdb_status()
 
@@ -145,7 +139,7 @@ class Controllers:
         )
         return str(best["metadata"]["name"])
 
-    def _new_pod(self, ns: str, name: str, template: Obj, owner: Obj, node: str) -> Obj:
+    def new_pod(self, ns: str, name: str, template: Obj, owner: Obj, node: str) -> Obj:
         pod: Obj = {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -331,7 +325,7 @@ class Controllers:
                     break
                 suffix = hashlib.sha1(str(time.time_ns()).encode()).hexdigest()[:5]
                 name = f"{rs['metadata']['name']}-{suffix}"
-                pods.append(self._new_pod(ns, name, template, rs, node))
+                pods.append(self.new_pod(ns, name, template, rs, node))
 
     def _pdb_status(self) -> None:
         for pdb in self.store.list(PDBS, None):
@@ -357,94 +351,6 @@ class Controllers:
                     return p
 
                 self.store.update(PDBS, ns, pdb["metadata"]["name"], put)
-
-    # -- CloudNativePG ------------------------------------------------------------------
-    def _cnpg(self) -> None:
-        for cluster in self.store.list(CLUSTERS, None):
-            self._cnpg_cluster(cluster)
-
-    def _cnpg_cluster(self, cluster: Obj) -> None:
-        ns, name = cluster["metadata"]["namespace"], cluster["metadata"]["name"]
-        names = [f"{name}-{i}" for i in range(1, int(cluster["spec"]["instances"]) + 1)]
-        pods = {
-            p["metadata"]["name"]: p for p in self.store.list(PODS, ns, f"cnpg.io/cluster={name}")
-        }
-        status: Obj = copy.deepcopy(cluster.get("status") or {})
-        if not status.get("currentPrimary"):
-            status.update(currentPrimary=names[0], targetPrimary=names[0], timelineID=1)
-        primary, target = status["currentPrimary"], status["targetPrimary"]
-        failed_over = False
-        ready_replicas = [n for n in names if n != primary and n in pods and pod_ready(pods[n])]
-        if primary not in pods and primary in status.get("instanceNames", []):
-            # the primary's pod is gone: fail over to the first ready replica (the real
-            # operator picks the most advanced one by received LSN)
-            if ready_replicas:
-                primary = target = ready_replicas[0]
-                status["timelineID"] = int(status.get("timelineID", 1)) + 1
-                status["currentPrimaryTimestamp"] = now_iso()
-                failed_over = True
-        elif target != primary and target in ready_replicas:
-            primary = target  # switchover: the plugin set targetPrimary
-            status["timelineID"] = int(status.get("timelineID", 1)) + 1
-            status["currentPrimaryTimestamp"] = now_iso()
-        status.update(currentPrimary=primary, targetPrimary=target if target in names else primary)
-        siblings = list(pods.values())
-        for inst in names:
-            role = "primary" if inst == primary else "replica"
-            pod = pods.get(inst)
-            if pod is None:
-                created = self._cnpg_recreate(cluster, inst, role, siblings)
-                siblings += [created] if created else []
-            elif pod["metadata"]["labels"].get("cnpg.io/instanceRole") != role:
-
-                def relabel(p: Obj, r: str = role) -> Obj:
-                    p["metadata"]["labels"].update({"cnpg.io/instanceRole": r, "role": r})
-                    return p
-
-                self.store.update(PODS, ns, inst, relabel)
-        pods = {
-            p["metadata"]["name"]: p for p in self.store.list(PODS, ns, f"cnpg.io/cluster={name}")
-        }
-        ready = sum(pod_ready(p) for p in pods.values())
-        if ready == len(names) and status["targetPrimary"] == primary:
-            phase = "Cluster in healthy state"
-        elif failed_over:
-            phase = "Failing over"
-        elif status["targetPrimary"] != primary:
-            phase = "Switchover in progress"
-        else:
-            phase = "Waiting for the instances to become active"
-        status.update(instances=len(pods), readyInstances=ready, instanceNames=names, phase=phase)
-        if cluster.get("status") != status:
-
-            def put(c: Obj) -> Obj:
-                c["status"] = status
-                return c
-
-            self.store.update(CLUSTERS, ns, name, put)
-
-    def _cnpg_recreate(self, cluster: Obj, inst: str, role: str, siblings: list[Obj]) -> Obj | None:
-        """The operator re-creates a lost instance with the same name (its PVC survives)
-        and it rejoins as a replica; first creation is immediate."""
-        key = f"{cluster['metadata']['uid']}/{inst}"
-        first = self.short_since.setdefault(key, time.monotonic())
-        initialised = bool((cluster.get("status") or {}).get("instanceNames"))
-        if initialised and time.monotonic() - first < self.reschedule_delay:
-            return None
-        name = cluster["metadata"]["name"]
-        template: Obj = {
-            "metadata": {"labels": {
-                "cnpg.io/cluster": name, "cnpg.io/instanceName": inst,
-                "cnpg.io/instanceRole": role, "role": role, "cnpg.io/podRole": "instance",
-            }},
-            "spec": {"containers": [{"name": "postgres",
-                                     "image": cluster["spec"].get("imageName", "postgres")}]},
-        }  # fmt: skip
-        node = self.schedule(template, siblings)
-        if node is None:
-            return None
-        self.short_since.pop(key, None)
-        return self._new_pod(cluster["metadata"]["namespace"], inst, template, cluster, node)
 
 
 def _owner_uid(pod: Obj) -> str:

@@ -18,48 +18,70 @@ from ledgerdrill.platforms.kubernetes.fakeapi.store import Obj
 FIXTURES = Path(__file__).parent / "fixtures"
 ZONE, REGION = "topology.kubernetes.io/zone", "topology.kubernetes.io/region"
 ERP_LABELS = {"app.kubernetes.io/name": "ledgerdrill-erp"}
+# the barman object store the database archives WAL and base backups to (deploy/kind)
+BACKUP_STORE: Obj = {
+    "destinationPath": "s3://ledgerdrill-backups/",
+    "endpointURL": "http://minio.ledgerdrill.svc:9000",
+    "s3Credentials": {
+        "accessKeyId": {"name": "backup-credentials", "key": "ACCESS_KEY_ID"},
+        "secretAccessKey": {"name": "backup-credentials", "key": "ACCESS_SECRET_KEY"},
+    },
+}
 
 
-def _node(template: Obj, name: str, zone: str | None) -> Obj:
+def _node(template: Obj, name: str, zone: str | None, region: str = "primary") -> Obj:
     node = copy.deepcopy(template)
     node.pop("metadata")
     labels = {k: v for k, v in template["metadata"]["labels"].items() if "node-role" not in k}
     labels["kubernetes.io/hostname"] = name
     node["metadata"] = {"name": name, "labels": labels,
                         "annotations": dict(template["metadata"]["annotations"])}  # fmt: skip
-    node["spec"] = {"providerID": f"kind://docker/ledgerdrill/{name}"}
+    node["spec"] = {"providerID": f"kind://docker/{name.rsplit('-', 1)[0]}/{name}"}
     if zone is None:
         labels["node-role.kubernetes.io/control-plane"] = ""
         node["spec"]["taints"] = [
             {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
         ]
     else:
-        labels.update({ZONE: zone, REGION: "primary"})
+        labels.update({ZONE: zone, REGION: region})
     node["status"].pop("images", None)
     return node
 
 
-def seed_reference_stack(fake: FakeKubernetes, namespace: str = "ledgerdrill") -> None:
+def seed_reference_stack(
+    fake: FakeKubernetes,
+    namespace: str = "ledgerdrill",
+    *,
+    cluster: str = "ledgerdrill",
+    region: str = "primary",
+    erp_replicas: int = 3,
+    replica_of: str | None = None,
+) -> None:
     """Control plane + two workers in each of zone-a/b/c, the ERP (3 replicas, PDB
-    minAvailable 2), Redis, a 3-instance CloudNativePG cluster and the TLS secret."""
+    minAvailable 2), Redis, a 3-instance CloudNativePG cluster and the TLS secret.
+
+    The DR cluster of ``kind-config-dr.yaml`` is ``cluster="ledgerdrill-dr",
+    region="dr", erp_replicas=0, replica_of="ledgerdrill-db"``: a cold ERP and a
+    CloudNativePG replica cluster following the primary's database (deploy/kind/dr/).
+    """
     raw = json.loads((FIXTURES / "nodelist-kind-cluster-raw.json").read_text())
     template = raw["items"][0]
     store = fake.store
     store.create(
         "core/nodes",
         "",
-        {"kind": "Node", "apiVersion": "v1", **_node(template, "ledgerdrill-control-plane", None)},
+        {"kind": "Node", "apiVersion": "v1", **_node(template, f"{cluster}-control-plane", None)},
     )
-    workers = ["ledgerdrill-worker"] + [f"ledgerdrill-worker{i}" for i in range(2, 7)]
+    workers = [f"{cluster}-worker"] + [f"{cluster}-worker{i}" for i in range(2, 7)]
     for i, name in enumerate(workers):
-        node = _node(template, name, f"zone-{'abc'[i // 2]}")
+        node = _node(template, name, f"zone-{'abc'[i // 2]}", region)
         store.create("core/nodes", "", {"kind": "Node", "apiVersion": "v1", **node})
     store.create("core/namespaces", "", {"kind": "Namespace", "apiVersion": "v1",
                                          "metadata": {"name": namespace}})  # fmt: skip
     store.create("apps/deployments", namespace, {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "ledgerdrill-erp", "labels": dict(ERP_LABELS)},
-        "spec": {"replicas": 3, "selector": {"matchLabels": dict(ERP_LABELS)},
+        "spec": {"replicas": erp_replicas, "selector": {"matchLabels": dict(ERP_LABELS)},
                  "template": {"metadata": {"labels": dict(ERP_LABELS)}, "spec": {"containers": [
                      {"name": "erp", "image": "ledgerdrill/erp:2026.11.0",
                       "ports": [{"containerPort": 8069, "protocol": "TCP"}]}]}}},
@@ -77,13 +99,19 @@ def seed_reference_stack(fake: FakeKubernetes, namespace: str = "ledgerdrill") -
                  "template": {"metadata": {"labels": dict(redis)}, "spec": {"containers": [
                      {"name": "redis", "image": "redis:7.4"}]}}},
     })  # fmt: skip
-    store.create("postgresql.cnpg.io/clusters", namespace, {
+    database: Obj = {
         "apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster",
         "metadata": {"name": "ledgerdrill-db"},
         "spec": {"instances": 3, "imageName": "ghcr.io/cloudnative-pg/postgresql:17",
                  "postgresql": {"synchronous": {"method": "any", "number": 1}},
-                 "storage": {"size": "1Gi"}},
-    })  # fmt: skip
+                 "storage": {"size": "1Gi"}, "backup": {"barmanObjectStore": BACKUP_STORE}},
+    }  # fmt: skip
+    if replica_of is not None:  # deploy/kind/dr/database.yaml
+        database["spec"]["replica"] = {"enabled": True, "source": replica_of}
+        database["spec"]["postgresql"] = {}
+        database["spec"]["externalClusters"] = [{"name": replica_of, "barmanObjectStore": {
+            **BACKUP_STORE, "serverName": replica_of}}]  # fmt: skip
+    store.create("postgresql.cnpg.io/clusters", namespace, database)
     pem = tls.make_certificate(["erp.localtest.me"])
     store.create("core/secrets", namespace, {
         "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",

@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 
 from ledgerdrill.platforms.kubernetes import tls
+from ledgerdrill.platforms.kubernetes.fakeapi import cnpg
 from ledgerdrill.platforms.kubernetes.fakeapi.controllers import Controllers
 from ledgerdrill.platforms.kubernetes.fakeapi.store import (
     ApiError,
@@ -274,6 +275,8 @@ class FakeKubernetes:
             if method == "POST":
                 body.setdefault("kind", route.kind)
                 body.setdefault("apiVersion", route.api_version)
+                if route.plural == "clusters":
+                    cnpg.admit(body)  # the operator's validating webhook
                 return 201, store.create(coll, ns, body)
             raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed on a collection")
         if route.sub == "eviction" and method == "POST":
