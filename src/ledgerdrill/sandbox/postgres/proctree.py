@@ -67,8 +67,23 @@ def kill_all(pid: int, timeout_s: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def freeze_all(pid: int) -> None:
-    signal_all(pid, signal.SIGSTOP)
+def freeze_all(pid: int, timeout_s: float = 5.0) -> None:
+    """SIGSTOP the server and wait until every live process of it is stopped.
+
+    A backend forked between listing the processes and the postmaster stopping would
+    miss the first signal and keep running, so each pass signals whatever is not yet
+    stopped (a loaded host widens that window)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pending = [p for p in members(pid) if _alive(p) and _status(p) != psutil.STATUS_STOPPED]
+        if not pending and all_stopped(pid):
+            return
+        if time.monotonic() > deadline:
+            raise PlatformError(f"PostgreSQL processes did not stop on SIGSTOP: {pending}")
+        for proc in pending:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.send_signal(signal.SIGSTOP)
+        time.sleep(0.01)
 
 
 def thaw_all(pid: int) -> None:
@@ -78,8 +93,15 @@ def thaw_all(pid: int) -> None:
 
 
 def all_stopped(pid: int) -> bool:
+    """The postmaster and every live child stopped. A child that exited just before the
+    freeze stays a zombie (its stopped parent cannot reap it): it runs nothing, so it
+    does not count against the freeze."""
     procs = members(pid)
-    return bool(procs) and all(_status(p) == psutil.STATUS_STOPPED for p in procs)
+    return (
+        bool(procs)
+        and _status(procs[0]) == psutil.STATUS_STOPPED
+        and all(_status(p) == psutil.STATUS_STOPPED for p in procs if _alive(p))
+    )
 
 
 def _status(proc: psutil.Process) -> str:

@@ -383,8 +383,7 @@ class PgServer:
         pid = self.pid
         if pid is None or not pid_alive(pid):
             raise PlatformError(f"database server {self.name} is not running")
-        proctree.freeze_all(pid)
-        wait_until(lambda: proctree.all_stopped(pid), timeout_s=5, what=f"{self.name} to freeze")
+        proctree.freeze_all(pid)  # returns once every live process of it is stopped
 
     def thaw(self) -> None:
         pid = self.pid
