@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ledgerdrill.measure import fmt_s
@@ -45,7 +46,8 @@ def terminal_table(report: RunReport, width: int = 120) -> str:
     for header in HEADERS:
         table.add_column(header)
     for scenario in report.scenarios:
-        cells = row(scenario)
+        # escaped: a parametrised id such as ``certificate[expired]`` is not rich markup
+        cells = [escape(cell) for cell in row(scenario)]
         cells[-1] = f"[{_STYLE.get(scenario.verdict, '')}]{cells[-1]}[/]"
         table.add_row(*cells)
     buffer = io.StringIO()
