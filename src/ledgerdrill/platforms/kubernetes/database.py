@@ -11,7 +11,7 @@
 - switchover: what ``kubectl cnpg promote CLUSTER INSTANCE`` does: set
   ``status.targetPrimary`` (and the phase) on the status subresource, then wait for
   ``status.currentPrimary`` to follow.
-- run_bad_change / point-in-time restore: unsupported (see ``_PITR``).
+- point-in-time restore and the ERP's database: ``pitr.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
-from ledgerdrill.errors import PlatformError, UnsupportedCapability
+from ledgerdrill.errors import PlatformError
 from ledgerdrill.platforms.base import DatabaseMember, DatabaseTopology
 from ledgerdrill.platforms.kubernetes.api import (
     CNPG_GROUP,
@@ -32,11 +32,6 @@ from ledgerdrill.platforms.kubernetes.api import (
     wait_for,
 )
 from ledgerdrill.targets import KubernetesPlatformSettings
-
-_PITR = (
-    "running SQL needs pod exec and a point-in-time restore needs a CloudNativePG backup "
-    "object store (barman); neither is driven by this backend yet"
-)
 
 
 class DatabaseOps:
@@ -134,22 +129,6 @@ class DatabaseOps:
 
         wait_for(f"{member} to rejoin as a replica", back, self.settings.wait_timeout,
                  self.settings.poll_interval)  # fmt: skip
-
-    def application_database(self) -> str:
-        # the ERP connects through the operator's read-write service
-        return f"{self.settings.database_cluster}-rw"
-
-    def database_time_iso(self) -> str:
-        raise UnsupportedCapability(self.kind, "DatabaseControl.database_time_iso", _PITR)
-
-    def run_bad_change(self, sql: str) -> int:
-        raise UnsupportedCapability(self.kind, "DatabaseControl.run_bad_change", _PITR)
-
-    def restore_to_point_in_time(self, point_in_time_iso: str) -> str:
-        raise UnsupportedCapability(self.kind, "DatabaseControl.restore_to_point_in_time", _PITR)
-
-    def switch_application_database(self, member: str) -> None:
-        raise UnsupportedCapability(self.kind, "DatabaseControl.switch_application_database", _PITR)
 
 
 def _ready(pod: client.V1Pod) -> bool:

@@ -18,6 +18,7 @@ from ledgerdrill.platforms.kubernetes.api import Kube, call, check_allowed, reso
 from ledgerdrill.platforms.kubernetes.certificates import CertificateOps
 from ledgerdrill.platforms.kubernetes.database import DatabaseOps
 from ledgerdrill.platforms.kubernetes.nodes import CONTROL_PLANE, REGION, ZONE, NodeOps
+from ledgerdrill.platforms.kubernetes.pitr import PitrOps
 from ledgerdrill.platforms.kubernetes.region import RegionOps, Snapshot
 from ledgerdrill.platforms.kubernetes.workloads import WorkloadOps
 from ledgerdrill.targets import KubernetesPlatformSettings, Target
@@ -31,7 +32,7 @@ _UNSUPPORTED: dict[type, str] = {
 
 
 class KubernetesPlatform(
-    NodeOps, WorkloadOps, DatabaseOps, CertificateOps, RegionOps, Platform
+    NodeOps, WorkloadOps, DatabaseOps, PitrOps, CertificateOps, RegionOps, Platform
 ):  # fmt: skip
     kind = "kubernetes"
 

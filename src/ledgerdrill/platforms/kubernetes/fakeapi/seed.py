@@ -84,7 +84,20 @@ def seed_reference_stack(
         "spec": {"replicas": erp_replicas, "selector": {"matchLabels": dict(ERP_LABELS)},
                  "template": {"metadata": {"labels": dict(ERP_LABELS)}, "spec": {"containers": [
                      {"name": "erp", "image": "ledgerdrill/erp:2026.11.0",
-                      "ports": [{"containerPort": 8069, "protocol": "TCP"}]}]}}},
+                      "ports": [{"containerPort": 8069, "protocol": "TCP"}],
+                      "volumeMounts": [{"name": "config", "mountPath": "/etc/ledgerdrill"}]}],
+                     "volumes": [{"name": "config", "secret": {
+                         "secretName": "ledgerdrill-erp-config", "defaultMode": 256}}]}}},
+    })  # fmt: skip
+    erp_config = {  # deploy/kind/erp-config.yaml: the reference ERP's ErpConfig
+        "dsn": f"postgresql://app:fake-password@ledgerdrill-db-rw.{namespace}.svc:5432/app"
+        "?target_session_attrs=read-write",
+        "redis_url": f"redis://redis.{namespace}.svc:6379/0", "database": "ledgerdrill",
+    }  # fmt: skip
+    store.create("core/secrets", namespace, {
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": "ledgerdrill-erp-config"},
+        "data": {"erp.json": base64.b64encode(json.dumps(erp_config).encode()).decode()},
     })  # fmt: skip
     store.create("policy/poddisruptionbudgets", namespace, {
         "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
