@@ -124,6 +124,9 @@ def _run_pytest(args: argparse.Namespace, *, dry_run: bool) -> int:
     import pytest
 
     target = load_target(args.target)  # a bad target file is a clear error before pytest starts
+    from ledgerdrill.platforms.registry import preflight
+
+    preflight(target)  # a platform reaching beyond the allowlist is refused before any call
     if not dry_run:
         _check_can_drill(target.name, cleanup_first=args.cleanup_first)
     if not args.scenarios.is_dir():

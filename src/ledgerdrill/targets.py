@@ -149,6 +149,30 @@ class AzureDatabaseSettings(Strict):
         default="Switchover", description="DR replica promotion: Switchover can fail back"
     )
     promote_option: Literal["Planned", "Forced"] = "Planned"
+    virtual_endpoint: str | None = Field(
+        default=None,
+        description="virtual endpoint pair on the primary server the ERP connects through "
+        "(its writer endpoint follows a Switchover promotion, so the ERP keeps its host)",
+    )
+    geo_restore_server_template: str = Field(
+        default="{server}-geo-{stamp}",
+        description="name of a geo-restore's new server in the paired (dr) region",
+    )
+    geo_restore_resource_group: str | None = Field(
+        default=None,
+        description="resource group of a geo-restored server (default: the replica's, "
+        "else resource_group)",
+    )
+
+    @model_validator(mode="after")
+    def _writer_can_follow(self) -> AzureDatabaseSettings:
+        if self.virtual_endpoint and self.promote_mode == "Standalone":
+            raise ValueError(
+                "database.virtual_endpoint: the writer endpoint follows only a Switchover "
+                "promotion (a Standalone promotion leaves the replica outside the endpoint); "
+                "use promote_mode: Switchover"
+            )
+        return self
 
 
 class AzureClusterSettings(Strict):
@@ -184,6 +208,11 @@ class AzurePlatformSettings(Strict):
     node_ready_timeout: Duration = 600.0
     failover_timeout: Duration = 600.0
     restore_timeout: Duration = 3600.0
+    kubernetes: KubernetesPlatformSettings | None = Field(
+        default=None,
+        description="the AKS cluster's kubeconfig context: node readiness and listing, "
+        "certificates, cache and releases come from the Kubernetes backend through it",
+    )
 
     @model_validator(mode="after")
     def _groups_allowed(self) -> AzurePlatformSettings:
@@ -193,10 +222,9 @@ class AzurePlatformSettings(Strict):
             used.append(("dr_cluster.node_resource_group", self.dr_cluster.node_resource_group))
         if self.database is not None:
             used.append(("database.resource_group", self.database.resource_group))
-            if self.database.dr_replica_resource_group:
-                used.append(
-                    ("database.dr_replica_resource_group", self.database.dr_replica_resource_group)
-                )
+            for optional in ("dr_replica_resource_group", "geo_restore_resource_group"):
+                if group := getattr(self.database, optional):
+                    used.append((f"database.{optional}", group))
         for field_name, group in used:
             # ARM resource group names are case-insensitive (AKS lower-cases them)
             if group.lower() not in allowed:
@@ -318,6 +346,27 @@ class Target(Strict):
                 raise ValueError(
                     f"scenarios.{scenario}.tier: unknown tier {settings.tier!r} "
                     f"(defined tiers: {known})"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _azure_zones_region_scoped(self) -> Target:
+        """Azure zone numbers are per region: a bare "2" would name a zone in every
+        region of the target, so zones are written ``<region>-<number>`` there."""
+        if not isinstance(self.platform, AzurePlatformSettings):
+            return self
+        region = self.platform.cluster.region
+        named = [(f"safety.allow.zones: {z!r}", z) for z in self.safety.allow.zones]
+        named += [
+            (f"scenarios.{sid}.params.zone: {s.params['zone']!r}", str(s.params["zone"]))
+            for sid, s in self.scenarios.items()
+            if "zone" in s.params
+        ]
+        for where, zone in named:
+            if zone.strip().isdigit():
+                raise ValueError(
+                    f"{where} is a bare Azure zone number, ambiguous across regions; "
+                    f"write <region>-<number>, e.g. {region}-{zone.strip()}"
                 )
         return self
 

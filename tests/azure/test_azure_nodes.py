@@ -25,9 +25,10 @@ def test_provider_id_maps_to_instance_with_lower_cased_group() -> None:
 
 def test_nodes_and_zones_come_from_arm(platform: AzurePlatform) -> None:
     nodes = {n.name: n for n in platform.nodes()}
-    assert nodes["aks-system-3"].zone == "1" and nodes["aks-system-3"].state is NodeState.RUNNING
-    assert nodes["aks-dr-0"].region == "northeurope"
-    assert sorted(platform.nodes_in_zone("1")) == ["aks-dr-0", "aks-system-0", "aks-system-3"]
+    assert nodes["aks-system-3"].zone == "westeurope-1"
+    assert nodes["aks-system-3"].state is NodeState.RUNNING
+    assert nodes["aks-dr-0"].region == "northeurope" and nodes["aks-dr-0"].zone == "northeurope-1"
+    assert sorted(platform.nodes_in_zone("westeurope-1")) == ["aks-system-0", "aks-system-3"]
 
 
 def test_crash_is_power_off_with_skip_shutdown_and_explicit_id(
@@ -55,12 +56,12 @@ def test_node_loss_is_deallocate(platform: AzurePlatform, arm: FakeArm) -> None:
 
 
 def test_zone_outage_is_one_call_with_the_exact_ids(platform: AzurePlatform, arm: FakeArm) -> None:
-    assert platform.crash_zone("1") == ["0", "3"]
+    assert platform.crash_zone("westeurope-1") == ["0", "3"]
     (call,) = arm.requests_to(r"/poweroff$", "POST")
     assert call.body == {"instanceIds": ["0", "3"]} and call.query["skipShutdown"] == "true"
     power = {i: vm["power"] for i, vm in arm.scale_sets[(NODE_RG.lower(), VMSS)].items()}
     assert power == {"0": "stopped", "1": "running", "2": "running", "3": "stopped"}
-    platform.restore_zone("1")
+    platform.restore_zone("westeurope-1")
     assert arm.requests_to(r"/start$", "POST")[0].body == {"instanceIds": ["0", "3"]}
     assert all(n.state is NodeState.RUNNING for n in platform.nodes())
 

@@ -45,13 +45,24 @@ from ledgerdrill.platforms.base import (
 from ledgerdrill.platforms.fake import FakePlatform
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "kubernetes"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "azure"))
+from aks_fakes import FIXTURES as ARM_FIXTURES
+from aks_fakes import aks_estate, node_name
 from fake_cluster import fake_platform
+
+from ledgerdrill.platforms.azure.fake_arm import FakeArmServer
 
 NODES = {"node-a": "a", "node-b": "b", "node-c": "c"}
 # per backend: the node and zone the cases act on
 NAMES = {
     "fake": {"node": "node-b", "zone": "a"},
     "kubernetes": {"node": "ledgerdrill-worker3", "zone": "zone-c"},  # primary in zone-a
+    # an AKS target on the fake ARM + fake API servers; zones are region-scoped there
+    "azure": {
+        "node": node_name("aks-erp-12345678-vmss", "1"),
+        "zone": "westeurope-2",
+        "region": "westeurope",
+    },
 }
 
 
@@ -93,16 +104,30 @@ CASES: dict[str, Callable[[Platform, dict[str, str]], Fault]] = {
     ),
     "certificate-expiry": lambda p, n: CertificateExpiry(p),
     "certificate-removal": lambda p, n: CertificateRemoval(p),
-    "region-outage": lambda p, n: RegionOutage(p, "primary"),
+    "region-outage": lambda p, n: RegionOutage(p, n.get("region", "primary")),
     "cache-loss": lambda p, n: CacheLoss(p),
     "bad-release": lambda p, n: BadRelease(p, "2.0.0-bad"),
 }
 
 
-@pytest.fixture(params=["fake", "kubernetes"])
+@pytest.fixture(scope="session")
+def fake_arm() -> Iterator[FakeArmServer]:
+    with FakeArmServer(ARM_FIXTURES, delay_s=0.1) as server:
+        yield server
+
+
+@pytest.fixture(params=["fake", "kubernetes", "azure"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "fake":
         yield Backend("fake", FakePlatform("fake", tmp_path / "state.json", NODES), lambda: None)
+        return
+    if request.param == "azure":
+        with aks_estate(request.getfixturevalue("fake_arm"), tmp_path) as estate:
+            azure = estate.platform()
+            try:
+                yield Backend("azure", azure, estate.primary.wait_settled)
+            finally:
+                azure.close()
         return
     with fake_platform(tmp_path) as (clusters, platform):  # two clusters: primary and dr
         yield Backend("kubernetes", platform, clusters.settle)

@@ -38,3 +38,18 @@ def build_platform(target: Target) -> Platform:
 
         return azure_platform_from_target(target, settings)
     raise ConfigError(f"platform kind {settings.kind!r} has no backend")
+
+
+def preflight(target: Target) -> None:
+    """Before pytest starts: refuse (``SafetyViolation``) a target whose platform reaches
+    beyond its allowlist, e.g. an AKS kube context whose nodes live in a subscription or
+    resource group the target does not allow. Reads the node list only; no ARM call."""
+    if not isinstance(target.platform, AzurePlatformSettings):
+        return
+    platform = build_platform(target)
+    try:
+        check = getattr(platform, "check_scope", None)
+        if callable(check):
+            check()
+    finally:
+        platform.close()

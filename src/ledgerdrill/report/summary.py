@@ -74,6 +74,10 @@ def plan_text(report: RunReport) -> str:
         for region, zones in regions.items():
             shown = "; ".join(f"zone {z}: {', '.join(n)}" for z, n in dict(zones).items())
             lines.append(f"  region {region} — {shown}")
+    # backend-specific facts the plan must show (the servers a failover would act on)
+    extra = report.inventory.get("plan_lines")
+    if isinstance(extra, list):
+        lines += [f"  {line}" for line in extra if line]
     for scenario in report.scenarios:
         objective = ""
         if scenario.objective:

@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import IPv4Address
@@ -31,6 +31,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from azure.core.credentials import AccessToken
+
+from ledgerdrill.platforms.azure.fake_arm_postgres import FakePostgres
+from ledgerdrill.platforms.azure.fake_arm_postgres import arm_error_body as _error
 
 SUB = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers"
 VMSS_ACTION = re.compile(
@@ -42,6 +45,11 @@ VMSS_VMS = re.compile(
     SUB + r"/Microsoft\.Compute/virtualMachineScaleSets/(?P<vmss>[^/]+)/virtualMachines$", re.I
 )
 PG_SERVER = re.compile(SUB + r"/Microsoft\.DBforPostgreSQL/flexibleServers/(?P<name>[^/]+)$", re.I)
+PG_ENDPOINT = re.compile(
+    SUB + r"/Microsoft\.DBforPostgreSQL/flexibleServers/(?P<name>[^/]+)"
+    r"/virtualendpoints/(?P<ve>[^/]+)$",
+    re.I,
+)
 PG_RESTART = re.compile(
     SUB + r"/Microsoft\.DBforPostgreSQL/flexibleServers/(?P<name>[^/]+)/restart$", re.I
 )
@@ -120,7 +128,7 @@ def make_certificate(folder: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-class FakeArm:
+class FakeArm(FakePostgres):
     """State of the fake: scale sets, servers, operations, and every request seen."""
 
     def __init__(self, fixtures: Path, *, delay_s: float = 0.2, retry_after: str = "0") -> None:
@@ -130,6 +138,10 @@ class FakeArm:
         self.requests: list[RecordedRequest] = []
         self.scale_sets: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
         self.servers: dict[tuple[str, str], dict[str, Any]] = {}
+        self.endpoints: dict[tuple[str, str, str], dict[str, Any]] = {}
+        # called with (resource group, scale set, instance id, power) when a VM's power
+        # changes: the kubelet of a composed fake cluster follows it
+        self.on_power: Callable[[str, str, str, str], None] | None = None
         self.operations: dict[str, Operation] = {}
         self.failures: dict[str, tuple[str, str, bool]] = {}
         self.throttle = 0
@@ -154,39 +166,6 @@ class FakeArm:
             self.scale_sets[(rg.lower(), vmss)] = {
                 iid: {"zone": zone, "power": "running"} for iid, zone in instances.items()
             }
-
-    def add_server(
-        self,
-        sub: str,
-        rg: str,
-        name: str,
-        *,
-        zone: str = "1",
-        standby_zone: str | None = "2",
-        location: str = "westeurope",
-        role: str = "Primary",
-    ) -> None:
-        body = copy.deepcopy(self._server_template)
-        body["id"] = (
-            f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.DBforPostgreSQL/flexibleServers/{name}"
-        )
-        body["name"] = name
-        body["location"] = location
-        props = body["properties"]
-        props["fullyQualifiedDomainName"] = f"{name}.postgres.database.azure.com"
-        props["availabilityZone"] = zone
-        props["replicationRole"] = role
-        props["replica"] = {"role": role, "capacity": 5}
-        if standby_zone is None:
-            props["highAvailability"] = {"mode": "Disabled", "state": "NotEnabled"}
-        else:
-            props["highAvailability"] = {
-                "mode": "ZoneRedundant",
-                "state": "Healthy",
-                "standbyAvailabilityZone": standby_zone,
-            }
-        with self.lock:
-            self.servers[(rg.lower(), name)] = body
 
     def fail_next(self, kind: str, code: str, message: str, *, at_start: bool = False) -> None:
         """The next ``kind`` operation fails: refused at once (``at_start``, an HTTP 400)
@@ -221,6 +200,11 @@ class FakeArm:
             op.error = (failure[0], failure[1])
         self.operations[op.id] = op
         return op
+
+    def _set_power(self, rg: str, vmss: str, iid: str, power: str) -> None:
+        self.scale_sets[(rg.lower(), vmss)][iid]["power"] = power
+        if self.on_power is not None:
+            self.on_power(rg.lower(), vmss, iid, power)
 
     def _vm_body(self, rg: str, vmss: str, iid: str, vm: Mapping[str, Any], loc: str) -> Any:
         body = copy.deepcopy(self._vm_template)
@@ -264,6 +248,8 @@ class FakeArm:
             return self._vmss_action(m["rg"], m["vmss"], m["action"].lower(), body)
         if (m := VMSS_VMS.match(path)) and method == "GET":
             return self._vmss_list(m["rg"], m["vmss"], query)
+        if m := PG_ENDPOINT.match(path):
+            return self._pg_endpoint(method, m["rg"], m["name"], m["ve"])
         if (m := PG_RESTART.match(path)) and method == "POST":
             return self._pg_restart(m["rg"], m["name"], body or {})
         if m := PG_SERVER.match(path):
@@ -321,11 +307,11 @@ class FakeArm:
             return 400, {}, _error("InvalidParameter", f"unknown instance ids {unknown}")
         for iid in ids:
             if action in POWER_DURING:
-                instances[iid]["power"] = POWER_DURING[action]
+                self._set_power(rg, vmss, iid, POWER_DURING[action])
 
         def apply() -> None:
             for iid in ids:
-                instances[iid]["power"] = POWER_AFTER.get(action, "running")
+                self._set_power(rg, vmss, iid, POWER_AFTER.get(action, "running"))
 
         started = self._start(action, apply)
         if isinstance(started, tuple):
@@ -346,112 +332,6 @@ class FakeArm:
                 item["properties"].pop("instanceView", None)
             values.append(item)
         return 200, {}, {"value": values}
-
-    def _pg_restart(self, rg: str, name: str, body: Any) -> tuple[int, dict[str, str], Any]:
-        server = self.servers.get((rg.lower(), name))
-        if server is None:
-            return 404, {}, _error("ResourceNotFound", f"server {name} not found")
-        ha = server["properties"]["highAvailability"]
-        failover = bool(body.get("restartWithFailover"))
-        if failover and (ha.get("mode") == "Disabled" or ha.get("state") != "Healthy"):
-            return (
-                400,
-                {},
-                _error(
-                    "HAFailoverNotAllowed", "the server has no healthy high-availability standby"
-                ),
-            )
-        if failover:
-            ha["state"] = "FailingOver"
-        server["properties"]["state"] = "Updating" if failover else "Restarting"
-
-        def apply() -> None:
-            props = server["properties"]
-            if failover:
-                props["availabilityZone"], ha["standbyAvailabilityZone"] = (
-                    ha["standbyAvailabilityZone"],
-                    props["availabilityZone"],
-                )
-                ha["state"] = "Healthy"
-            props["state"] = "Ready"
-
-        started = self._start("failover" if failover else "restart", apply)
-        if isinstance(started, tuple):
-            return 400, {}, _error(*started)
-        return self._accepted(started, async_header=True)
-
-    def _pg_create(
-        self, sub: str, rg: str, name: str, body: Any
-    ) -> tuple[int, dict[str, str], Any]:
-        props = body.get("properties") or {}
-        if props.get("createMode") != "PointInTimeRestore":
-            return 400, {}, _error("InvalidParameter", "the fake supports only PointInTimeRestore")
-        source_id = str(props.get("sourceServerResourceId", ""))
-        source = next(
-            (s for s in self.servers.values() if s["id"].lower() == source_id.lower()), None
-        )
-        if source is None:
-            return 404, {}, _error("ResourceNotFound", f"source server {source_id} not found")
-        self.add_server(
-            sub,
-            rg,
-            name,
-            zone=source["properties"]["availabilityZone"],
-            standby_zone=None,
-            location=body.get("location", "westeurope"),
-            role="None",
-        )
-        created = self.servers[(rg.lower(), name)]
-        created["properties"]["state"] = "Provisioning"
-        created["properties"]["sourceServerResourceId"] = source_id
-        created["properties"]["pointInTimeUTC"] = props.get("pointInTimeUTC")
-
-        def apply() -> None:
-            created["properties"]["state"] = "Ready"
-
-        started = self._start("restore", apply)
-        if isinstance(started, tuple):
-            del self.servers[(rg.lower(), name)]
-            return 400, {}, _error(*started)
-        if started.error is not None:
-            # a failed restore leaves no usable server behind
-            started.apply = lambda: None
-            created["properties"]["state"] = "Disabled"
-        return self._accepted(started, async_header=True)
-
-    def _pg_update(self, rg: str, name: str, body: Any) -> tuple[int, dict[str, str], Any]:
-        server = self.servers.get((rg.lower(), name))
-        if server is None:
-            return 404, {}, _error("ResourceNotFound", f"server {name} not found")
-        replica = ((body.get("properties") or {}).get("replica")) or {}
-        mode = replica.get("promoteMode")
-        if mode is None:
-            return 400, {}, _error("InvalidParameter", "the fake supports only replica promotion")
-        if server["properties"]["replicationRole"] not in ("AsyncReplica", "GeoAsyncReplica"):
-            return 400, {}, _error("InvalidParameter", f"{name} is not a read replica")
-        server["properties"]["state"] = "Updating"
-
-        def apply() -> None:
-            props = server["properties"]
-            if mode == "Standalone":
-                props["replicationRole"] = "None"
-            else:  # Switchover: the roles swap with the current primary
-                for other in self.servers.values():
-                    if other["properties"]["replicationRole"] == "Primary":
-                        other["properties"]["replicationRole"] = "GeoAsyncReplica"
-                        other["properties"]["replica"]["role"] = "GeoAsyncReplica"
-                props["replicationRole"] = "Primary"
-            props["replica"]["role"] = props["replicationRole"]
-            props["state"] = "Ready"
-
-        started = self._start("promote", apply)
-        if isinstance(started, tuple):
-            return 400, {}, _error(*started)
-        return self._accepted(started, async_header=True)
-
-
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -503,6 +383,14 @@ class FakeArmServer:
         self.base_url = f"https://127.0.0.1:{self._httpd.server_address[1]}"
         self.arm.base_url = self.base_url
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def endpoint_file(self, path: Path) -> Path:
+        """The file ``LEDGERDRILL_TEST_FAKE_ARM`` names, so a ``ledgerdrill`` process a
+        test starts talks to this fake (see ``clients.fake_arm_from_env``)."""
+        path.write_text(
+            json.dumps({"base_url": self.base_url, "ca_file": self.ca_file}), encoding="utf-8"
+        )
+        return path
 
     def __enter__(self) -> FakeArmServer:
         self._thread.start()

@@ -66,14 +66,27 @@ class KubernetesNodeSource:
             config.load_kube_config(context=context)
         except Exception:
             config.load_incluster_config()
-        self._api: Any = client.CoreV1Api()
+        self._apis: list[Any] = [client.CoreV1Api()]
+
+    @classmethod
+    def of(cls, *core_apis: Any) -> KubernetesNodeSource:
+        """Nodes of one or more clusters through ``CoreV1Api`` objects the Kubernetes
+        backend already holds (the AKS cluster and its dr cluster)."""
+        source = cls.__new__(cls)
+        source._apis = list(core_apis)
+        return source
 
     def list_nodes(self) -> Sequence[AksNode]:
-        try:
-            items = self._api.list_node().items
-        except Exception as exc:
-            raise PlatformError(f"listing Kubernetes nodes failed: {exc}") from exc
-        return [_from_v1(item) for item in items]
+        seen: dict[str, AksNode] = {}
+        for api in self._apis:
+            try:
+                items = api.list_node().items
+            except Exception as exc:
+                raise PlatformError(f"listing Kubernetes nodes failed: {exc}") from exc
+            for item in items:
+                node = _from_v1(item)
+                seen.setdefault(node.name, node)
+        return list(seen.values())
 
 
 def _from_v1(node: Any) -> AksNode:

@@ -23,8 +23,10 @@ from azure.mgmt.postgresqlflexibleservers.models import (
 )
 
 from ledgerdrill.errors import FaultError, PlatformError
+from ledgerdrill.platforms.azure.endpoints import EndpointView, VirtualEndpoints
 from ledgerdrill.platforms.azure.ids import Scope, server_resource_id
 from ledgerdrill.platforms.azure.lro import OperationRunner, arm_error
+from ledgerdrill.platforms.azure.zones import zone_name
 from ledgerdrill.platforms.base import DatabaseMember, DatabaseTopology
 from ledgerdrill.targets import AzureDatabaseSettings
 from ledgerdrill.timeline import Clock
@@ -74,6 +76,9 @@ class ServerView:
     def primary_member(self) -> str:
         return f"{self.name}/zone-{self.zone}"
 
+    def host_in(self, zone: str) -> str:
+        return f"{self.name}@{zone_name(self.location, zone) or self.location}"
+
     @property
     def standby_member(self) -> str | None:
         if self.ha_mode == "Disabled" or not self.standby_zone:
@@ -104,6 +109,13 @@ class FlexibleServers:
         self.failover_timeout_s = failover_timeout_s
         self.restore_timeout_s = restore_timeout_s
         self.poll_s = poll_s
+        self.endpoints = VirtualEndpoints(
+            client,
+            scope,
+            subscription_id=subscription_id,
+            resource_group=settings.resource_group,
+            server=settings.server,
+        )
 
     # -- reading -------------------------------------------------------------------
     def view(self, resource_group: str, name: str) -> ServerView:
@@ -133,17 +145,17 @@ class FlexibleServers:
             main_role = "stopped"
         else:
             main_role = "primary"
-        members = [DatabaseMember(main.primary_member, f"zone-{main.zone}", main_role)]
+        # a member's "node" is the server's host in its region-scoped zone (erp-pg@westeurope-1):
+        # what the allowlist's nodes patterns and the plan name for a database crash
+        members = [DatabaseMember(main.primary_member, main.host_in(main.zone), main_role)]
         standby = main.standby_member
         if standby is not None:
             role = "sync-standby" if main.ha_state == "Healthy" else "stopped"
-            members.append(DatabaseMember(standby, f"zone-{main.standby_zone}", role))
+            members.append(DatabaseMember(standby, main.host_in(main.standby_zone), role))
         replica = self.replica()
         if replica is not None:
             role = "async-replica" if replica.replication_role in REPLICA_ROLES else "primary"
-            members.append(
-                DatabaseMember(replica.name, f"{replica.location}/zone-{replica.zone}", role)
-            )
+            members.append(DatabaseMember(replica.name, replica.host_in(replica.zone), role))
         return DatabaseTopology(tuple(members))
 
     # -- HA failover ---------------------------------------------------------------
@@ -185,12 +197,7 @@ class FlexibleServers:
         )
 
     def restore(self, point_in_time_iso: str) -> ServerView:
-        try:
-            point = datetime.fromisoformat(point_in_time_iso.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise FaultError(f"restore point {point_in_time_iso!r} is not ISO 8601") from exc
-        if point.tzinfo is None:
-            point = point.replace(tzinfo=UTC)
+        point = _parse_point(point_in_time_iso)
         name = self.restore_name(point)
         group = self.settings.resource_group
         self.scope.check(self.subscription_id, group, f"restore server {name}")
@@ -216,6 +223,72 @@ class FlexibleServers:
         )
         return self.view(group, name)
 
+    # -- geo-restore ---------------------------------------------------------------
+    @property
+    def geo_group(self) -> str:
+        return (
+            self.settings.geo_restore_resource_group
+            or self.settings.dr_replica_resource_group
+            or self.settings.resource_group
+        )
+
+    def geo_restore(self, paired_region: str, point_in_time_iso: str | None) -> ServerView:
+        """A new server in ``paired_region`` from the primary's geo-redundant backup
+        (``createMode=GeoRestore``). Without a restore point Azure uses the latest
+        geo-backup; the name is stamped with the point (or "latest") so a resumed run
+        finds the server it already made."""
+        point = _parse_point(point_in_time_iso) if point_in_time_iso else None
+        stamp = point.strftime("%Y%m%d%H%M%S") if point else "latest"
+        name = self.settings.geo_restore_server_template.format(
+            server=self.settings.server, stamp=stamp
+        )
+        group = self.geo_group
+        self.scope.check(self.subscription_id, group, f"geo-restore server {name}")
+        existing = self.find(group, name)
+        if existing is not None and existing.state == "Ready":
+            return existing
+        properties = ServerProperties(
+            create_mode="GeoRestore",
+            source_server_resource_id=server_resource_id(
+                self.subscription_id, self.settings.resource_group, self.settings.server
+            ),
+        )
+        if point is not None:
+            properties.point_in_time_utc = point
+        self.runner.run(
+            "postgres.servers.begin_create_or_update",
+            [group, name],
+            f"geo-restore of {self.settings.server} into {paired_region} as {name}",
+            self.restore_timeout_s,
+            parameters=Server(location=paired_region, properties=properties),
+        )
+        return self.view(group, name)
+
+    def candidate_groups(self, server: str) -> list[str]:
+        """Where a server of this estate may live (primary, replica, geo-restore groups)."""
+        groups = [self.settings.resource_group]
+        if server == self.settings.dr_replica:
+            groups.insert(0, self.replica_group)
+        groups.append(self.geo_group)
+        return list(dict.fromkeys(groups))
+
+    # -- virtual endpoints ---------------------------------------------------------
+    def endpoint(self) -> EndpointView | None:
+        if not self.settings.virtual_endpoint:
+            return None
+        return self.endpoints.read(self.settings.virtual_endpoint)
+
+    def writer_host_for(self, server: str) -> str | None:
+        """The writer endpoint's host when ``server`` is the writable member of the
+        target's virtual endpoint; ``None`` without one or for a server outside it."""
+        found = self.endpoint()
+        if found is None or server not in found.members:
+            return None
+        return found.writer_host
+
+    def find(self, group: str, name: str) -> ServerView | None:
+        return self._find(group, name)
+
     def _find(self, group: str, name: str) -> ServerView | None:
         try:
             return ServerView.of(self.client.servers.get(group, name))
@@ -238,3 +311,11 @@ class FlexibleServers:
                 )
             ),
         )
+
+
+def _parse_point(point_in_time_iso: str) -> datetime:
+    try:
+        point = datetime.fromisoformat(point_in_time_iso.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise FaultError(f"restore point {point_in_time_iso!r} is not ISO 8601") from exc
+    return point if point.tzinfo is not None else point.replace(tzinfo=UTC)
