@@ -3,4 +3,3 @@
 from arm_helpers import arm, arm_server, platform
 
 __all__ = ["arm", "arm_server", "platform"]
-
