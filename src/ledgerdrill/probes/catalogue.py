@@ -119,6 +119,23 @@ class BackupEntry(_Entry):
     max_wal_age: Duration = 3_600.0
 
 
+class KubeEntry(_Entry):
+    """Node Ready conditions, Deployment readiness and pod restarts, by watches."""
+
+    kind: Literal["kube"]
+    kubeconfig: str = Field(default="{kubeconfig}", description="'' for the default")
+    context: str = "{kube_context}"
+    namespace: str = "{namespace}"
+    deployments: list[str] = Field(default_factory=list, max_length=32)
+    node_selector: str = Field(default="", description="label selector narrowing the nodes")
+    pod_selector: str | None = Field(
+        default=None, description="label selector of the pods whose restarts are watched"
+    )
+    restarts: Literal["warn", "fail"] = Field(
+        default="warn", description="a restart is a warning, or fails the sample that sees it"
+    )
+
+
 ProbeEntry = Annotated[
     OdooTransactionEntry
     | OdooReadEntry
@@ -129,7 +146,8 @@ ProbeEntry = Annotated[
     | PgReplicationEntry
     | PgPrimaryEntry
     | RedisEntry
-    | BackupEntry,
+    | BackupEntry
+    | KubeEntry,
     Field(discriminator="kind"),
 ]
 
@@ -274,6 +292,10 @@ def _build(entry: Any, r: _Resolver) -> Probe:
             max_base_age_s=entry.max_base_age,
             max_wal_age_s=entry.max_wal_age,
         )
+    if isinstance(entry, KubeEntry):
+        from ledgerdrill.probes.kube_build import build_kube_probe
+
+        return build_kube_probe(entry, r.text, r.source)
     raise ConfigError(f"{r.source}: probe {entry.name}: unsupported kind")
 
 

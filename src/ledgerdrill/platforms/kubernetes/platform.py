@@ -42,10 +42,12 @@ class KubernetesPlatform(
         settings: KubernetesPlatformSettings,
         kube: Kube,
         dr_kube: Kube | None = None,
+        kubeconfig: str | None = None,
     ) -> None:
         super().__init__(name)
         self.settings = settings
         self.kube = kube
+        self.kubeconfig = kubeconfig  # resolved path; None: $KUBECONFIG or ~/.kube/config
         self.dr_kube = dr_kube  # the DR cluster (region dr), from dr_context
         self._region_names: dict[str, Kube] | None = None
         self._region_snapshots: dict[str, Snapshot] = {}
@@ -68,7 +70,7 @@ class KubernetesPlatform(
                 )
         kube = Kube.connect(kubeconfig, context)
         dr_kube = Kube.connect(kubeconfig, dr_context) if dr_context else None
-        return cls(target.name, settings, kube, dr_kube)
+        return cls(target.name, settings, kube, dr_kube, kubeconfig=kubeconfig)
 
     def capability(self, protocol: type[C]) -> C:
         reason = _UNSUPPORTED.get(protocol)
@@ -104,7 +106,12 @@ class KubernetesPlatform(
         }
 
     def probe_facts(self) -> dict[str, Any]:
-        facts: dict[str, Any] = {"namespace": self.settings.namespace}
+        facts: dict[str, Any] = {
+            "namespace": self.settings.namespace,
+            # for the kube probe: the same cluster, read-only (lists and watches)
+            "kubeconfig": self.kubeconfig or "",
+            "kube_context": self.kube.context,
+        }
         if self.settings.entry_url:
             facts["entry_url"] = self.settings.entry_url
         if self.settings.database_cluster:

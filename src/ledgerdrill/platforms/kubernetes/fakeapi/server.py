@@ -15,6 +15,7 @@ admission, no RBAC, no server-side apply, no protobuf, no chunked lists (``limit
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import socket
 import ssl
@@ -89,6 +90,7 @@ class FakeKubernetes:
         self._http.daemon_threads = True
         self._ingress = socket.create_server(("127.0.0.1", 0))
         self._threads: list[threading.Thread] = []
+        self._connections: set[socket.socket] = set()  # dropped on stop, as a dead server does
         self._tmp = tempfile.TemporaryDirectory(prefix="fake-kube-")
         default = tls.make_certificate(["traefik.default"], cn="TRAEFIK DEFAULT CERT")
         self._default_ctx = self._context(default.cert, default.key)
@@ -116,6 +118,9 @@ class FakeKubernetes:
             self.store.changed.notify_all()
         self._http.shutdown()
         self._http.server_close()
+        for conn in list(self._connections):  # keep-alive connections die with the server
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
         self._ingress.close()
         self._tmp.cleanup()
 
@@ -194,6 +199,14 @@ class FakeKubernetes:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                fake._connections.add(self.connection)
+
+            def finish(self) -> None:
+                fake._connections.discard(self.connection)
+                super().finish()
 
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: tests read ``fake.requests`` instead."""
