@@ -161,3 +161,40 @@ def test_standalone_promotion_with_a_virtual_endpoint_is_a_config_error(
     database = estate.target().platform.database.model_dump()  # type: ignore[union-attr]
     with pytest.raises((ValidationError, ConfigError), match="writer endpoint follows only"):
         estate.target(database={**database, "promote_mode": "Standalone"})
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:4443", "https://management.azure.com", "https://10.0.0.5:443"]
+)
+def test_the_test_only_endpoint_is_refused_unless_https_on_loopback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    import json
+
+    from ledgerdrill.platforms.azure.clients import FAKE_ARM_ENV, fake_arm_from_env
+
+    pointer = tmp_path / "arm.json"
+    pointer.write_text(json.dumps({"base_url": url, "ca_file": "x.crt"}), encoding="utf-8")
+    monkeypatch.setenv(FAKE_ARM_ENV, str(pointer))
+    with pytest.raises(ConfigError, match="not https on a loopback address"):
+        fake_arm_from_env()
+    monkeypatch.delenv(FAKE_ARM_ENV)
+    assert fake_arm_from_env() is None  # the normal case: real ARM, DefaultAzureCredential
+
+
+def test_the_plan_says_when_the_test_endpoint_is_in_use(
+    estate: AksEstate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ledgerdrill.platforms.azure.clients import FAKE_ARM_ENV, azure_platform_from_target
+
+    pointer = estate.arm_server.endpoint_file(estate.folder / "arm.json")
+    monkeypatch.setenv(FAKE_ARM_ENV, str(pointer))
+    target = estate.target(arm_endpoint=None, ca_bundle=None)
+    platform = azure_platform_from_target(target, target.platform)  # type: ignore[arg-type]
+    try:
+        assert platform.describe()["arm_endpoint"] == (
+            f"TEST FAKE at {estate.arm_server.base_url} ({FAKE_ARM_ENV})"
+        )
+        assert platform.settings.ca_bundle == estate.arm_server.ca_file  # verification on
+    finally:
+        platform.close()

@@ -94,14 +94,14 @@ def kubernetes_for(target: Target, settings: AzurePlatformSettings) -> tuple[Pla
     kube_settings = settings.kubernetes
     assert kube_settings is not None
     backend = KubernetesPlatform.from_settings(target, kube_settings)  # checks the context
-    apis: list[Any] = [backend.kube.core]
+    owned: list[Any] = []
     if kube_settings.dr_context:
         check_allowed(kube_settings.dr_context, kube_settings.allowed_contexts)
         kubeconfig = (
             str(target.resolve_path(kube_settings.kubeconfig)) if kube_settings.kubeconfig else None
         )
-        apis.append(Kube.connect(kubeconfig, kube_settings.dr_context).core)
-    return backend, KubernetesNodeSource.of(*apis)
+        owned.append(Kube.connect(kubeconfig, kube_settings.dr_context).core)
+    return backend, KubernetesNodeSource.of(backend.kube.core, owned=owned)
 
 
 def azure_platform_from_target(

@@ -67,14 +67,22 @@ class KubernetesNodeSource:
         except Exception:
             config.load_incluster_config()
         self._apis: list[Any] = [client.CoreV1Api()]
+        self._owned: list[Any] = []
 
     @classmethod
-    def of(cls, *core_apis: Any) -> KubernetesNodeSource:
-        """Nodes of one or more clusters through ``CoreV1Api`` objects the Kubernetes
-        backend already holds (the AKS cluster and its dr cluster)."""
+    def of(cls, *core_apis: Any, owned: Sequence[Any] = ()) -> KubernetesNodeSource:
+        """Nodes of one or more clusters through ``CoreV1Api`` objects (the AKS cluster's,
+        held by the Kubernetes backend, and the dr cluster's); ``owned`` ones are closed
+        by ``close``."""
         source = cls.__new__(cls)
-        source._apis = list(core_apis)
+        source._apis = [*core_apis, *owned]
+        source._owned = list(owned)
         return source
+
+    def close(self) -> None:
+        """Close the API clients this source opened itself (the dr context's)."""
+        for api in self._owned:
+            api.api_client.close()
 
     def list_nodes(self) -> Sequence[AksNode]:
         seen: dict[str, AksNode] = {}

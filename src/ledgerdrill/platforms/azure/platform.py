@@ -235,5 +235,8 @@ class AzurePlatform(AzureNodeOps, AzureDatabaseOps, AzureRegionOps, Platform):
             close: Callable[[], None] | None = getattr(client, "close", None)
             if callable(close):
                 close()
+        close_source: Callable[[], None] | None = getattr(self.node_source, "close", None)
+        if callable(close_source):
+            close_source()
         if self.kubernetes is not None:
             self.kubernetes.close()
