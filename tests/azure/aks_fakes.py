@@ -63,8 +63,8 @@ def seed_arm(arm: FakeArm) -> None:
         arm.scale_sets.clear()
         arm.throttle = 0
         arm.frozen = False
-    for vmss, (rg, _, instances) in SCALE_SETS.items():
-        arm.add_scale_set(rg, vmss, instances)
+    for vmss, (rg, region, instances) in SCALE_SETS.items():
+        arm.add_scale_set(rg, vmss, instances, location=region)
     arm.add_server(SUB, DB_RG, "erp-pg", zone="1", standby_zone="2")
     arm.add_server(
         SUB, DB_RG, "erp-pg-dr", standby_zone=None, location="northeurope", role="GeoAsyncReplica"

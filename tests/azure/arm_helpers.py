@@ -105,7 +105,7 @@ def arm(arm_server: FakeArmServer) -> FakeArm:
 def seed(fake: FakeArm) -> None:
     """The estate every test starts from: two clusters, a zone-redundant server, a replica."""
     fake.add_scale_set(NODE_RG, VMSS, INSTANCES)
-    fake.add_scale_set(DR_RG, DR_VMSS, {"0": "1", "1": "2"})
+    fake.add_scale_set(DR_RG, DR_VMSS, {"0": "1", "1": "2"}, location="northeurope")
     fake.add_server(SUB, DB_RG, "erp-pg", zone="1", standby_zone="2")
     fake.add_server(
         SUB, DB_RG, "erp-pg-dr", standby_zone=None, location="northeurope", role="GeoAsyncReplica"

@@ -160,11 +160,14 @@ class FakeArm(FakePostgres):
         ]["200"]["body"]
 
     # -- set-up --------------------------------------------------------------------
-    def add_scale_set(self, rg: str, vmss: str, instances: Mapping[str, str]) -> None:
-        """``instances``: instance id -> zone ("1", "2", "3")."""
+    def add_scale_set(
+        self, rg: str, vmss: str, instances: Mapping[str, str], location: str = "westeurope"
+    ) -> None:
+        """``instances``: instance id -> zone ("1", "2", "3"), in ``location``."""
         with self.lock:
             self.scale_sets[(rg.lower(), vmss)] = {
-                iid: {"zone": zone, "power": "running"} for iid, zone in instances.items()
+                iid: {"zone": zone, "power": "running", "location": location}
+                for iid, zone in instances.items()
             }
 
     def fail_next(self, kind: str, code: str, message: str, *, at_start: bool = False) -> None:
@@ -327,7 +330,7 @@ class FakeArm(FakePostgres):
             return 404, {}, _error("ResourceNotFound", f"scale set {vmss} not found")
         values = []
         for iid, vm in instances.items():
-            item = self._vm_body(rg, vmss, iid, vm, "westeurope")
+            item = self._vm_body(rg, vmss, iid, vm, str(vm.get("location", "westeurope")))
             if query.get("$expand") != "instanceView":
                 item["properties"].pop("instanceView", None)
             values.append(item)
