@@ -18,6 +18,7 @@ from ledgerdrill.errors import ConfigError, LedgerdrillError, SafetyViolation
 from ledgerdrill.report.model import RunReport
 from ledgerdrill.report.summary import plan_text, terminal_table
 from ledgerdrill.safety import DEFAULT_STATE_DIR
+from ledgerdrill.safety.calendar import require_windows
 from ledgerdrill.targets import Target, load_target
 
 DEFAULT_TARGET = Path("targets/sandbox.yaml")
@@ -45,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--reports-dir", type=Path, default=Path("reports"))
         p.add_argument("--confirm-production", metavar="NAME",
                        help="required to drill a production target: its name")  # fmt: skip
+        p.add_argument("--override-blackout", metavar="WINDOW", action="append", default=[],
+                       help="drill inside this blackout window of the target's business "
+                       "calendar (repeatable; recorded in the journal and report)")  # fmt: skip
 
     plan = sub.add_parser("plan", help="show what a game day would do, touching nothing")
     target_args(plan)
@@ -127,6 +131,7 @@ def _run_pytest(args: argparse.Namespace, *, dry_run: bool) -> int:
     from ledgerdrill.platforms.registry import preflight
 
     preflight(target)  # a platform reaching beyond the allowlist is refused before any call
+    require_windows(target.safety.calendar, args.override_blackout, str(args.target))
     if not dry_run:
         _check_can_drill(target.name, cleanup_first=args.cleanup_first)
     if not args.scenarios.is_dir():
@@ -148,6 +153,7 @@ def _run_pytest(args: argparse.Namespace, *, dry_run: bool) -> int:
         pytest_args += ["-k", args.keyword]
     if args.confirm_production:
         pytest_args.append(f"--confirm-production={args.confirm_production}")
+    pytest_args += [f"--override-blackout={window}" for window in args.override_blackout]
     if not dry_run:
         if args.junitxml:
             pytest_args.append(f"--junitxml={args.junitxml}")

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ledgerdrill.errors import LedgerdrillError
+from ledgerdrill.errors import LedgerdrillError, SafetyViolation
 from ledgerdrill.faults.base import Fault
 from ledgerdrill.load.model import LoadResult, LoadSummary
 from ledgerdrill.load.phases import summarise
@@ -103,6 +103,10 @@ class Drill:
         self.window = StabilityWindow(target.stability.samples, target.stability.duration)
         self.injections: list[Injection] = []
         self.planned: list[PlannedAction] = []
+        # what a real run did, in order, built like ``planned`` so the two compare
+        self.actions: list[PlannedAction] = []
+        # the safety guard's refusal (a blackout window, an allowlist): verdict REFUSED
+        self.refusal: str | None = None
         self.steady_state_ok: bool | None = None
         self.steady_state_detail = ""
         self.loss: Loss | None = None
@@ -154,10 +158,24 @@ class Drill:
 
     # -- the steps ---------------------------------------------------------------------
     def steady_state(self, duration_s: float | None = None) -> None:
-        """Gate: every probe healthy for the whole window; else ``SteadyStateNotMet``."""
+        """Gate: every probe healthy for the whole window; else ``SteadyStateNotMet``.
+
+        First of all, before any load or probe touches the platform: no drill starts
+        inside a blackout window of the business calendar (``SafetyViolation``)."""
         if self.dry_run:
+            # the plan shows a blackout on each planned action (the guard's problems)
             self.steady_state_ok = True
             return
+        try:
+            overridden = self.guard.check_calendar()
+        except SafetyViolation as exc:
+            self.refuse(str(exc))
+            raise
+        for window in overridden:
+            self.timeline.event(
+                "safety.blackout-overridden", window.name,
+                ends_at=window.ends_at.isoformat(), detail=window.describe(),
+            )  # fmt: skip
         if not self.probes:
             self._gate_failed("no probes are configured for this target")
         if self.load is not None and self.load.pid is None:
@@ -208,7 +226,8 @@ class Drill:
         if self.steady_state_ok is None and not self.dry_run:
             raise LedgerdrillError("call drill.steady_state() before drill.inject(...)")
         if self.dry_run:
-            dry = DryRunInjection(fault, self.guard.problems(fault))
+            overridden = [w.name for w in self.guard.blackouts()[1]]
+            dry = DryRunInjection(fault, self.guard.problems(fault), overridden)
             self.planned.append(dry.action)
             return dry
         injection = Injection(
@@ -217,9 +236,25 @@ class Drill:
             guard=self.guard,
             timeline=self.timeline,
             target_file=self.target.source,
+            on_journaled=self._performed,
         )
         self.injections.append(injection)
         return injection
+
+    def _performed(self, injection: Injection) -> None:
+        self.actions.append(
+            PlannedAction(
+                fault=injection.fault.kind,
+                description=injection.description,
+                targets=injection.touches,
+                overrides=[w.name for w in self.guard.blackouts()[1]],
+            )
+        )
+
+    def refuse(self, reason: str) -> None:
+        """The safety guard refused this scenario: nothing of it is injected."""
+        self.refusal = self.refusal or reason
+        self.timeline.event("safety.refused", self.scenario_id, reason=reason)
 
     def wait_for_recovery(self, timeout_s: float | None = None) -> bool:
         """Wait until every RTO probe has been stably healthy since recovering, or timeout."""
@@ -275,6 +310,7 @@ class Drill:
             yield
             return
         start = self.timeline.clock.now()
+        self.actions.append(PlannedAction(fault="runbook", description=name, targets=[]))
         self.timeline.event("runbook.requested", name)
         if self.approver is not None:
             self.approver(name)
@@ -328,6 +364,8 @@ class Drill:
         self.stop_probes()
         if self.dry_run:
             return self._conclude_plan()
+        if self.refusal is not None:
+            return self._conclude_refused(self.refusal)
         for event in self.platform.events_between(self.timeline.origin, self.timeline.clock.now()):
             self.timeline.add_event(event)
         fault = self.injections[0].fault if self.injections else None
@@ -416,6 +454,14 @@ class Drill:
         )
         return self.outcome
 
+    def _conclude_refused(self, reason: str) -> DrillOutcome:
+        measured = Measurements(steady_state_ok=False, steady_state_detail="refused")
+        judgement = Judgement(Verdict.FAIL, (Check("safety", False, reason),))
+        self.timeline.event("verdict", "REFUSED", reasons=judgement.reasons)
+        fault = self.injections[0].fault if self.injections else None
+        self.outcome = DrillOutcome(judgement, measured, fault, None, list(self.planned))
+        return self.outcome
+
     def close(self) -> None:
         """Teardown: stop probes and revert anything still injected (always)."""
         self.stop_probes()
@@ -438,14 +484,18 @@ class Drill:
 class DryRunInjection:
     """What ``inject`` returns in a dry run: records the action, touches nothing."""
 
-    def __init__(self, fault: Fault, refused: list[str]) -> None:
+    def __init__(self, fault: Fault, refused: list[str], overrides: list[str]) -> None:
         self.fault = fault
         try:
             targets = [str(t) for t in fault.targets()]
         except Exception as exc:  # the plan shows it rather than crash
             targets = [f"(cannot resolve targets: {exc})"]
         self.action = PlannedAction(
-            fault=fault.kind, description=fault.describe(), targets=targets, refused=refused
+            fault=fault.kind,
+            description=fault.describe(),
+            targets=targets,
+            refused=refused,
+            overrides=overrides,
         )
         self.t_inject: Instant | None = None
 

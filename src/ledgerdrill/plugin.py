@@ -1,7 +1,8 @@
 """The ledgerdrill pytest plugin (entry point ``pytest11``).
 
 Options (each with an ini twin): ``--target``, ``--dry-run``, ``--reports-dir``,
-``--probe-interval``, ``--require-platform``, ``--confirm-production``.
+``--probe-interval``, ``--require-platform``, ``--confirm-production``,
+``--override-blackout`` (repeatable; ini: names separated by spaces).
 Markers: ``tier(name)``, ``requires(capability)``, ``objective(rto=, rpo=)``,
 ``loadprofile(name)``. Fixtures: ``target``, ``platform``, ``timeline``, ``drill``.
 A scenario that uses ``drill`` is measured and judged when its body returns: FAIL
@@ -32,10 +33,13 @@ from ledgerdrill.report.summary import plan_text, terminal_table
 from ledgerdrill.run import RunSession, junit_properties
 from ledgerdrill.safety import install_termination_handler
 from ledgerdrill.targets import Target
-from ledgerdrill.timeline import SystemClock, Timeline
+from ledgerdrill.timeline import Clock, SystemClock, Timeline
 
 RUN_KEY = pytest.StashKey[RunSession | None]()
 DRILL_KEY = pytest.StashKey[Drill]()
+# the wall clock the business calendar reads: a test's plugin may put a FakeClock here
+# in its own ``pytest_configure(tryfirst=True)`` to run a drill on a fixed date
+CALENDAR_CLOCK_KEY = pytest.StashKey[Clock]()
 _CAPABILITY_NAMES = {c.__name__: c for c in CAPABILITIES}
 
 
@@ -66,6 +70,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="KIND")  # fmt: skip
     add("--confirm-production", "ledgerdrill_confirm_production",
         "the production target's name, to allow drilling it", metavar="NAME")  # fmt: skip
+    group.addoption(
+        "--override-blackout", dest="ledgerdrill_override_blackout", action="append",
+        metavar="WINDOW", help="drill although this blackout window of the target's business "
+        "calendar is in effect (repeatable; recorded in the journal and the report) "
+        "(ini: ledgerdrill_override_blackout)",
+    )  # fmt: skip
+    parser.addini(
+        "ledgerdrill_override_blackout",
+        help="blackout windows to override, separated by spaces",
+        type="args",
+        default=[],
+    )
     add("--cleanup-first", "ledgerdrill_cleanup_first",
         "revert faults a killed run left in the journal before starting",
         action="store_true")  # fmt: skip
@@ -107,6 +123,8 @@ def pytest_configure(config: pytest.Config) -> None:
             interval_s=parse_duration(interval) if interval else None,
             require_platform=_option(config, "ledgerdrill_require_platform"),
             confirm_production=_option(config, "ledgerdrill_confirm_production"),
+            override_blackout=list(_option(config, "ledgerdrill_override_blackout") or []),
+            clock=config.stash.get(CALENDAR_CLOCK_KEY, None),
         )
         run.profile_folders.append(config.rootpath / "loadprofiles")
         run.claim_target(cleanup_first=bool(_option(config, "ledgerdrill_cleanup_first")))
@@ -297,6 +315,11 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
         result = yield
     except SteadyStateNotMet:
         gate_failed = True
+        result = None
+    except SafetyViolation as refused:  # the guard said no: REFUSED, one clear line
+        if DRILL_KEY not in item.stash:
+            raise
+        item.stash[DRILL_KEY].refuse(str(refused))
         result = None
     except BaseException as exc:
         if DRILL_KEY in item.stash:

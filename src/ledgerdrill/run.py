@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,10 +33,11 @@ from ledgerdrill.report.model import (
     ScenarioReport,
 )
 from ledgerdrill.safety import DEFAULT_STATE_DIR, FaultJournal, SafetyGuard
+from ledgerdrill.safety.calendar import require_windows
 from ledgerdrill.safety.lock import TargetLock
 from ledgerdrill.sandbox.procs import pid_alive
 from ledgerdrill.targets import Target, load_target
-from ledgerdrill.timeline import Timeline
+from ledgerdrill.timeline import Clock, SystemClock, Timeline
 
 
 class RunSession:
@@ -50,8 +51,15 @@ class RunSession:
         require_platform: str | None,
         confirm_production: str | None,
         state_dir: Path = DEFAULT_STATE_DIR,
+        override_blackout: Sequence[str] = (),
+        clock: Clock | None = None,
     ) -> None:
         self.target: Target = load_target(target_path)  # ConfigError -> usage error
+        # a window named on the command line must exist: a typo must not look like consent
+        require_windows(self.target.safety.calendar, override_blackout, str(target_path))
+        self.override_blackout = tuple(override_blackout)
+        # the business calendar's wall time (tests inject a fixed date)
+        self.clock: Clock = clock or SystemClock()
         self.dry_run = dry_run
         self.state_dir = state_dir
         self.lock: TargetLock | None = None
@@ -154,7 +162,13 @@ class RunSession:
         )
 
     def guard(self) -> SafetyGuard:
-        return SafetyGuard(self.target, self.platform, confirm_production=self.confirm_production)
+        return SafetyGuard(
+            self.target,
+            self.platform,
+            confirm_production=self.confirm_production,
+            override_blackout=self.override_blackout,
+            clock=self.clock,
+        )
 
     def close(self) -> None:
         if self._platform is not None:
@@ -324,6 +338,7 @@ def scenario_report(
             for e in timeline.events()
         ],
         planned=outcome.planned,
+        actions=list(drill.actions),
         timeline_file=timeline_file,
         load=scenario_load(drill, timeline),
         lost_refs=list(loss.lost[:500]) if loss else [],
@@ -338,6 +353,8 @@ def _verdict_text(drill: Drill, outcome: DrillOutcome) -> str:
     """A dry run is not judged: its scenarios are PLANNED, or REFUSED by the safety guard."""
     if drill.dry_run:
         return "REFUSED" if outcome.judgement.verdict.value == "FAIL" else "PLANNED"
+    if drill.refusal is not None:
+        return "REFUSED"
     return outcome.judgement.verdict.value
 
 

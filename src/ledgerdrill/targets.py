@@ -8,8 +8,10 @@ Credentials never live here: fields ending in ``_env`` name environment variable
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -94,9 +96,95 @@ class BlastRadius(Strict):
     max_node_share: float = Field(default=0.5, ge=0, le=1)
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_WEEKEND: list[Weekday] = ["sat", "sun"]
+
+
+class MonthEndClose(Strict):
+    """The last N business days of every month and the first M of the next."""
+
+    last_business_days: int = Field(default=0, ge=0, le=15)
+    first_business_days: int = Field(default=0, ge=0, le=15)
+
+    @model_validator(mode="after")
+    def _some_days(self) -> MonthEndClose:
+        if self.last_business_days + self.first_business_days == 0:
+            raise ValueError("give last_business_days and/or first_business_days (1 to 15)")
+        return self
+
+
+class BlackoutWindow(Strict):
+    """When no drill may disrupt the platform: a month-end close, or explicit dates
+    (``from``/``to``, both inclusive, whole days in the calendar's time zone)."""
+
+    name: str
+    reason: str = ""
+    month_end: MonthEndClose | None = None
+    start: date | None = Field(default=None, alias="from")
+    end: date | None = Field(default=None, alias="to")
+
+    @field_validator("name")
+    @classmethod
+    def _name_rule(cls, value: str) -> str:
+        if not NAME.match(value):
+            raise ValueError(f"{value!r} is not a valid window name ({NAME_RULE})")
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> BlackoutWindow:
+        dated = self.start is not None or self.end is not None
+        if (self.month_end is not None) == dated:
+            raise ValueError(
+                f"window {self.name}: give exactly one of month_end or from/to dates"
+            )
+        if dated:
+            if self.start is None or self.end is None:
+                raise ValueError(f"window {self.name}: give both from and to (inclusive dates)")
+            if self.end < self.start:
+                raise ValueError(f"window {self.name}: to {self.end} is before from {self.start}")
+            if (self.end - self.start).days > 366:
+                raise ValueError(f"window {self.name}: at most 366 days from from to to")
+        return self
+
+
+class BusinessCalendar(Strict):
+    """Business days (not weekend, not a holiday) and blackout windows, in one time zone."""
+
+    timezone: str = Field(description="IANA time zone of the business, e.g. Europe/Berlin")
+    weekend: list[Weekday] = Field(default_factory=_WEEKEND.copy, max_length=6)
+    holidays: list[date] = Field(default_factory=list, max_length=1000)
+    blackouts: list[BlackoutWindow] = Field(default_factory=list, max_length=100)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except Exception:  # unknown key, a path, a NUL byte: all the same mistake
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name such as Europe/Berlin, "
+                "America/New_York or UTC)"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _sane(self) -> BusinessCalendar:
+        if len(set(self.weekend)) == len(WEEKDAYS):
+            raise ValueError("weekend: at least one day of the week must be a business day")
+        names = [w.name for w in self.blackouts]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"blackouts: window names must be unique, repeated: {repeated}")
+        return self
+
+
 class SafetySettings(Strict):
     allow: AllowList = Field(default_factory=AllowList)
     blast_radius: BlastRadius = Field(default_factory=BlastRadius)
+    calendar: BusinessCalendar | None = Field(
+        default=None, description="blackout windows (month-end close) when drills are refused"
+    )
     runbook_approval_delay: Duration = Field(
         default=1.0, description="non-interactive runs approve a runbook step after this delay"
     )

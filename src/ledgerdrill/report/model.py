@@ -64,10 +64,16 @@ class EventModel(Model):
 
 
 class PlannedAction(Model):
+    """A fault or runbook step: planned (dry run) or performed (a real run's ``actions``);
+    the two lists are built the same way so that they can be compared."""
+
     fault: str
     description: str
     targets: list[str]
     refused: list[str] = Field(default_factory=list)
+    overrides: list[str] = Field(
+        default_factory=list, description="blackout windows in effect, overridden by name"
+    )
 
 
 class LoadSecond(Model):
@@ -106,6 +112,10 @@ class ScenarioReport(Model):
     probes: list[ProbeRecovery] = Field(default_factory=list)
     events: list[EventModel] = Field(default_factory=list)
     planned: list[PlannedAction] = Field(default_factory=list)
+    actions: list[PlannedAction] = Field(
+        default_factory=list, description="what a real run did, in order (journaled faults, "
+        "runbook steps): the dry run's plan of the same scenario lists the same"
+    )
     timeline_file: str | None = None
     load: ScenarioLoad | None = None
     lost_refs: list[str] = Field(

@@ -12,7 +12,12 @@ from ledgerdrill.measure import fmt_s
 from ledgerdrill.report.model import RunReport, ScenarioReport
 
 HEADERS = ["scenario", "fault", "tier", "RTO (target)", "RPO (target)", "lost/dup", "verdict"]
-_STYLE = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow"}
+_STYLE = {
+    "PASS": "bold green",
+    "FAIL": "bold red",
+    "INCONCLUSIVE": "bold yellow",
+    "REFUSED": "bold magenta",
+}
 
 
 def _s(value: float | None) -> str:
@@ -48,7 +53,8 @@ def terminal_table(report: RunReport, width: int = 120) -> str:
     for scenario in report.scenarios:
         # escaped: a parametrised id such as ``certificate[expired]`` is not rich markup
         cells = [escape(cell) for cell in row(scenario)]
-        cells[-1] = f"[{_STYLE.get(scenario.verdict, '')}]{cells[-1]}[/]"
+        style = _STYLE.get(scenario.verdict)  # an unstyled verdict must stay valid markup
+        cells[-1] = f"[{style}]{cells[-1]}[/]" if style else cells[-1]
         table.add_row(*cells)
     buffer = io.StringIO()
     Console(file=buffer, width=width, force_terminal=False, color_system=None).print(table)
@@ -92,4 +98,6 @@ def plan_text(report: RunReport) -> str:
             lines.append(f"      would {action.description}{where}")
             for refusal in action.refused:
                 lines.append(f"      REFUSED: {refusal}")
+            for window in action.overrides:
+                lines.append(f"      OVERRIDE: blackout window {window} is in effect, overridden")
     return "\n".join(lines)

@@ -3,8 +3,9 @@
 A fault lists what it acts on (``Fault.targets()``). The guard refuses, with every
 reason at once, when a target is not on the target file's allowlist, when the
 fault would take more nodes, zones or regions than the blast radius allows, when
-it would touch a protected node (a control plane), or when a production target
-was not confirmed by name.
+it would touch a protected node (a control plane), when a production target
+was not confirmed by name, or when a blackout window of the target's business
+calendar (a month-end close) is in effect and was not overridden by name.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from fnmatch import fnmatchcase
 from ledgerdrill.errors import SafetyViolation
 from ledgerdrill.faults.base import Fault, TargetRef
 from ledgerdrill.platforms.base import NodeControl, Platform
+from ledgerdrill.safety.calendar import ActiveBlackout, Calendar
 from ledgerdrill.targets import AllowList, Target
+from ledgerdrill.timeline import Clock, SystemClock
 
 _ALLOW_FIELD = {
     "node": "nodes",
@@ -30,11 +33,22 @@ _ALLOW_FIELD = {
 
 class SafetyGuard:
     def __init__(
-        self, target: Target, platform: Platform, *, confirm_production: str | None = None
+        self,
+        target: Target,
+        platform: Platform,
+        *,
+        confirm_production: str | None = None,
+        override_blackout: Sequence[str] = (),
+        clock: Clock | None = None,
     ) -> None:
         self.target = target
         self.platform = platform
         self.confirm_production = confirm_production
+        self.override_blackout = frozenset(override_blackout)
+        # the calendar asks this clock for the wall time: tests give a fixed date
+        self.clock: Clock = clock or SystemClock()
+        settings = target.safety.calendar
+        self.calendar = Calendar(settings) if settings is not None else None
 
     def problems(self, fault: Fault) -> list[str]:
         """Every reason ``fault`` must not run; empty when it may."""
@@ -42,7 +56,7 @@ class SafetyGuard:
             refs = list(fault.targets())
         except Exception as exc:  # a fault that cannot name its targets is refused
             return [f"cannot resolve what {fault.kind} would touch: {exc}"]
-        out = self._environment_problems()
+        out = self._environment_problems() + self.calendar_problems()
         out += [p for ref in refs if (p := self._allowlist_problem(ref))]
         out += self._blast_radius_problems(refs)
         out += self._protected_problems(refs)
@@ -64,6 +78,25 @@ class SafetyGuard:
             f"{self.target.name} is a production target: confirm with "
             f"--confirm-production={self.target.name}"
         ]
+
+    def blackouts(self) -> tuple[list[ActiveBlackout], list[ActiveBlackout]]:
+        """Windows in effect now: (those that refuse, those overridden by name)."""
+        if self.calendar is None:
+            return [], []
+        active = self.calendar.active(self.clock.now().wall)
+        overridden = [w for w in active if w.name in self.override_blackout]
+        return [w for w in active if w.name not in self.override_blackout], overridden
+
+    def calendar_problems(self) -> list[str]:
+        refusing, _ = self.blackouts()
+        return [f"{w.describe()}: override with --override-blackout={w.name}" for w in refusing]
+
+    def check_calendar(self) -> list[ActiveBlackout]:
+        """Refuse (``SafetyViolation``) inside a window; return the overridden ones."""
+        found = self.calendar_problems()
+        if found:
+            raise SafetyViolation(f"refused on target {self.target.name}: " + "; ".join(found))
+        return self.blackouts()[1]
 
     def _allowlist_problem(self, ref: TargetRef) -> str | None:
         allow: AllowList = self.target.safety.allow

@@ -11,6 +11,7 @@ never swallowed: the journal keeps the entry as ``revert-failed`` and a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -31,8 +32,13 @@ class Injection:
         guard: SafetyGuard,
         timeline: Timeline,
         target_file: Path | None = None,
+        on_journaled: Callable[[Injection], None] | None = None,
     ) -> None:
         self.fault = fault
+        # told once the fault is journaled (about to be injected): the drill's action log
+        self.on_journaled = on_journaled
+        self.touches: list[str] = []
+        self.description = ""
         self.journal = journal
         self.guard = guard
         self.timeline = timeline
@@ -63,13 +69,21 @@ class Injection:
     def start(self) -> None:
         fault = self.fault
         self.guard.check(fault)  # SafetyViolation: nothing touched, nothing journaled
+        # what the plan showed for this fault, resolved once, before anything changes
+        self.touches = [str(t) for t in fault.targets()]
+        self.description = fault.describe()
+        overridden = [w.name for w in self.guard.blackouts()[1]]
         fault.prepare()
         self.entry_id = self.journal.intent(
             fault.undo_record(),
             target=self.guard.target.name,
             target_file=self.target_file,
             platform=fault.platform.kind,
+            touches=self.touches,
+            overrides=overridden,
         )
+        if self.on_journaled is not None:
+            self.on_journaled(self)
         try:
             # the fault takes effect with its first action (a zone outage kills node after
             # node; a SIGKILL acts at once, the wait for the processes to go comes after):

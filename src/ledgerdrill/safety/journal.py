@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,22 +55,34 @@ class FaultJournal:
 
     # -- writing (this run) --------------------------------------------------------
     def intent(
-        self, record: Mapping[str, Any], *, target: str, target_file: Path | None, platform: str
+        self,
+        record: Mapping[str, Any],
+        *,
+        target: str,
+        target_file: Path | None,
+        platform: str,
+        touches: Sequence[str] = (),
+        overrides: Sequence[str] = (),
     ) -> str:
+        """``touches``: what the fault acts on, as the plan showed it; ``overrides``:
+        blackout windows in effect that the operator overrode by name (for the audit)."""
         entry_id = uuid.uuid4().hex[:12]
-        self._append(
-            {
-                "op": "intent",
-                "id": entry_id,
-                "run_id": self.run_id,
-                "pid": os.getpid(),
-                "target": target,
-                "target_file": str(target_file) if target_file else None,
-                "platform": platform,
-                "record": dict(record),
-                "at": datetime.now(UTC).isoformat(),
-            }
-        )
+        line: dict[str, Any] = {
+            "op": "intent",
+            "id": entry_id,
+            "run_id": self.run_id,
+            "pid": os.getpid(),
+            "target": target,
+            "target_file": str(target_file) if target_file else None,
+            "platform": platform,
+            "record": dict(record),
+            "at": datetime.now(UTC).isoformat(),
+        }
+        if touches:
+            line["touches"] = list(touches)
+        if overrides:
+            line["overrides_blackout"] = list(overrides)
+        self._append(line)
         return entry_id
 
     def mark(self, entry_id: str, status: str, error: str = "", path: Path | None = None) -> None:
