@@ -7,14 +7,16 @@ and interrupts it at a random moment with SIGINT, SIGTERM, or SIGKILL followed b
 Locust process left, the cache alive. It prints a table by signal and by the phase the
 run was in when signalled (read from its journal at that moment).
 
-Usage: .venv/bin/python benchmarks/interrupt_trials.py [--trials 20] [--seed 1]
-It starts the sandbox if it is not running (and takes it down again afterwards).
+Usage: .venv/bin/python benchmarks/interrupt_trials.py [--trials 20] [--seed 1] [--state-dir D]
+It runs its own sandbox in a fresh temporary state folder (or in --state-dir), never the
+repo's `.ledgerdrill/sandbox` that `make gameday` uses, and takes it down afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import signal
 import subprocess
@@ -32,6 +34,7 @@ from ledgerdrill.safety.journal import FaultJournal
 from ledgerdrill.sandbox import control
 from ledgerdrill.sandbox.platform import SandboxPlatform
 from ledgerdrill.sandbox.topology import default_topology
+from ledgerdrill.targets import SandboxPlatformSettings
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = ["node_crash", "node_freeze", "certificate and expired", "cache_loss"]
@@ -71,11 +74,14 @@ def phase_of(journal_dir: Path) -> str:
     return {"intent": "injecting", "injected": "fault in effect"}.get(str(last), f"{last}")
 
 
-def locust_left() -> list[int]:
+def locust_left(work: Path) -> list[int]:
+    """Locust processes the trials' runs started: they run in a folder under ``work``.
+    (Other people's Locust runs on the same machine are none of our business: counting
+    them made a trial "not clean" while a test suite ran next to the trials.)"""
     found = []
-    for proc in psutil.process_iter(["cmdline"]):
+    for proc in psutil.process_iter(["cmdline", "cwd"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
-        if "-m locust" in cmdline:
+        if "-m locust" in cmdline and str(proc.info["cwd"] or "").startswith(str(work)):
             found.append(proc.pid)
     return found
 
@@ -99,7 +105,7 @@ def healthy(platform: SandboxPlatform, fingerprint: str, work: Path) -> list[str
         pending = FaultJournal(work / ".ledgerdrill").pending()
         if pending:
             problems.append(f"{len(pending)} fault(s) still journaled")
-        if locust_left():
+        if locust_left(work):
             problems.append("Locust left running")
         if not problems:
             return []
@@ -112,9 +118,24 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--target", type=Path, default=REPO / "targets" / "sandbox.yaml")
+    parser.add_argument(
+        "--state-dir", type=Path, default=None,
+        help="sandbox state folder (default: a fresh temporary one, removed afterwards)",
+    )  # fmt: skip
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    _, settings, state_dir = control.sandbox_target(args.target)
+    # The target file gives the sandbox's settings; its state folder is not used, so the
+    # trials never share (and never disturb) a sandbox someone else is drilling.
+    _, settings, _ = control.sandbox_target(args.target)
+    with tempfile.TemporaryDirectory(prefix="ledgerdrill-trials-", dir="/tmp") as own:
+        os.chmod(own, 0o755)  # PostgreSQL runs as nobody under root: it must reach its folder
+        state_dir = (args.state_dir or Path(own) / "sandbox").resolve()
+        return _trials(args.trials, rng, settings, state_dir)
+
+
+def _trials(
+    trials: int, rng: random.Random, settings: SandboxPlatformSettings, state_dir: Path
+) -> int:
     table: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     dirty: list[str] = []
     with control.running(state_dir, settings, progress=print), \
@@ -125,7 +146,7 @@ def main() -> int:
         target_file = work / "target.yaml"
         catalogue = REPO / "probes" / "sandbox.yaml"
         target_file.write_text(TARGET.format(state=state_dir, catalogue=catalogue))
-        for trial in range(1, args.trials + 1):
+        for trial in range(1, trials + 1):
             scenario, sig = rng.choice(SCENARIOS), rng.choice(SIGNALS)
             delay = rng.uniform(1.5, 8.0)  # the fault is in effect for part of this
             run = subprocess.Popen(

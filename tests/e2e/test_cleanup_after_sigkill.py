@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import signal
 import subprocess
@@ -21,7 +22,11 @@ def test_node_crash(drill, platform):
 
 
 def history(folder: Path) -> list[str]:
-    state = json.loads((folder / "state.json").read_text())
+    # under the fake platform's own flock: unlocked, a read can land between its truncate
+    # and its write and see an empty file
+    with open(folder / "state.json", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        state = json.loads(handle.read())
     return [f"{node}:{status}" for _, node, status in state["log"]]
 
 
