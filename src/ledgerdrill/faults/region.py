@@ -30,11 +30,15 @@ class RegionOutage(Fault):
         self.snapshot: dict[str, Any] | None = None
 
     def describe(self) -> str:
+        if self.snapshots is not None:  # the backend says what it changes
+            actions = self.snapshots.region_outage_actions(self.region)
+            return f"take region {self.region} down: {'; '.join(actions) or 'nothing runs there'}"
         return f"take region {self.region} down (every node, database and entry in it)"
 
     def targets(self) -> Sequence[TargetRef]:
         refs = [TargetRef("region", self.region, region=self.region)]
-        if self.platform.supports(NodeControl):
+        # a backend that takes the region's workloads away (not its nodes) names no nodes
+        if self.snapshots is None and self.platform.supports(NodeControl):
             refs += [
                 TargetRef("node", n.name, zone=n.zone, region=n.region)
                 for n in self.platform.capability(NodeControl).nodes()

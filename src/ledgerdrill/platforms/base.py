@@ -179,6 +179,10 @@ class RegionSnapshots(Protocol):
         """``restore_region`` with the journaled snapshot; idempotent."""
         ...
 
+    def region_outage_actions(self, region: str) -> list[str]:
+        """What the outage would change, one line each, for the plan (reads only)."""
+        ...
+
 
 @runtime_checkable
 class CacheControl(Protocol):

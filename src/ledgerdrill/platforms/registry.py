@@ -44,6 +44,11 @@ def preflight(target: Target) -> None:
     """Before pytest starts: refuse (``SafetyViolation``) a target whose platform reaches
     beyond its allowlist, e.g. an AKS kube context whose nodes live in a subscription or
     resource group the target does not allow. Reads the node list only; no ARM call."""
+    if isinstance(target.platform, KubernetesPlatformSettings):
+        from ledgerdrill.platforms.kubernetes.platform import allowed_contexts
+
+        allowed_contexts(target, target.platform)  # reads the kubeconfig; connects nowhere
+        return
     if not isinstance(target.platform, AzurePlatformSettings):
         return
     platform = build_platform(target)

@@ -75,11 +75,13 @@ class NodeOps:
     def _state(self, node: client.V1Node) -> NodeState:
         spec = node.spec or client.V1NodeSpec()
         name = str(node.metadata.name) if node.metadata else ""
-        if self.settings.node_faults == "docker":
-            status = _docker("inspect", "-f", "{{.State.Status}}", name).strip()
+        labels = (node.metadata.labels if node.metadata else None) or {}
+        protected = any(key in labels for key in CONTROL_PLANE)
+        if self.settings.node_faults == "docker" and not protected:
+            status = _docker_status(name)
             if status == "paused":
                 return NodeState.FROZEN
-            if status != "running":
+            if status not in (None, "running"):
                 return NodeState.STOPPED
         if any(t.key == CRASH_TAINT for t in spec.taints or []) or not ready(node):
             return NodeState.STOPPED
@@ -240,6 +242,25 @@ def _daemon_or_mirror(pod: client.V1Pod) -> bool:
     if "kubernetes.io/config.mirror" in (meta.annotations or {}):
         return True
     return any(ref.kind == "DaemonSet" for ref in meta.owner_references or [])
+
+
+def _docker_status(name: str) -> str | None:
+    """The node container's state; ``None`` when docker cannot be asked (no CLI, no
+    engine: a plan on a machine without docker). Reading falls back to the API's view
+    then; the docker faults themselves still fail loudly."""
+    try:
+        return _docker("inspect", "-f", "{{.State.Status}}", name).strip()
+    except PlatformError:
+        return None
+
+
+def docker_problem() -> str | None:
+    """Why ``node_faults: docker`` cannot act from here, or ``None`` when it can."""
+    try:
+        _docker("version", "--format", "{{.Server.Version}}")
+    except PlatformError as exc:
+        return str(exc)
+    return None
 
 
 def _docker(*args: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from ledgerdrill.errors import ConfigError, UnsupportedCapability
+from ledgerdrill.errors import ConfigError, SafetyViolation, UnsupportedCapability
 from ledgerdrill.platforms.base import (
     CacheControl,
     CertificateControl,
@@ -17,8 +17,15 @@ from ledgerdrill.platforms.base import (
 from ledgerdrill.platforms.kubernetes.api import Kube, call, check_allowed, resolve_context
 from ledgerdrill.platforms.kubernetes.certificates import CertificateOps
 from ledgerdrill.platforms.kubernetes.database import DatabaseOps
-from ledgerdrill.platforms.kubernetes.nodes import CONTROL_PLANE, REGION, ZONE, NodeOps
+from ledgerdrill.platforms.kubernetes.nodes import (
+    CONTROL_PLANE,
+    REGION,
+    ZONE,
+    NodeOps,
+    docker_problem,
+)
 from ledgerdrill.platforms.kubernetes.pitr import PitrOps
+from ledgerdrill.platforms.kubernetes.plan import plan_lines
 from ledgerdrill.platforms.kubernetes.region import RegionOps, Snapshot
 from ledgerdrill.platforms.kubernetes.workloads import WorkloadOps
 from ledgerdrill.targets import KubernetesPlatformSettings, Target
@@ -29,6 +36,32 @@ _UNSUPPORTED: dict[type, str] = {
     ServiceControl: "pausing one service's processes has no API equivalent "
     "(use node-freeze with node_faults: docker on kind)",
 }
+
+
+def allowed_contexts(
+    target: Target, settings: KubernetesPlatformSettings
+) -> tuple[str | None, str, str | None]:
+    """(kubeconfig, context, dr_context), each context found in the kubeconfig and
+    allow-listed; ``SafetyViolation`` before any connection is made (also the CLI's
+    preflight, so a plan refuses a wrong context in one line instead of skipping)."""
+    kubeconfig = str(target.resolve_path(settings.kubeconfig)) if settings.kubeconfig else None
+    where = f"{target.source}: " if target.source else ""
+    context = resolve_context(kubeconfig, settings.context)
+    dr_context = None
+    if settings.dr_context is not None:
+        dr_context = resolve_context(kubeconfig, settings.dr_context)
+    for name in (context, dr_context):
+        try:
+            if name is not None:
+                check_allowed(name, settings.allowed_contexts)
+        except SafetyViolation as exc:
+            raise SafetyViolation(f"{where}{exc}") from None
+    if dr_context == context:
+        raise ConfigError(
+            f"{where}platform.dr_context: {dr_context!r} is also platform.context; the DR "
+            "region needs its own cluster"
+        )
+    return kubeconfig, context, dr_context
 
 
 class KubernetesPlatform(
@@ -56,18 +89,7 @@ class KubernetesPlatform(
     def from_settings(
         cls, target: Target, settings: KubernetesPlatformSettings
     ) -> KubernetesPlatform:
-        kubeconfig = str(target.resolve_path(settings.kubeconfig)) if settings.kubeconfig else None
-        context = resolve_context(kubeconfig, settings.context)
-        check_allowed(context, settings.allowed_contexts)  # before any connection is made
-        dr_context = None
-        if settings.dr_context is not None:
-            dr_context = resolve_context(kubeconfig, settings.dr_context)
-            check_allowed(dr_context, settings.allowed_contexts)
-            if dr_context == context:
-                raise ConfigError(
-                    f"platform.dr_context: {dr_context!r} is also platform.context; the DR "
-                    "region needs its own cluster"
-                )
+        kubeconfig, context, dr_context = allowed_contexts(target, settings)
         kube = Kube.connect(kubeconfig, context)
         dr_kube = Kube.connect(kubeconfig, dr_context) if dr_context else None
         return cls(target.name, settings, kube, dr_kube, kubeconfig=kubeconfig)
@@ -99,10 +121,11 @@ class KubernetesPlatform(
             "dr_context": self.dr_kube.context if self.dr_kube else None,
             "regions": regions,
             "namespace": self.settings.namespace,
-            "node_faults": self.settings.node_faults,
+            "node_faults": self._node_faults_note(),
             "nodes_per_zone": zones,
             "protected_nodes": [n.name for n in self.nodes() if n.protected],
             "certificate_evidence": "wire" if self.settings.entry_url else "secret",
+            "plan_lines": plan_lines(self),
         }
 
     def probe_facts(self) -> dict[str, Any]:
@@ -117,6 +140,12 @@ class KubernetesPlatform(
         if self.settings.database_cluster:
             facts["database"] = self.application_database()
         return facts
+
+    def _node_faults_note(self) -> str:
+        if self.settings.node_faults != "docker":
+            return "api"
+        problem = docker_problem()
+        return f"docker (not usable here: {problem})" if problem else "docker"
 
     def _dr_zones(self) -> dict[str, dict[str, list[str]]]:
         """The DR cluster's workers per zone, for the plan (control planes left out)."""

@@ -158,6 +158,18 @@ class RegionOps:
         self._region_snapshots[region] = snapshot
         return snapshot
 
+    def region_outage_actions(self, region: str) -> list[str]:
+        kube, ns = self._side(region), self.settings.namespace
+        actions = [
+            f"scale deployment {ns}/{name} {replicas}→0"
+            for name, replicas in self._deployments(kube).items()
+            if replicas
+        ]
+        if self._database(kube) is not None:
+            db_ns = self.settings.database_namespace or ns
+            actions.append(f"hibernate CNPG cluster {db_ns}/{self.settings.database_cluster}")
+        return [f"{kube.context}: {a}" for a in actions]
+
     # -- changing ---------------------------------------------------------------------------
     def _patch_deployment(self, kube: Kube, name: str, body: dict[str, Any]) -> None:
         ns = self.settings.namespace
