@@ -198,3 +198,14 @@ def test_the_plan_says_when_the_test_endpoint_is_in_use(
         assert platform.settings.ca_bundle == estate.arm_server.ca_file  # verification on
     finally:
         platform.close()
+
+
+def test_probe_facts_name_the_server_and_the_host_the_erp_uses(aks: AzurePlatform) -> None:
+    facts = aks.probe_facts()
+    assert facts["entry_url"].startswith("https://127.0.0.1:")  # from the Kubernetes backend
+    assert facts["database_server"] == "erp-pg"
+    assert facts["database_host"] == "erp-pg-ve.writer.postgres.database.azure.com"
+    aks.switch_application_database(aks.restore_to_point_in_time("2026-11-30T21:00:00Z"))
+    facts = aks.probe_facts()  # a restored server is outside the endpoint: its own host
+    assert facts["database_server"] == "erp-pg-pitr-20261130210000"
+    assert facts["database_host"] == "erp-pg-pitr-20261130210000.postgres.database.azure.com"

@@ -225,9 +225,16 @@ class AzurePlatform(AzureNodeOps, AzureDatabaseOps, AzureRegionOps, Platform):
         return lines
 
     def probe_facts(self) -> dict[str, Any]:
+        """The Kubernetes backend's facts (entry URL, namespace, the ERP's database name
+        ``database``), plus the Flexible Server the ERP uses: ``database_server`` and the
+        host it connects to, ``database_host`` (the writer endpoint's, when it has one)."""
         facts = dict(self.kubernetes.probe_facts()) if self.kubernetes is not None else {}
         if self.servers is not None:
-            facts["database"] = self.application_database()
+            server = self.application_database()
+            facts["database_server"] = server
+            facts["database_host"] = self.servers.writer_host_for(server) or (
+                self._view_of(server).fqdn
+            )
         return facts
 
     def close(self) -> None:
