@@ -41,7 +41,7 @@ clean:
 KIND_CLUSTERS := ledgerdrill ledgerdrill-dr
 .PHONY: kind-up kind-down
 
-kind-up:
+kind-up: $(STAMP)   # the venv too: the printed next step runs $(BIN)/ledgerdrill
 	@command -v docker >/dev/null || { echo "kind-up: docker is not installed (kind runs its nodes as docker containers)"; exit 1; }
 	@docker info >/dev/null 2>&1 || { echo "kind-up: the docker engine is not reachable (is it running?)"; exit 1; }
 	@command -v kind >/dev/null || { echo "kind-up: kind is not installed: https://kind.sigs.k8s.io/docs/user/quick-start/"; exit 1; }
@@ -55,9 +55,10 @@ kind-up:
 	  helm repo add cnpg https://cloudnative-pg.github.io/charts >/dev/null && \
 	  helm repo add traefik https://traefik.github.io/charts >/dev/null && \
 	  helm upgrade --install cnpg cnpg/cloudnative-pg -n cnpg-system --create-namespace --wait --kube-context kind-$$c && \
-	  helm upgrade --install traefik traefik/traefik -n traefik --create-namespace --wait --kube-context kind-$$c && \
-	  kubectl --context kind-$$c apply -f deploy/kind/ || exit 1; \
+	  helm upgrade --install traefik traefik/traefik -n traefik --create-namespace --wait --kube-context kind-$$c \
+	    --set service.type=NodePort --set ports.websecure.nodePort=30443 || exit 1; \
 	done
+	deploy/kind/setup.sh   # the reference stack: primary, and dr with a CNPG replica cluster
 	@echo "kind clusters ready: contexts kind-ledgerdrill and kind-ledgerdrill-dr; try: $(BIN)/ledgerdrill plan --target targets/kind.yaml"
 
 kind-down:
