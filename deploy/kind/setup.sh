@@ -31,11 +31,40 @@ uri=$(k "$PRIMARY" get secret ledgerdrill-db-app -o jsonpath='{.data.uri}' | bas
 config=$(printf '{"dsn": "%s?target_session_attrs=read-write", "redis_url": "redis://redis.%s.svc:6379/0", "database": "ledgerdrill"}' "$uri" "$NS")
 k "$PRIMARY" create secret generic ledgerdrill-erp-config --from-literal=erp.json="$config" \
   --dry-run=client -o yaml | kubectl --context "$PRIMARY" apply -f -
+
+# 4. the ERP's schema and its login (the Secret the probes and the load read: login,
+#    password, database); the password is generated once and kept in the Secret
+if ! k "$PRIMARY" get secret ledgerdrill-erp-login >/dev/null 2>&1; then
+  k "$PRIMARY" create secret generic ledgerdrill-erp-login --from-literal=login=accountant \
+    --from-literal=password="$(openssl rand -hex 16)" --from-literal=database=ledgerdrill
+fi
+k "$PRIMARY" delete job ledgerdrill-erp-schema --ignore-not-found
+cat <<JOB | kubectl --context "$PRIMARY" apply -f -
+apiVersion: batch/v1
+kind: Job
+metadata: {name: ledgerdrill-erp-schema, namespace: $NS}
+spec:
+  backoffLimit: 5
+  template:
+    spec:
+      restartPolicy: OnFailure
+      containers:
+        - name: schema
+          image: ledgerdrill/erp:2026.11.0
+          command: [python, -c, "import json, os; from ledgerdrill.sandbox.erp.schema import ensure_schema; ensure_schema(json.load(open('/etc/ledgerdrill/erp.json'))['dsn'], os.environ['LOGIN'], os.environ['PASSWORD'])"]
+          env:
+            - {name: LOGIN, valueFrom: {secretKeyRef: {name: ledgerdrill-erp-login, key: login}}}
+            - {name: PASSWORD, valueFrom: {secretKeyRef: {name: ledgerdrill-erp-login, key: password}}}
+          volumeMounts: [{name: config, mountPath: /etc/ledgerdrill, readOnly: true}]
+      volumes: [{name: config, secret: {secretName: ledgerdrill-erp-config}}]
+JOB
+k "$PRIMARY" wait --for=condition=complete job/ledgerdrill-erp-schema --timeout=5m
 k "$PRIMARY" rollout restart deployment/ledgerdrill-erp
 
-# 4. dr: copy what the replica cluster and the ERP need, then the stack with a replica cluster
+# 5. dr: copy what the replica cluster and the ERP need, then the stack with a replica cluster
 kubectl --context "$DR" apply -f erp.yaml -f redis.yaml -f ingress.yaml
-for secret in ledgerdrill-db-replication ledgerdrill-db-ca ledgerdrill-tls ledgerdrill-erp-config; do
+for secret in ledgerdrill-db-replication ledgerdrill-db-ca ledgerdrill-tls ledgerdrill-erp-config \
+              ledgerdrill-erp-login; do
   # only type and data travel: uid, resourceVersion and owner references belong to the primary
   type=$(k "$PRIMARY" get secret "$secret" -o jsonpath='{.type}')
   args=()

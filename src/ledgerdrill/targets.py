@@ -377,6 +377,11 @@ class KubernetesPlatformSettings(Strict):
     dr_context: str | None = Field(
         default=None, description="kubeconfig context of the DR cluster (region dr)"
     )
+    erp_login_secret: str | None = Field(
+        default="ledgerdrill-erp-login",
+        description="Secret in the namespace with the ERP login for probes and load "
+        "(keys login, password, optional database); null: none",
+    )
 
 
 PlatformSettings = Annotated[

@@ -142,3 +142,21 @@ def test_the_catalogue_builds_it_from_the_platforms_facts(tmp_path: Path) -> Non
             assert _until(probe, lambda s: s.ok).ok
         finally:
             probe.close()
+
+
+def test_probes_kind_yaml_builds_from_the_platforms_own_facts(tmp_path: Path) -> None:
+    from ledgerdrill.probes.catalogue import build_canary, load_catalogue
+
+    path = Path(__file__).parents[2] / "probes/kind.yaml"
+    with fake_cluster(tmp_path) as (_, platform):
+        facts = platform.probe_facts()
+        # the login comes from the Secret ledgerdrill-erp-login, not from a file
+        assert (facts["login"], facts["database"]) == ("accountant", "ledgerdrill")
+        catalogue = load_catalogue(path)
+        probes = build_probes(catalogue, facts, path)
+        assert [p.name for p in probes] == ["post-journal-entry", "erp-health", "cluster-health"]
+        assert build_canary(catalogue, facts, path, "run-1") is not None
+        for probe in probes:
+            close = getattr(probe, "close", None)
+            if close is not None:
+                close()

@@ -17,6 +17,7 @@ from ledgerdrill.platforms.base import (
 from ledgerdrill.platforms.kubernetes.api import Kube, call, check_allowed, resolve_context
 from ledgerdrill.platforms.kubernetes.certificates import CertificateOps
 from ledgerdrill.platforms.kubernetes.database import DatabaseOps
+from ledgerdrill.platforms.kubernetes.facts import erp_login
 from ledgerdrill.platforms.kubernetes.nodes import (
     CONTROL_PLANE,
     REGION,
@@ -138,7 +139,8 @@ class KubernetesPlatform(
         if self.settings.entry_url:
             facts["entry_url"] = self.settings.entry_url
         if self.settings.database_cluster:
-            facts["database"] = self.application_database()
+            facts["database_service"] = self.application_database()
+        facts.update(erp_login(self))  # login, password, database: the ERP's, from a Secret
         return facts
 
     def _node_faults_note(self) -> str:

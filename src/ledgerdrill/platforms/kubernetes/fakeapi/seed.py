@@ -94,6 +94,12 @@ def seed_reference_stack(
         "?target_session_attrs=read-write",
         "redis_url": f"redis://redis.{namespace}.svc:6379/0", "database": "ledgerdrill",
     }  # fmt: skip
+    login = {"login": "accountant", "password": "fake-erp-password", "database": "ledgerdrill"}
+    store.create("core/secrets", namespace, {
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": "ledgerdrill-erp-login"},
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in login.items()},
+    })  # fmt: skip
     store.create("core/secrets", namespace, {
         "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
         "metadata": {"name": "ledgerdrill-erp-config"},
