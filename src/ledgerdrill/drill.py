@@ -81,6 +81,7 @@ class Drill:
         approver: Approver | None = None,
         canary: LedgerCanary | None = None,
         load: LoadRun | None = None,
+        load_profile: str | None = None,
     ) -> None:
         self.scenario_id = scenario_id
         self.target = target
@@ -97,6 +98,8 @@ class Drill:
         self.canary = canary
         self._canary_started = False
         self.load = load
+        # the profile's name, for the plan (a dry run has a name but no LoadRun)
+        self.load_profile = load_profile
         self.load_result: LoadResult | None = None
         self.load_summary: LoadSummary | None = None
         self.settings: ScenarioSettings = target.scenario(scenario_id)
@@ -164,6 +167,8 @@ class Drill:
         inside a blackout window of the business calendar (``SafetyViolation``)."""
         if self.dry_run:
             # the plan shows a blackout on each planned action (the guard's problems)
+            if self.load_profile is not None:
+                self.planned.append(self._load_action())
             self.steady_state_ok = True
             return
         try:
@@ -181,6 +186,7 @@ class Drill:
         if self.load is not None and self.load.pid is None:
             # before the gate: the baseline phase is the load before the fault
             self.load.start()
+            self.actions.append(self._load_action())
             self.timeline.event("load.started", self.load.profile_path.stem)
         if not self._samplers:
             self._start(self.probes)
@@ -241,6 +247,10 @@ class Drill:
         self.injections.append(injection)
         return injection
 
+    def _load_action(self) -> PlannedAction:
+        name = self.load_profile or (self.load.profile.name if self.load else "?")
+        return PlannedAction(fault="load", description=f"run load profile {name}", targets=[])
+
     def _performed(self, injection: Injection) -> None:
         self.actions.append(
             PlannedAction(
@@ -248,6 +258,7 @@ class Drill:
                 description=injection.description,
                 targets=injection.touches,
                 overrides=[w.name for w in self.guard.blackouts()[1]],
+                chosen_when_run=injection.fault.chosen_when_run,
             )
         )
 
@@ -496,6 +507,7 @@ class DryRunInjection:
             targets=targets,
             refused=refused,
             overrides=overrides,
+            chosen_when_run=fault.chosen_when_run,
         )
         self.t_inject: Instant | None = None
 

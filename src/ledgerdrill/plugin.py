@@ -216,7 +216,8 @@ def drill(
     profile_marker = item.get_closest_marker("loadprofile")
     try:
         probes, canary = run.probes_for(sid)
-        load = run.load_for(sid, str(profile_marker.args[0]) if profile_marker else None)
+        marker_profile = str(profile_marker.args[0]) if profile_marker else None
+        load = run.load_for(sid, marker_profile)
     except ConfigError as exc:  # the user's catalogue is wrong: not a reason to skip
         pytest.fail(str(exc), pytrace=False)
     except LedgerdrillError as exc:
@@ -234,6 +235,7 @@ def drill(
         probes=probes,
         canary=canary,
         load=load,
+        load_profile=run.load_profile_name(sid, marker_profile),
         interval_s=run.interval_s,
         dry_run=run.dry_run,
         approver=_approver(request.config, item),

@@ -39,6 +39,8 @@ from ledgerdrill.sandbox.procs import pid_alive
 from ledgerdrill.targets import Target, load_target
 from ledgerdrill.timeline import Clock, SystemClock, Timeline
 
+NO_LOAD = "none"  # scenarios.<id>.load_profile: none -- the scenario runs without load
+
 
 class RunSession:
     def __init__(
@@ -133,22 +135,37 @@ class RunSession:
         run_id = f"{self.journal.run_id}-{scenario}"
         return probes, build_canary(self.catalogue, facts, self.catalogue_path, run_id)
 
-    def load_for(self, scenario: str, marker_profile: str | None) -> LoadRun | None:
-        """The scenario's load: the target file's ``load_profile`` wins over the
-        scenario's ``loadprofile`` marker; none in a dry run."""
+    def load_profile_name(self, scenario: str, marker_profile: str | None) -> str | None:
+        """The scenario's load profile: the target file's ``load_profile`` wins over the
+        scenario's ``loadprofile`` marker; ``none`` in the target file turns load off."""
         name = self.target.scenario(scenario).load_profile or marker_profile
-        if self.dry_run or not name:
+        return None if not name or name == NO_LOAD else name
+
+    def load_for(self, scenario: str, marker_profile: str | None) -> LoadRun | None:
+        """The scenario's load run. A dry run checks what the run would (the profile
+        exists, the platform can be loaded) and starts nothing: a plan that passes where
+        the run cannot start would not be the run."""
+        name = self.load_profile_name(scenario, marker_profile)
+        if name is None:
             return None
         folders = [Path("loadprofiles"), *self.profile_folders]
         if self.target.source is not None:
             folders.insert(0, self.target.source.parent.parent / "loadprofiles")
         profile = find_profile(name, search=list(dict.fromkeys(folders)))
-        facts = self.platform.probe_facts()
+        try:
+            facts = self.platform.probe_facts()
+        except Exception:
+            if not self.dry_run:
+                raise
+            return None  # a plan of a platform that is not running: it cannot tell
         missing = [k for k in ("entry_url", "database", "login", "password") if k not in facts]
         if missing:
             raise ConfigError(
-                f"load profile {name}: the platform gives no {', '.join(missing)} to load with"
+                f"load profile {name}: the platform gives no {', '.join(missing)} to load with "
+                f"(scenarios.{scenario}.load_profile: none runs it without load)"
             )
+        if self.dry_run:
+            return None
         return LoadRun(
             profile,
             url=facts["entry_url"],

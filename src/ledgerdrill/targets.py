@@ -52,7 +52,10 @@ class ScenarioSettings(Strict):
     enabled: bool = True
     recovery_timeout: Duration = 120.0
     observe_after_recovery: Duration = 3.0
-    load_profile: str | None = None
+    load_profile: str | None = Field(
+        default=None,
+        description="load profile for this scenario (wins over its marker); none: no load",
+    )
     load_workers: int = Field(
         default=0, ge=0, le=64, description="Locust worker processes (0: one process)"
     )

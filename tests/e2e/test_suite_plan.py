@@ -11,13 +11,23 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
+SUITE = [
+    "zone-outage", "database-failover[crash]", "database-failover[switchover]",
+    "database-corruption-and-point-in-time-restore", "certificate[expired]",
+    "certificate[removed]", "region-outage", "cache-loss", "bad-release",
+]  # fmt: skip
+# the fake has no ERP to put load on: a run would stop at its load profiles, so must a plan
+NO_LOAD = "".join(f"  {s}: {{load_profile: none}}\n" for s in SUITE)
+
+
 def test_whole_suite_plans_on_a_full_fake_platform(tmp_path: Path) -> None:
     target = tmp_path / "target.yaml"
     target.write_text(
         "name: fake-lab\nplatform: {kind: fake, state_file: state.json}\n"
         "tiers:\n  finance-core: {rto: 5m, rpo: 0s}\n  integrations: {rto: 30m, rpo: 5m}\n"
         "  portals: {rto: 4h, rpo: 1h}\n"
-        "scenarios:\n  node-crash: {params: {node: node-b}}\n  node-freeze: {params: {node: node-c}}\n"
+        "scenarios:\n  node-crash: {load_profile: none, params: {node: node-b}}\n"
+        "  node-freeze: {load_profile: none, params: {node: node-c}}\n" + NO_LOAD +
         "safety:\n  allow: {nodes: ['*'], zones: ['*'], regions: ['*'], databases: ['*'],"
         " certificates: ['*'], caches: ['*'], releases: ['*']}\n"
         "  blast_radius: {max_nodes: 3, max_zones: 1, max_regions: 1, max_node_share: 1}\n"
@@ -41,3 +51,24 @@ def test_whole_suite_plans_on_a_full_fake_platform(tmp_path: Path) -> None:
     assert "would take zone a down" in done.stdout
     state = tmp_path / "state.json"
     assert not state.exists() or json.loads(state.read_text())["log"] == []
+
+
+def test_a_plan_fails_where_the_run_could_not_start(tmp_path: Path) -> None:
+    """Load profiles need the platform's ERP endpoint: a plan on a platform without one
+    stops where the run would, instead of promising a run that cannot happen."""
+    target = tmp_path / "target.yaml"
+    target.write_text(
+        "name: fake-lab\nplatform: {kind: fake, state_file: state.json}\n"
+        "tiers:\n  finance-core: {rto: 5m, rpo: 0s}\n"
+        "scenarios:\n  node-crash: {params: {node: node-b}}\n"
+        "safety:\n  allow: {nodes: ['*']}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "ledgerdrill.cli", "plan", "--target", str(target),
+         "--scenarios", str(REPO / "scenarios"), "--reports-dir", str(tmp_path / "reports"),
+         "-k", "node_crash"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "load profile month-end-close: the platform gives no entry_url" in done.stdout
+    assert "scenarios.node-crash.load_profile: none" in done.stdout

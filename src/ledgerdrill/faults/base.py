@@ -47,6 +47,10 @@ class Fault(ABC):
     # the capability protocol this fault needs; the scenario skips when it is missing
     capability: ClassVar[type]
     disruptive: ClassVar[bool] = True
+    # what the fault acts on is chosen when it runs, by role, not by name (e.g. "the
+    # database primary"): an earlier scenario may have moved the role since the plan
+    # was made, and the plan says so rather than promise a name
+    chosen_when_run: ClassVar[str] = ""
 
     def __init__(self, platform: Platform) -> None:
         self.platform = platform

@@ -24,6 +24,8 @@ class DatabaseFailover(Fault):
     kind = "database-failover"
     capability = DatabaseControl
     MODES = ("crash", "switchover")
+    # the revert leaves the new primary in place, so a later failover drill acts on it
+    chosen_when_run = "the database primary at that moment"
 
     def __init__(self, platform: Platform, mode: str = "crash") -> None:
         super().__init__(platform)

@@ -74,6 +74,11 @@ class PlannedAction(Model):
     overrides: list[str] = Field(
         default_factory=list, description="blackout windows in effect, overridden by name"
     )
+    chosen_when_run: str = Field(
+        default="",
+        description="the role the targets are chosen by when the fault runs "
+        "(the names shown are the role's holders when the plan was made)",
+    )
 
 
 class LoadSecond(Model):
@@ -113,8 +118,9 @@ class ScenarioReport(Model):
     events: list[EventModel] = Field(default_factory=list)
     planned: list[PlannedAction] = Field(default_factory=list)
     actions: list[PlannedAction] = Field(
-        default_factory=list, description="what a real run did, in order (journaled faults, "
-        "runbook steps): the dry run's plan of the same scenario lists the same"
+        default_factory=list,
+        description="what a real run did, in order (journaled faults, "
+        "runbook steps): the dry run's plan of the same scenario lists the same",
     )
     timeline_file: str | None = None
     load: ScenarioLoad | None = None

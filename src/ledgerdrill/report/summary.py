@@ -98,6 +98,11 @@ def plan_text(report: RunReport) -> str:
             lines.append(f"      would {action.description}{where}")
             for refusal in action.refused:
                 lines.append(f"      REFUSED: {refusal}")
+            if action.chosen_when_run:
+                lines.append(
+                    f"      (acts on {action.chosen_when_run}: named as the plan finds it now; "
+                    "an earlier scenario may move it)"
+                )
             for window in action.overrides:
                 lines.append(f"      OVERRIDE: blackout window {window} is in effect, overridden")
     return "\n".join(lines)
