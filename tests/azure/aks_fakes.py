@@ -39,6 +39,7 @@ SCALE_SETS: dict[str, tuple[str, str, dict[str, str]]] = {
     "aks-erp-87654321-vmss": (DR_RG, "northeurope", {"0": "1", "1": "2"}),
 }
 ZONE, REGION = "topology.kubernetes.io/zone", "topology.kubernetes.io/region"
+NAMESPACE, LOGIN_SECRET = "erp", "erp-login"  # as in the example target
 
 
 def node_name(vmss: str, iid: str) -> str:
@@ -152,7 +153,6 @@ class AksEstate:
         )  # fmt: skip
         settings["kubernetes"].update(
             kubeconfig=str(self.kubeconfig),
-            namespace="ledgerdrill",
             erp_deployment="ledgerdrill-erp",
             erp_container="erp",
             erp_selector="app.kubernetes.io/name=ledgerdrill-erp",
@@ -179,7 +179,12 @@ def aks_estate(arm_server: FakeArmServer, folder: Path) -> Iterator[AksEstate]:
     seed_arm(arm_server.arm)
     primary = FakeKubernetes(ready_delay=0.05, reschedule_delay=0.6)
     dr = FakeKubernetes(ready_delay=0.05, reschedule_delay=0.6)
-    seed_reference_stack(primary)  # the ERP, Redis and the TLS secret of deploy/kind
+    # the ERP, Redis, the TLS and login secrets of deploy/kind, in the example's namespace
+    seed_reference_stack(primary, namespace=NAMESPACE)
+    login = copy.deepcopy(primary.store.get("core/secrets", NAMESPACE, "ledgerdrill-erp-login"))
+    assert login is not None, "the reference stack seeds the ERP's login secret"
+    login["metadata"] = {"name": LOGIN_SECRET}  # the example target's name for it
+    primary.store.create("core/secrets", NAMESPACE, login)
     seeded = primary.store.list("core/nodes", None)
     template = copy.deepcopy(next(n for n in seeded if ZONE in n["metadata"]["labels"]))
     _aks_nodes(primary, "westeurope", SUB, template)

@@ -47,7 +47,7 @@ def test_capabilities_come_from_both_backends(aks: AzurePlatform) -> None:
     assert aks.capability(ReleaseControl).current_release().version == "2026.11.0"
     assert aks.describe()["kubernetes"] == {
         "context": "aks-erp",
-        "namespace": "ledgerdrill",
+        "namespace": "erp",
         "provides": ["CertificateControl", "CacheControl", "ReleaseControl"],
     }
 
@@ -203,6 +203,7 @@ def test_the_plan_says_when_the_test_endpoint_is_in_use(
 def test_probe_facts_name_the_server_and_the_host_the_erp_uses(aks: AzurePlatform) -> None:
     facts = aks.probe_facts()
     assert facts["entry_url"].startswith("https://127.0.0.1:")  # from the Kubernetes backend
+    assert (facts["login"], facts["database"]) == ("accountant", "ledgerdrill")  # its Secret
     assert facts["database_server"] == "erp-pg"
     assert facts["database_host"] == "erp-pg-ve.writer.postgres.database.azure.com"
     aks.switch_application_database(aks.restore_to_point_in_time("2026-11-30T21:00:00Z"))
