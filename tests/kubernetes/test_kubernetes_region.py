@@ -55,6 +55,8 @@ def test_outage_failover_and_failback_through_the_journal_record(tmp_path: Path)
             primary.store.list("core/pods", "ledgerdrill", "cnpg.io/cluster=ledgerdrill-db") == []
         )
         assert fault.verify().summary == "region primary is down"
+        # described as read before the change, so a run's action matches its plan
+        assert "scale deployment ledgerdrill/ledgerdrill-erp 3→0" in fault.describe()
 
         timeline = _database(clusters.dr)["status"]["timelineID"]
         platform.fail_over_to("dr")

@@ -28,11 +28,14 @@ class RegionOutage(Fault):
         # a backend that changes spec fields (Kubernetes: replica counts) journals them
         self.snapshots = self.regions if isinstance(self.regions, RegionSnapshots) else None
         self.snapshot: dict[str, Any] | None = None
+        self.actions: list[str] | None = None
 
     def describe(self) -> str:
         if self.snapshots is not None:  # the backend says what it changes
-            actions = self.snapshots.region_outage_actions(self.region)
-            return f"take region {self.region} down: {'; '.join(actions) or 'nothing runs there'}"
+            if self.actions is None:  # read once, before the change: the plan and the run agree
+                self.actions = self.snapshots.region_outage_actions(self.region)
+            shown = "; ".join(self.actions) or "nothing runs there"
+            return f"take region {self.region} down: {shown}"
         return f"take region {self.region} down (every node, database and entry in it)"
 
     def targets(self) -> Sequence[TargetRef]:
@@ -52,6 +55,7 @@ class RegionOutage(Fault):
     def prepare(self) -> None:
         if self.snapshots is not None:
             self.snapshot = self.snapshots.region_snapshot(self.region)
+            self.describe()  # what it will change, as read before the change
 
     def undo_state(self) -> JSONParams:
         return {"snapshot": self.snapshot} if self.snapshot is not None else {}
