@@ -64,6 +64,15 @@ def test_a_fast_suite_passes_on_the_sandbox(tmp_path: Path, sandbox: Any) -> Non
     code, out, report = gameday(
         tmp_path, sandbox, "node_crash or test_database_failover or certificate"
     )
+    # the sandbox's real passwords (ERP, PostgreSQL roles, Redis) are in none of: the
+    # terminal, the reports, timelines, evidence, Locust's logs, the sandbox's own logs
+    secrets = sandbox_secrets(sandbox.state_dir)
+    assert len(secrets) >= 4, "the sandbox's secret files were not found"
+    assert not [s for s in secrets if s in out], "a sandbox secret was printed"
+    written = [*tmp_path.rglob("*"), *sandbox.state_dir.glob("**/*.log")]
+    for path in (p for p in written if p.is_file()):
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        assert not [s for s in secrets if s in text], f"a sandbox secret is in {path}"
     found = verdicts(report)
     assert found == {
         "node-crash": "PASS",
@@ -84,6 +93,16 @@ def test_a_fast_suite_passes_on_the_sandbox(tmp_path: Path, sandbox: Any) -> Non
         phases = sum(p["requests"] for p in load["summary"]["phases"])
         assert phases == load["summary"]["requests"]
     assert "PASS" in out and "report:" in out
+
+
+def sandbox_secrets(state_dir: Path) -> list[str]:
+    """Every password the sandbox made, from the 0600 files that are meant to hold them."""
+    status = json.loads((state_dir / "status.json").read_text())
+    found = [str(status[k]) for k in ("password", "admin_password") if status.get(k)]
+    for path in state_dir.glob("**/secrets.json"):
+        found += [str(v) for v in json.loads(path.read_text()).values() if v]
+    found += [p.read_text().strip() for p in state_dir.glob("**/secret") if p.is_file()]
+    return [s for s in found if len(s) >= 8]
 
 
 def test_a_tight_target_fails_with_the_reason(tmp_path: Path, sandbox: Any) -> None:
