@@ -138,9 +138,7 @@ class BlackoutWindow(Strict):
     def _one_kind(self) -> BlackoutWindow:
         dated = self.start is not None or self.end is not None
         if (self.month_end is not None) == dated:
-            raise ValueError(
-                f"window {self.name}: give exactly one of month_end or from/to dates"
-            )
+            raise ValueError(f"window {self.name}: give exactly one of month_end or from/to dates")
         if dated:
             if self.start is None or self.end is None:
                 raise ValueError(f"window {self.name}: give both from and to (inclusive dates)")
@@ -187,6 +185,12 @@ class SafetySettings(Strict):
     blast_radius: BlastRadius = Field(default_factory=BlastRadius)
     calendar: BusinessCalendar | None = Field(
         default=None, description="blackout windows (month-end close) when drills are refused"
+    )
+    fault_call_timeout: Duration = Field(
+        default=3600.0,
+        description="longest one inject or revert may take before the run gives up on it "
+        "(backends bound their own calls, a point-in-time restore included; this is the "
+        "backstop for a call that hangs)",
     )
     runbook_approval_delay: Duration = Field(
         default=1.0, description="non-interactive runs approve a runbook step after this delay"

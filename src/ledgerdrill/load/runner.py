@@ -261,7 +261,7 @@ class LoadRun:
             finally:
                 # also on KeyboardInterrupt while waiting: never leave it running
                 _kill_group(proc.pid)
-                proc.wait()
+                _reap(proc, self.stop_timeout_s)
                 self._stop_workers()
             self._ended_by = ended
 
@@ -271,7 +271,7 @@ class LoadRun:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 worker.wait(timeout=self.stop_timeout_s)
             _kill_group(worker.pid)
-            worker.wait()
+            _reap(worker, self.stop_timeout_s)
 
     def _sample_cpu(self, pid: int) -> None:
         try:
@@ -344,6 +344,18 @@ def _free_port() -> int:
 def _kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
+
+
+def _reap(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Wait (bounded) for a process sent SIGKILL. One that survives even that (stuck in
+    the kernel) is reported, not waited on forever."""
+    try:
+        proc.wait(timeout=max(timeout_s, 1.0))
+    except subprocess.TimeoutExpired:
+        raise LoadRunError(
+            f"Locust process {proc.pid} did not exit after SIGKILL within "
+            f"{max(timeout_s, 1.0):g} s (stuck in the kernel?); stop it by hand"
+        ) from None
 
 
 def _tail(path: Path, chars: int = 2000) -> str:

@@ -3,6 +3,12 @@
 A probe's ``sample()`` never raises -- a crash inside a probe is a failed sample
 with the error as detail -- and is bounded by a per-sample timeout shorter than the
 interval, so a hung dependency shows up as failed samples, not as a hung run.
+
+The sampler enforces that bound even for a probe that ignores its ``timeout_s``: the
+call runs in a worker thread, and a call that has not returned by ``2 x timeout + 250
+ms`` is recorded as a failed sample ("no answer"). While that call stays hung no new
+one starts (a probe stuck on its own lock would only pile up threads): each tick is
+another failed sample, until the call returns and sampling resumes.
 """
 
 from __future__ import annotations
@@ -36,6 +42,21 @@ def safe_sample(probe: Probe, timeline: Timeline, timeout_s: float) -> Sample:
         return Sample(probe.name, start, False, took, f"probe error: {type(exc).__name__}: {exc}")
 
 
+class _Call:
+    """One ``safe_sample`` call in its own daemon thread."""
+
+    def __init__(self, probe: Probe, timeline: Timeline, timeout_s: float) -> None:
+        self.started = timeline.clock.now()
+        self.done = threading.Event()
+        self.sample: Sample | None = None
+
+        def run() -> None:
+            self.sample = safe_sample(probe, timeline, timeout_s)
+            self.done.set()
+
+        threading.Thread(target=run, name=f"probe-call-{probe.name}", daemon=True).start()
+
+
 class ProbeSampler:
     """Samples one probe every ``interval_s`` into the timeline until stopped.
 
@@ -61,6 +82,7 @@ class ProbeSampler:
         self.timeout_s = timeout_s if timeout_s else interval_s * 0.8
         self.max_samples = max_samples
         self.count = 0
+        self._hung: _Call | None = None  # a call that outlived its bound, still running
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"probe-{probe.name}", daemon=True)
 
@@ -72,6 +94,27 @@ class ProbeSampler:
         self._stop.set()
         self._thread.join(timeout_s)
 
+    def _bounded_sample(self) -> Sample:
+        clock = self.timeline.clock
+        if self._hung is not None:
+            if not self._hung.done.is_set():
+                began = self._hung.started
+                return Sample(
+                    self.probe.name, clock.now(), False, 0.0,
+                    f"no answer: its sample started {clock.now().seconds_since(began):.1f}s "
+                    "ago has not returned (probe hung)",
+                )  # fmt: skip
+            self._hung = None  # it came back: its stale answer is dropped, sampling resumes
+        call = _Call(self.probe, self.timeline, self.timeout_s)
+        bound_s = 2 * self.timeout_s + 0.25
+        if call.done.wait(bound_s) and call.sample is not None:
+            return call.sample
+        self._hung = call
+        return Sample(
+            self.probe.name, call.started, False, bound_s,
+            f"no answer within {bound_s:.2f}s (timeout {self.timeout_s:g}s; probe hung)",
+        )  # fmt: skip
+
     @property
     def running(self) -> bool:
         return self._thread.is_alive()
@@ -81,7 +124,7 @@ class ProbeSampler:
         origin = clock.now()
         tick = 0
         while not self._stop.is_set() and self.count < self.max_samples:
-            self.timeline.add_sample(safe_sample(self.probe, self.timeline, self.timeout_s))
+            self.timeline.add_sample(self._bounded_sample())
             self.count += 1
             elapsed = clock.now().seconds_since(origin)
             tick = max(tick + 1, int(elapsed / self.interval_s) + 1)

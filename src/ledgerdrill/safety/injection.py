@@ -17,6 +17,7 @@ from types import TracebackType
 
 from ledgerdrill.errors import FaultError, RevertError
 from ledgerdrill.faults.base import Evidence, Fault
+from ledgerdrill.safety.bounded import CallTimeout, bounded
 from ledgerdrill.safety.guard import SafetyGuard
 from ledgerdrill.safety.journal import FaultJournal
 from ledgerdrill.safety.signals import deferred_signals
@@ -39,6 +40,8 @@ class Injection:
         self.on_journaled = on_journaled
         self.touches: list[str] = []
         self.description = ""
+        # the backstop for a platform call that never returns (backends bound their own)
+        self.call_timeout_s = guard.target.safety.fault_call_timeout
         self.journal = journal
         self.guard = guard
         self.timeline = timeline
@@ -67,13 +70,17 @@ class Injection:
         self.revert()
 
     def start(self) -> None:
-        fault = self.fault
-        self.guard.check(fault)  # SafetyViolation: nothing touched, nothing journaled
-        # what the plan showed for this fault, resolved once, before anything changes
-        self.touches = [str(t) for t in fault.targets()]
-        self.description = fault.describe()
+        fault, limit = self.fault, self.call_timeout_s
+
+        def look() -> None:  # reads only: the guard, what it touches, what undo needs
+            self.guard.check(fault)  # SafetyViolation: nothing touched, nothing journaled
+            # what the plan showed for this fault, resolved once, before anything changes
+            self.touches = [str(t) for t in fault.targets()]
+            self.description = fault.describe()
+            fault.prepare()
+
+        bounded(look, limit, f"reading the platform before {fault.kind}")
         overridden = [w.name for w in self.guard.blackouts()[1]]
-        fault.prepare()
         self.entry_id = self.journal.intent(
             fault.undo_record(),
             target=self.guard.target.name,
@@ -90,37 +97,46 @@ class Injection:
             # RTO counts from the start of inject(), never from its end
             began = self.timeline.clock.now()
             with deferred_signals():  # an inject half-done is the hardest thing to undo
-                fault.inject()
+                bounded(fault.inject, limit, f"inject of {self.description}")
             self.t_inject = began
             self.journal.mark(self.entry_id, "injected")
             self.timeline.event(
                 "fault.injected", fault.kind, at=began, fault=fault.describe(),
                 inject_took_s=round(self.timeline.clock.now().seconds_since(began), 3),
             )  # fmt: skip
-            self.evidence = fault.verify()
+            self.evidence = bounded(fault.verify, limit, f"verify of {fault.kind}")
             self.timeline.event("fault.verified", fault.kind, evidence=self.evidence.summary)
         except BaseException as exc:
             self.timeline.event("fault.inject-failed", fault.kind, error=str(exc))
-            self.revert()
+            # an inject that timed out may still complete after the revert: keep the
+            # entry pending so that `ledgerdrill cleanup` reverts once more
+            late = "the inject timed out and may still take effect" if (
+                isinstance(exc, CallTimeout) and self.t_inject is None) else ""  # fmt: skip
+            self.revert(still_pending=late)
             if isinstance(exc, Exception) and not isinstance(exc, FaultError):
                 raise FaultError(f"injecting {fault.describe()} failed: {exc}") from exc
             raise
 
-    def revert(self) -> None:
-        """Undo the fault (idempotent). Raises ``RevertError`` loudly on failure."""
+    def revert(self, *, still_pending: str = "") -> None:
+        """Undo the fault (idempotent). Raises ``RevertError`` loudly on failure.
+        ``still_pending``: reverted, but the journal keeps the entry for a later cleanup."""
         if self.reverted or self.entry_id is None:
             return
         with deferred_signals():
             self.timeline.event("fault.reverting", self.fault.kind)
+            what = self.description or self.fault.kind
             try:
-                self.fault.revert()
+                bounded(self.fault.revert, self.call_timeout_s, f"revert of {what}")
             except Exception as exc:
                 self.journal.mark(self.entry_id, "revert-failed", error=str(exc))
                 self.timeline.event("fault.revert-failed", self.fault.kind, error=str(exc))
                 raise RevertError(
-                    f"REVERT FAILED for {self.fault.describe()}: {exc}. The fault may still be "
+                    f"REVERT FAILED for {what}: {exc}. The fault may still be "
                     f"in effect; run `ledgerdrill cleanup` and check the platform by hand."
                 ) from exc
             self.reverted = True
-            self.journal.mark(self.entry_id, "reverted")
+            if still_pending:
+                self.journal.mark(self.entry_id, "revert-failed", error=still_pending)
+            else:
+                self.journal.mark(self.entry_id, "reverted")
             self.timeline.event("fault.reverted", self.fault.kind)
