@@ -95,6 +95,9 @@ def kubernetes_for(target: Target, settings: AzurePlatformSettings) -> tuple[Pla
     assert kube_settings is not None
     backend = KubernetesPlatform.from_settings(target, kube_settings)  # checks the context
     owned: list[Any] = []
+    dr_kube = getattr(backend, "dr_kube", None)  # the backend's own dr connection, if it has one
+    if dr_kube is not None:
+        return backend, KubernetesNodeSource.of(backend.kube.core, dr_kube.core)
     if kube_settings.dr_context:
         check_allowed(kube_settings.dr_context, kube_settings.allowed_contexts)
         kubeconfig = (
