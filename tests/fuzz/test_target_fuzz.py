@@ -21,6 +21,16 @@ from ledgerdrill.targets import load_target
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = yaml.safe_load((REPO / "targets" / "sandbox.yaml").read_text())
+# the business calendar's fields are mutated too (time zones, dates, day counts)
+BASE["safety"]["calendar"] = {
+    "timezone": "Europe/Berlin",
+    "weekend": ["sat", "sun"],
+    "holidays": ["2026-12-25"],
+    "blackouts": [
+        {"name": "month-end-close", "month_end": {"last_business_days": 3, "first_business_days": 2}},
+        {"name": "audit", "from": "2026-12-20", "to": "2027-01-10", "reason": "year-end"},
+    ],
+}
 OUTCOMES: Counter[str] = Counter()
 
 values = fuzz_values(["5m", "0s", "-1s", "1h30m", "∞", "５m", "1e309s", "", "finance-core", "*"])
