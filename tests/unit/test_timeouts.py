@@ -37,7 +37,7 @@ def test_bounded_returns_raises_or_times_out() -> None:
     assert bounded(lambda: 7, 1.0, "quick") == 7
     with pytest.raises(ZeroDivisionError):
         bounded(lambda: 1 / 0, 1.0, "broken")
-    with pytest.raises(CallTimeout, match="hung call did not return within 0.2 s"):
+    with pytest.raises(CallTimeout, match=r"hung call did not return within 0\.2 s"):
         bounded(NEVER.wait, 0.2, "hung call")
 
 
@@ -58,10 +58,12 @@ def test_an_inject_that_hangs_is_given_up_and_reverted(lab: Any) -> None:
             super().inject()
             NEVER.wait()  # the platform call never returns
 
-    with pytest.raises(FaultError, match="inject of crash node node-b.*did not return within"):
-        with Injection(HangsAfterCrashing(platform, "node-b"), journal=journal, guard=guard,
-                       timeline=Timeline(FakeClock())):  # fmt: skip
-            pytest.fail("the body must not run when the inject did not finish")
+    hangs = HangsAfterCrashing(platform, "node-b")
+    with (
+        pytest.raises(FaultError, match=r"inject of crash node node-b.*did not return within"),
+        Injection(hangs, journal=journal, guard=guard, timeline=Timeline(FakeClock())),
+    ):
+        pytest.fail("the body must not run when the inject did not finish")
     assert platform.node_state("node-b") is NodeState.RUNNING  # reverted
     # the hung inject may still act later: the entry stays for `ledgerdrill cleanup`
     [entry] = journal.pending()
@@ -75,10 +77,12 @@ def test_a_revert_that_hangs_is_loud_and_stays_journaled(lab: Any) -> None:
         def revert(self) -> None:
             NEVER.wait()
 
-    with pytest.raises(RevertError, match="REVERT FAILED.*did not return within 0.3 s"):
-        with Injection(HangsOnRevert(platform, "node-b"), journal=journal, guard=guard,
-                       timeline=Timeline(FakeClock())):  # fmt: skip
-            pass
+    hangs = HangsOnRevert(platform, "node-b")
+    with (
+        pytest.raises(RevertError, match=r"REVERT FAILED.*did not return within 0\.3 s"),
+        Injection(hangs, journal=journal, guard=guard, timeline=Timeline(FakeClock())),
+    ):
+        pass
     assert [e.status for e in journal.pending()] == ["revert-failed"]
 
 
@@ -264,7 +268,7 @@ def test_an_azure_operation_that_never_finishes_times_out(tmp_path: Path) -> Non
         lambda kind, name, _attrs: events.append((kind, name)), check_every_s=5.0,
     )  # fmt: skip
     start = clock.now()
-    with pytest.raises(OperationTimeout, match="not finished within 120 s.*can be resumed"):
+    with pytest.raises(OperationTimeout, match=r"not finished within 120 s.*can be resumed"):
         runner.run(
             "compute.virtual_machine_scale_sets.begin_power_off",
             ["rg", "vmss", ["0"]], "power off node aks-np-0", timeout_s=120,
