@@ -72,3 +72,27 @@ def test_a_plan_fails_where_the_run_could_not_start(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "load profile month-end-close: the platform gives no entry_url" in done.stdout
     assert "scenarios.node-crash.load_profile: none" in done.stdout
+
+
+def test_the_sandbox_target_plans_while_the_sandbox_is_down(tmp_path: Path) -> None:
+    """`make plan` on a fresh machine: the sandbox is not running, so the database
+    primary cannot be read; those scenarios say their target is read when they run
+    (the run checks it before it injects) instead of failing the plan."""
+    text = (REPO / "targets" / "sandbox.yaml").read_text()
+    text = text.replace("../.ledgerdrill/sandbox", str(tmp_path / "sandbox"))
+    text = text.replace("../probes/sandbox.yaml", str(REPO / "probes" / "sandbox.yaml"))
+    assert str(tmp_path) in text and str(REPO / "probes") in text
+    target = tmp_path / "sandbox.yaml"
+    target.write_text(text)
+    done = subprocess.run(
+        [sys.executable, "-m", "ledgerdrill.cli", "plan", "--target", str(target),
+         "--scenarios", str(REPO / "scenarios"), "--reports-dir", str(tmp_path / "reports")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    plan = json.loads(next((tmp_path / "reports").glob("*/plan.json")).read_text())
+    verdicts = {s["id"]: s["verdict"] for s in plan["scenarios"]}
+    assert len(verdicts) == 11 and set(verdicts.values()) == {"PLANNED"}, verdicts
+    assert done.stdout.count("read when it runs; not now: the sandbox") == 3, done.stdout
+    assert "would crash node erp-b" in done.stdout
+    assert not (tmp_path / "sandbox" / "status.json").exists()  # nothing was started

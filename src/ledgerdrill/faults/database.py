@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ledgerdrill.errors import FaultError
+from ledgerdrill.errors import FaultError, PlatformError
 from ledgerdrill.faults.base import Evidence, Fault, JSONParams, TargetRef, register_fault
 from ledgerdrill.platforms.base import DatabaseControl, Platform
 
@@ -49,7 +49,11 @@ class DatabaseFailover(Fault):
 
     def describe(self) -> str:
         verb = "crash the database primary" if self.mode == "crash" else "switch the primary over"
-        return f"{verb} ({self._primary_name()})"
+        try:
+            who = self._primary_name()
+        except PlatformError:  # a plan made while the platform is down says so in targets
+            who = "whichever member is primary then"
+        return f"{verb} ({who})"
 
     def _primary_name(self) -> str:
         if self.old_primary:
@@ -100,6 +104,7 @@ class DatabaseCorruption(Fault):
 
     kind = "database-corruption"
     capability = DatabaseControl
+    chosen_when_run = "the database primary at that moment"
 
     def __init__(self, platform: Platform, sql: str, description: str = "") -> None:
         super().__init__(platform)

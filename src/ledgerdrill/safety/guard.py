@@ -62,6 +62,11 @@ class SafetyGuard:
         out += self._protected_problems(refs)
         return out
 
+    def problems_beyond_targets(self) -> list[str]:
+        """What refuses any fault on this target, whatever it acts on (environment and
+        business calendar): the plan's check when a fault's targets cannot be read yet."""
+        return self._environment_problems() + self.calendar_problems()
+
     def check(self, fault: Fault) -> None:
         found = self.problems(fault)
         if found:
