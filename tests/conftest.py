@@ -18,7 +18,7 @@ platform:
 tiers:
   finance-core: {{rto: {rto}, rpo: 0s}}
 default_tier: finance-core
-probes: {{interval: 100ms, steady_state: 300ms}}
+probes: {{interval: 100ms, steady_state: 300ms, settle_timeout: 1s}}
 stability: {{samples: 3, duration: 300ms}}
 scenarios:
   node-crash: {{recovery_timeout: 3s, params: {{node: node-b}}}}

@@ -35,6 +35,7 @@ from ledgerdrill.measure import (
     Recovery,
     StabilityWindow,
     Verdict,
+    fmt_s,
     judge,
     measure_recovery,
 )
@@ -197,9 +198,32 @@ class Drill:
                 self._gate_failed(f"the ledger canary cannot write: {type(exc).__name__}: {exc}")
             self._canary_started = True
         window_s = self.target.probes.steady_state if duration_s is None else duration_s
-        start = self.timeline.clock.now()
-        self.timeline.clock.sleep(window_s)
-        samples = self.timeline.samples(start=start)
+        settle_s = self.target.probes.settle_timeout
+        clock = self.timeline.clock
+        start = clock.now()
+        clock.sleep(window_s)
+        # The platform may still be settling after an earlier scenario (a rejoining
+        # standby, a replica rescheduled home): wait, bounded, for a window in which every
+        # probe is healthy, rather than call the scenario INCONCLUSIVE on the first look.
+        while detail := self._unsteady(window_s):
+            waited_s = clock.now().seconds_since(start) - window_s
+            if waited_s >= settle_s:
+                if settle_s > 0:
+                    detail += f" (still after waiting {fmt_s(waited_s)} for it to settle)"
+                self._gate_failed(detail)
+            clock.sleep(min(self._settle_step_s(), settle_s - waited_s))
+        waited_s = max(0.0, clock.now().seconds_since(start) - window_s)
+        self.steady_state_ok = True
+        self.timeline.event(
+            "steady-state.passed", self.scenario_id, window_s=window_s, settled_after_s=waited_s
+        )
+
+    def _settle_step_s(self) -> float:
+        return max(0.1, min([self.probe_interval(p) for p in self.probes] or [0.5]))
+
+    def _unsteady(self, window_s: float) -> str:
+        """Why the last ``window_s`` was not a steady state ("" when it was)."""
+        samples = self.timeline.samples(start=self.timeline.clock.now().plus(-window_s))
         # a probe sampled less often than the window counts with its latest sample
         for probe in self.probes:
             if self.probe_interval(probe) >= window_s:
@@ -209,14 +233,10 @@ class Drill:
                 )
         failing = sorted({s.probe for s in samples if not s.ok})
         silent = sorted({p.name for p in self.probes} - {s.probe for s in samples})
-        if failing or silent:
-            detail = "; ".join(
-                [f"probe {name} failing: {self._last_detail(name)}" for name in failing]
-                + [f"probe {name} gave no sample" for name in silent]
-            )
-            self._gate_failed(detail)
-        self.steady_state_ok = True
-        self.timeline.event("steady-state.passed", self.scenario_id, window_s=window_s)
+        return "; ".join(
+            [f"probe {name} failing: {self._last_detail(name)}" for name in failing]
+            + [f"probe {name} gave no sample" for name in silent]
+        )
 
     def _last_detail(self, probe: str) -> str:
         bad = [s for s in self.timeline.samples(probe) if not s.ok]
@@ -290,7 +310,9 @@ class Drill:
         while True:
             now = clock.now()
             recoveries = self._recoveries(t_inject, end=now, timeout_s=limit)
-            if recoveries and all(r.recovered for r in recoveries):
+            # a probe whose answer is overdue may be hung: its silence is not health
+            pending = any(s.overdue() for s in self._samplers if s.probe.counts_for_rto)
+            if recoveries and all(r.recovered for r in recoveries) and not pending:
                 self.timeline.event("recovery.observed", self.scenario_id)
                 return True
             if now.seconds_since(t_inject) > limit + self.window.min_duration_s:

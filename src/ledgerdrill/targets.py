@@ -71,6 +71,11 @@ class ProbeSettings(Strict):
     catalogue: str | None = Field(default=None, description="path of a probe catalogue YAML")
     interval: Duration = 0.2
     steady_state: Duration = Field(default=2.0, description="healthy window before injection")
+    settle_timeout: Duration = Field(
+        default=30.0,
+        description="how long the steady-state gate waits for a healthy window (a platform "
+        "still settling after an earlier scenario) before the scenario is INCONCLUSIVE",
+    )
 
     @field_validator("interval")
     @classmethod

@@ -108,8 +108,29 @@ def test_steady_state_failure_is_inconclusive_and_injects_nothing(
     )
     result = pytester.runpytest("--target=target.yaml", "-p", "no:cacheprovider", "-rs")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*INCONCLUSIVE: steady-state gate failed*node-a*"])
+    result.stdout.fnmatch_lines(
+        ["*INCONCLUSIVE: steady-state gate failed*node-a*still after waiting*for it to settle*"]
+    )
     assert fake_history(pytester.path) == []
+
+
+def test_the_gate_waits_for_a_platform_still_settling(
+    pytester: pytest.Pytester, fake_target
+) -> None:  # type: ignore[no-untyped-def]
+    """A node an earlier scenario left down comes back 0.5 s later (the fake heals it):
+    the gate waits for a healthy window (settle_timeout 1s) instead of giving up at once,
+    then the drill runs and the wait is on the timeline."""
+    make(pytester, fake_target, "drill.wait_for_recovery()", heal="500ms")
+    state = pytester.path / "state.json"
+    state.write_text(
+        json.dumps({"nodes": {"node-a": {"state": "stopped", "since": time.time()}}, "log": []})
+    )
+    result = pytester.runpytest("--target=target.yaml", "-p", "no:cacheprovider", "-rs")
+    assert "steady-state gate failed" not in result.stdout.str()
+    assert "node-b:stopped" in fake_history(pytester.path)  # the drill went on to inject
+    report = json.loads(next((pytester.path / "reports").glob("*/report.json")).read_text())
+    passed = [e for e in report["scenarios"][0]["events"] if e["kind"] == "steady-state.passed"]
+    assert passed and passed[0]["attributes"]["settled_after_s"] > 0
 
 
 def test_dry_run_touches_nothing_and_shows_refusals(pytester: pytest.Pytester, fake_target) -> None:  # type: ignore[no-untyped-def]

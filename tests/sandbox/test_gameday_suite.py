@@ -23,7 +23,7 @@ tiers:
   finance-core: {{rto: {rto}, rpo: 0s}}
   portals: {{rto: 4h, rpo: 1h}}
 default_tier: finance-core
-probes: {{catalogue: "{catalogue}", interval: 200ms, steady_state: 1s}}
+probes: {{catalogue: "{catalogue}", interval: 200ms, steady_state: 1s, settle_timeout: 10s}}
 stability: {{samples: 5, duration: 1s}}
 scenarios:
   node-crash: {{recovery_timeout: 30s, observe_after_recovery: 1s, params: {{node: erp-b}}}}
