@@ -4,11 +4,14 @@ A probe's ``sample()`` never raises -- a crash inside a probe is a failed sample
 with the error as detail -- and is bounded by a per-sample timeout shorter than the
 interval, so a hung dependency shows up as failed samples, not as a hung run.
 
-The sampler enforces that bound even for a probe that ignores its ``timeout_s``: the
-call runs in a worker thread, and a call that has not returned by ``2 x timeout + 250
-ms`` is recorded as a failed sample ("no answer"). While that call stays hung no new
-one starts (a probe stuck on its own lock would only pile up threads): each tick is
-another failed sample, until the call returns and sampling resumes.
+The sampler enforces a bound even for a probe that ignores its ``timeout_s``: the
+call runs in a worker thread, and a call that has not returned by ``HUNG_AFTER``
+(generous: a probe of several calls may overrun its timeout a little under load; a hung
+one never returns) is recorded as a failed sample ("no answer"), as is an overdue call
+when sampling stops. While a call stays hung no new one starts (a probe stuck on its
+own lock would only pile up threads): each tick is another failed sample, until the
+call returns and sampling resumes. ``overdue`` tells a waiting drill that an answer is
+still outstanding, so no recovery is declared on a probe that has gone quiet.
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ from ledgerdrill.timeline import Sample, Timeline
 
 DEFAULT_INTERVAL_S = 0.2
 MIN_INTERVAL_S = 0.05
+
+
+def hung_after_s(timeout_s: float) -> float:
+    """How long a sample may run before it counts as hung (a failed sample)."""
+    return max(4 * timeout_s + 1.0, 5.0)
 
 
 class Probe(Protocol):
@@ -83,6 +91,7 @@ class ProbeSampler:
         self.max_samples = max_samples
         self.count = 0
         self._hung: _Call | None = None  # a call that outlived its bound, still running
+        self._current: _Call | None = None  # the call being waited for
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"probe-{probe.name}", daemon=True)
 
@@ -105,15 +114,29 @@ class ProbeSampler:
                     "ago has not returned (probe hung)",
                 )  # fmt: skip
             self._hung = None  # it came back: its stale answer is dropped, sampling resumes
-        call = _Call(self.probe, self.timeline, self.timeout_s)
-        bound_s = 2 * self.timeout_s + 0.25
-        if call.done.wait(bound_s) and call.sample is not None:
-            return call.sample
-        self._hung = call
-        return Sample(
-            self.probe.name, call.started, False, bound_s,
-            f"no answer within {bound_s:.2f}s (timeout {self.timeout_s:g}s; probe hung)",
-        )  # fmt: skip
+        call = self._current = _Call(self.probe, self.timeline, self.timeout_s)
+        bound_s = hung_after_s(self.timeout_s)
+        try:
+            # in slices: a stop while an overdue call is outstanding records it at once
+            while not call.done.wait(0.05):
+                ran_s = clock.now().seconds_since(call.started)
+                if ran_s >= bound_s or (self._stop.is_set() and ran_s > self.timeout_s):
+                    self._hung = call
+                    return Sample(
+                        self.probe.name, call.started, False, ran_s,
+                        f"no answer after {ran_s:.2f}s (timeout {self.timeout_s:g}s; probe hung)",
+                    )  # fmt: skip
+        finally:
+            self._current = None
+        assert call.sample is not None
+        return call.sample
+
+    def overdue(self) -> bool:
+        """A sample has been running past its timeout: an answer is outstanding."""
+        call = self._current or self._hung
+        if call is None or call.done.is_set():
+            return False
+        return self.timeline.clock.now().seconds_since(call.started) > self.timeout_s
 
     @property
     def running(self) -> bool:
