@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ledgerdrill.errors import LedgerdrillError, PlatformError, SafetyViolation
+from ledgerdrill.dry_run import DryRunInjection, planned_problems
+from ledgerdrill.errors import LedgerdrillError, SafetyViolation
 from ledgerdrill.faults.base import Fault
 from ledgerdrill.load.model import LoadResult, LoadSummary
 from ledgerdrill.load.phases import summarise
@@ -248,24 +249,12 @@ class Drill:
         self.timeline.event("steady-state.failed", self.scenario_id, detail=detail)
         raise SteadyStateNotMet(detail)
 
-    def _planned_problems(self, fault: Fault) -> list[str]:
-        """The guard's verdict for the plan. A fault whose targets are chosen by role when
-        it runs (the database primary) on a platform that cannot be read now (the sandbox
-        is down) is not refused for that: the run resolves and checks its targets before
-        it injects. Everything else is checked as the run would."""
-        if fault.chosen_when_run:
-            try:
-                fault.targets()
-            except PlatformError:
-                return self.guard.problems_beyond_targets()
-        return self.guard.problems(fault)
-
     def inject(self, fault: Fault) -> Injection | DryRunInjection:
         if self.steady_state_ok is None and not self.dry_run:
             raise LedgerdrillError("call drill.steady_state() before drill.inject(...)")
         if self.dry_run:
             overridden = [w.name for w in self.guard.blackouts()[1]]
-            dry = DryRunInjection(fault, self._planned_problems(fault), overridden)
+            dry = DryRunInjection(fault, planned_problems(self.guard, fault), overridden)
             self.planned.append(dry.action)
             return dry
         injection = Injection(
@@ -524,34 +513,3 @@ class Drill:
 
     def timeline_path(self, folder: Path) -> Path:
         return folder / f"{self.scenario_id}.timeline.jsonl"
-
-
-class DryRunInjection:
-    """What ``inject`` returns in a dry run: records the action, touches nothing."""
-
-    def __init__(self, fault: Fault, refused: list[str], overrides: list[str]) -> None:
-        self.fault = fault
-        try:
-            targets = [str(t) for t in fault.targets()]
-        except PlatformError as exc:  # the platform cannot be read now (it is down)
-            targets = [f"(read when it runs; not now: {exc})"]
-        except Exception as exc:  # the plan shows it rather than crash
-            targets = [f"(cannot resolve targets: {exc})"]
-        self.action = PlannedAction(
-            fault=fault.kind,
-            description=fault.describe(),
-            targets=targets,
-            refused=refused,
-            overrides=overrides,
-            chosen_when_run=fault.chosen_when_run,
-        )
-        self.t_inject: Instant | None = None
-
-    def __enter__(self) -> DryRunInjection:
-        return self
-
-    def revert(self) -> None:
-        """A dry run applied nothing, so there is nothing to revert."""
-
-    def __exit__(self, *exc: object) -> None:
-        return None
