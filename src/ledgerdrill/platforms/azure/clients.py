@@ -29,6 +29,8 @@ from ledgerdrill.targets import AzurePlatformSettings, Target
 
 FAKE_ARM_ENV = "LEDGERDRILL_TEST_FAKE_ARM"
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+REQUEST_CONNECT_TIMEOUT_S = 20
+REQUEST_READ_TIMEOUT_S = 60
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,13 @@ def fake_arm_from_env() -> FakeArmEndpoint | None:
 
 
 def client_options(settings: AzurePlatformSettings) -> dict[str, Any]:
-    options: dict[str, Any] = {"polling_interval": settings.polling_interval}
+    options: dict[str, Any] = {
+        "polling_interval": settings.polling_interval,
+        # one HTTP request to ARM: azure-core's own default is 300 s each way; an answer
+        # that slow means ARM is in trouble, and the drill should say so sooner
+        "connection_timeout": REQUEST_CONNECT_TIMEOUT_S,
+        "read_timeout": REQUEST_READ_TIMEOUT_S,
+    }
     if settings.arm_endpoint:
         options["base_url"] = settings.arm_endpoint
     if settings.ca_bundle:
