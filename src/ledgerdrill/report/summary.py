@@ -49,7 +49,12 @@ def row(s: ScenarioReport) -> list[str]:
 def terminal_table(report: RunReport, width: int = 120) -> str:
     table = Table(title=f"ledgerdrill run {report.run_id} on {report.target}", title_justify="left")
     for header in HEADERS:
-        table.add_column(header)
+        if header == "scenario":  # what people look for: folded if it must be, never cut
+            table.add_column(header, overflow="fold", ratio=1)
+        elif header == "fault":  # mostly the scenario's own name again: the first to give
+            table.add_column(header, overflow="ellipsis", max_width=14)
+        else:  # figures and the verdict read as one line each
+            table.add_column(header, no_wrap=True)
     for scenario in report.scenarios:
         # escaped: a parametrised id such as ``certificate[expired]`` is not rich markup
         cells = [escape(cell) for cell in row(scenario)]
