@@ -11,6 +11,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
+def run_plan(target: Path, folder: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`ledgerdrill plan` on the shipped scenarios, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "ledgerdrill.cli", "plan", "--target", str(target),
+         "--scenarios", str(REPO / "scenarios"), "--reports-dir", str(folder / "reports"),
+         *extra],
+        cwd=folder, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
 SUITE = [
     "zone-outage", "database-failover[crash]", "database-failover[switchover]",
     "database-corruption-and-point-in-time-restore", "certificate[expired]",
@@ -32,11 +42,7 @@ def test_whole_suite_plans_on_a_full_fake_platform(tmp_path: Path) -> None:
         " certificates: ['*'], caches: ['*'], releases: ['*']}\n"
         "  blast_radius: {max_nodes: 3, max_zones: 1, max_regions: 1, max_node_share: 1}\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "ledgerdrill.cli", "plan", "--target", str(target),
-         "--scenarios", str(REPO / "scenarios"), "--reports-dir", str(tmp_path / "reports")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    done = run_plan(target, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     plan = json.loads(next((tmp_path / "reports").glob("*/plan.json")).read_text())
     ids = {s["id"]: s for s in plan["scenarios"]}
@@ -63,12 +69,7 @@ def test_a_plan_fails_where_the_run_could_not_start(tmp_path: Path) -> None:
         "scenarios:\n  node-crash: {params: {node: node-b}}\n"
         "safety:\n  allow: {nodes: ['*']}\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "ledgerdrill.cli", "plan", "--target", str(target),
-         "--scenarios", str(REPO / "scenarios"), "--reports-dir", str(tmp_path / "reports"),
-         "-k", "node_crash"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    done = run_plan(target, tmp_path, "-k", "node_crash")
     assert done.returncode != 0
     assert "load profile month-end-close: the platform gives no entry_url" in done.stdout
     assert "scenarios.node-crash.load_profile: none" in done.stdout
@@ -84,11 +85,7 @@ def test_the_sandbox_target_plans_while_the_sandbox_is_down(tmp_path: Path) -> N
     assert str(tmp_path) in text and str(REPO / "probes") in text
     target = tmp_path / "sandbox.yaml"
     target.write_text(text)
-    done = subprocess.run(
-        [sys.executable, "-m", "ledgerdrill.cli", "plan", "--target", str(target),
-         "--scenarios", str(REPO / "scenarios"), "--reports-dir", str(tmp_path / "reports")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    done = run_plan(target, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     plan = json.loads(next((tmp_path / "reports").glob("*/plan.json")).read_text())
     verdicts = {s["id"]: s["verdict"] for s in plan["scenarios"]}

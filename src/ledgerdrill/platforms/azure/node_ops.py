@@ -188,12 +188,21 @@ class AzureNodeOps:
         self._wait_ready(list(names))
 
     def _start_instances(self, stopped: Mapping[ScaleSetRef, Sequence[str]], why: str) -> None:
-        for ss, ids in sorted(stopped.items()):
+        self._act_per_scale_set("start", stopped, why)
+
+    def _power_off_instances(self, running: Mapping[ScaleSetRef, Sequence[str]], why: str) -> None:
+        self._act_per_scale_set("power-off", running, why)
+
+    def _act_per_scale_set(
+        self, action: str, instances: Mapping[ScaleSetRef, Sequence[str]], why: str
+    ) -> None:
+        """One call per scale set, each with its explicit instance-id list."""
+        for ss, ids in sorted(instances.items()):
             self.scale_sets.act(
-                "start",
+                action,
                 ss,
                 ids,
-                f"{why}: start {ss.vmss} instances {', '.join(ids)}",
+                f"{why}: {action} {ss.vmss} instances {', '.join(ids)}",
                 self.settings.operation_timeout,
             )
 
@@ -241,14 +250,7 @@ class AzureNodeOps:
         grouped = self.zone_instances(zone)
         if not grouped:
             raise FaultError(f"no scale-set instances in zone {zone!r}")
-        for ss, ids in sorted(grouped.items()):
-            self.scale_sets.act(
-                "power-off",
-                ss,
-                ids,
-                f"zone {zone} outage: power off {ss.vmss} instances {', '.join(ids)}",
-                self.settings.operation_timeout,
-            )
+        self._power_off_instances(grouped, f"zone {zone} outage")
 
     def crash_zone(self, zone: str) -> list[str]:
         """``zone_outage``, returning the instance ids it powered off."""

@@ -46,6 +46,10 @@ class AzureRegionOps:
             self, stopped: Mapping[ScaleSetRef, Sequence[str]], why: str
         ) -> None: ...
 
+        def _power_off_instances(
+            self, running: Mapping[ScaleSetRef, Sequence[str]], why: str
+        ) -> None: ...
+
         def _wait_ready(self, names: list[str]) -> None: ...
 
         def _db(self) -> FlexibleServers: ...
@@ -71,14 +75,7 @@ class AzureRegionOps:
             grouped[ref.scale_set].append(ref.instance_id)
         if not grouped:
             raise FaultError(f"region {region!r} has no scale-set instances")
-        for ss, ids in sorted(grouped.items()):
-            self.scale_sets.act(
-                "power-off",
-                ss,
-                ids,
-                f"region {region} outage: power off {ss.vmss}",
-                self.settings.operation_timeout,
-            )
+        self._power_off_instances(grouped, f"region {region} outage")
 
     def restore_region(self, region: str) -> None:
         self.runner.settle_pending(self.settings.operation_timeout)
