@@ -69,3 +69,14 @@ def sandbox() -> Iterator[LiveSandbox]:
                       if str(state_dir) in " ".join(p.info["cmdline"] or [])]  # fmt: skip
         shutil.rmtree(state_dir, ignore_errors=True)
         assert not survivors, f"processes left running after sandbox down: {survivors}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each test's call report on the item: a fixture's teardown can then tell a
+    test that passed (and must have left shared state as it found it) from one that
+    failed (``pgtools.kept``)."""
+    report = yield
+    if report.when == "call":
+        item.ledgerdrill_call_report = report  # type: ignore[attr-defined]
+    return report

@@ -2,127 +2,50 @@
 
 One cluster serves the module (it takes ~2 s to build); every test leaves it healthy
 -- a primary, a synchronous standby and an asynchronous DR replica, all streaming --
-though not necessarily with the same member as primary. Tests that break it for good
-(a regional failover, a diverged replica) build their own. Measured timings are
-printed (run with ``-s`` to see them).
+though not necessarily with the same member as primary; ``pgtools.ClusterKeeper``
+checks that before and after each test, so a test that breaks it fails itself and the
+tests after it get a repaired cluster. Tests that break it for good (a regional
+failover, a diverged replica) build their own. Measured timings are printed (run with
+``-s`` to see them).
 """
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
 import psutil
 import psycopg
 import pytest
+from pgtools import (
+    ClusterKeeper,
+    Events,
+    assert_down,
+    healthy,
+    kept,
+    roles,
+    server_processes,
+    state_folder,
+    take_down,
+    timing,
+    wait_for,
+)
 
 from ledgerdrill.sandbox.nodes import NodeProcesses
 from ledgerdrill.sandbox.postgres import (
     HaController,
     PgCluster,
     is_unreplicated_commit_notice,
-    proctree,
 )
 from ledgerdrill.sandbox.postgres.server import application_name
 from ledgerdrill.sandbox.procs import port_open
 
 
-def timing(name: str, seconds: float) -> None:
-    print(f"\n[timing] {name}: {seconds:.2f}s")
-
-
 def num(value: object) -> float:
     assert isinstance(value, int | float), value
     return float(value)
-
-
-def state_folder() -> Path:
-    """Under /tmp, traversable by everyone: the servers run as ``nobody`` when we are
-    root, and pytest's own tmp_path (``/tmp/pytest-of-root``, 0700) is not."""
-    folder = Path(tempfile.mkdtemp(prefix="ldpg-"))
-    folder.chmod(0o755)
-    return folder
-
-
-def server_processes(cluster: PgCluster) -> list[psutil.Process]:
-    """Every process of every server of ``cluster`` now: postmasters and children."""
-    found: list[psutil.Process] = []
-    for server in [*cluster.members, *cluster.restored.values()]:
-        if server.pid is not None and server.alive():
-            found += proctree.members(server.pid)
-    return found
-
-
-def assert_down(cluster: PgCluster, processes: list[psutil.Process]) -> None:
-    """No process of the servers left (zombies awaiting init's reaping run nothing),
-    no port bound, no pid file."""
-    servers = [*cluster.members, *cluster.restored.values()]
-    left = [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert left == []
-    assert not any(port_open(s.port) for s in servers)
-    assert list(cluster.state_dir.glob("nodes/*/*.pid")) == []
-
-
-class Events:
-    """Collects HaController events (what the timeline will receive)."""
-
-    def __init__(self) -> None:
-        self.items: list[tuple[float, str, str, dict[str, object]]] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, kind: str, name: str, attributes: dict[str, object]) -> None:
-        with self.lock:
-            self.items.append((time.monotonic(), kind, name, attributes))
-
-    def kinds(self) -> list[str]:
-        with self.lock:
-            return [kind for _, kind, _, _ in self.items]
-
-    def first(self, kind: str) -> tuple[float, str, dict[str, object]]:
-        with self.lock:
-            for at, k, name, attributes in self.items:
-                if k == kind:
-                    return at, name, attributes
-        raise AssertionError(f"no {kind} event in {self.kinds()}")
-
-
-def wait_for(predicate: Callable[[], object], timeout_s: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            if predicate():
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def roles(cluster: PgCluster) -> dict[str, str]:
-    return {m.name: m.role for m in cluster.topology().members}
-
-
-def healthy(cluster: PgCluster) -> bool:
-    """Primary + a streaming sync standby + a streaming async replica."""
-    rows = {r.application_name: r for r in cluster.primary.replication()}
-    partner = cluster.partner_of(cluster.primary_name)
-    assert partner is not None
-    sync = rows.get(application_name(partner))
-    dr = rows.get(application_name(cluster.dr_member))
-    return (
-        sync is not None
-        and sync.sync_state == "sync"
-        and sync.state == "streaming"
-        and dr is not None
-        and dr.sync_state == "async"
-        and dr.state == "streaming"
-        and cluster.follows_primary(partner)
-        and cluster.follows_primary(cluster.dr_member)
-    )
 
 
 def count(dsn: str, table: str) -> int:
@@ -133,22 +56,20 @@ def count(dsn: str, table: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[PgCluster]:
-    state = state_folder()
-    pg = PgCluster(state)
-    started = time.monotonic()
+def keeper() -> Iterator[ClusterKeeper]:
+    shared = ClusterKeeper(healthy, "ldpg-")
     try:
-        pg.up()
-        timing(
-            "cold start of the cluster (initdb, 2 clones, sync, base backup)",
-            time.monotonic() - started,
-        )
-        yield pg
+        yield shared
     finally:
-        processes = server_processes(pg)
-        pg.down()
-        assert_down(pg, processes)
-        shutil.rmtree(state, ignore_errors=True)
+        shared.close()
+
+
+@pytest.fixture
+def cluster(keeper: ClusterKeeper, request: pytest.FixtureRequest) -> Iterator[PgCluster]:
+    """The shared cluster, healthy (any member primary) before the test; a test that
+    passes must leave it healthy (see ``pgtools.ClusterKeeper``)."""
+    with kept(keeper, request) as healthy_cluster:
+        yield healthy_cluster
 
 
 @pytest.fixture
@@ -540,11 +461,27 @@ def test_down_leaves_nothing_running_and_up_starts_it_again(cluster: PgCluster) 
     assert count(cluster.dsn(), "survives_restart") == 1
 
 
+def test_the_keeper_repairs_a_cluster_left_without_its_standby(
+    keeper: ClusterKeeper, cluster: PgCluster
+) -> None:
+    """What keeps one failure from cascading: a cluster left with its synchronous
+    standby crashed and synchronous replication switched off is healthy again for the
+    next test, and the repair is on record."""
+    partner = cluster.partner_of(cluster.primary_name) or ""
+    cluster.server(partner).crash()
+    cluster.primary.set_synchronous_standby(None)
+    assert not healthy(cluster)
+    repaired = keeper.ready_for("the next test", settle_s=0.5)
+    assert healthy(repaired)
+    assert repaired.primary.synchronous_standby_names() == f"FIRST 1 ({application_name(partner)})"
+    assert keeper.repairs[-1] == "repaired before the next test"
+
+
 # -- clusters of their own (they end broken on purpose) ---------------------------------------
 
 
 def test_regional_failover_promotes_dr_replica_and_loses_what_it_had_not_received() -> None:
-    state = state_folder()
+    state = state_folder("ldpg-own-")
     pg = PgCluster(state)
     try:
         pg.up()
@@ -568,16 +505,13 @@ def test_regional_failover_promotes_dr_replica_and_loses_what_it_had_not_receive
             conn.execute("INSERT INTO journal VALUES (99)")  # writes work in the DR region
         assert roles(pg)[pg.dr_member] == "primary"
     finally:
-        processes = server_processes(pg)
-        pg.down()
-        assert_down(pg, processes)
-        shutil.rmtree(state, ignore_errors=True)
+        take_down(pg)
 
 
 def test_dr_replica_that_diverged_after_failover_is_rebuilt() -> None:
     """With sync replication degraded, the DR replica can receive WAL the standby never
     had; after a failover it cannot follow the new timeline and must be re-seeded."""
-    state = state_folder()
+    state = state_folder("ldpg-own-")
     pg = PgCluster(state)
     events = Events()
     controller = HaController(pg, events, detection_window_s=1.0, follow_timeout_s=3.0)
@@ -609,7 +543,4 @@ def test_dr_replica_that_diverged_after_failover_is_rebuilt() -> None:
         print(f"\n[rebuild] {rebuilt}")
     finally:
         controller.stop()
-        processes = server_processes(pg)
-        pg.down()
-        assert_down(pg, processes)
-        shutil.rmtree(state, ignore_errors=True)
+        take_down(pg)

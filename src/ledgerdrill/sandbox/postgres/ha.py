@@ -56,6 +56,19 @@ restored-server-adopted     primary         restored, took_s, timeline
 controller-error            primary         error (the loop goes on)
 =========================== =============== ===============================================
 
+Events are in the order of cause and effect, which is what a drill's timeline and
+the tests read:
+
+* A decision is reported *before* the controller acts on it (``failover-started``,
+  ``sync-replication-degraded``, ``sync-replication-restored``): a commit released by
+  the degradation, say, never comes back before the event that explains it. An
+  action that then fails is followed by ``failover-failed`` or ``controller-error``.
+* The poll and every planned operation (``rejoin``, ``switchover``, the regional ones)
+  take turns under one lock, and a planned operation reports its outcome and what
+  follows from it (``region-failed-over`` then ``ha-suspended``; ``failed-back`` then
+  ``ha-resumed``) before the poll may run again. Time spent waiting for a planned
+  operation never counts as the primary's silence.
+
 Times come from an injectable monotonic ``clock``; ``tick()`` runs one poll so the
 decision logic can be driven step by step. The drills use the real thread.
 """
@@ -65,7 +78,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from ledgerdrill.errors import PlatformError
 from ledgerdrill.sandbox.postgres.cluster import PgCluster
@@ -112,6 +125,9 @@ class HaController:
         self._probe = probe or self._real_probe
         self._stop = threading.Event()
         self._paused = threading.Event()  # a planned operation is in progress
+        # one decision at a time: the poll and the planned operations take turns, so
+        # their events can never interleave out of cause-and-effect order
+        self._decide = threading.RLock()
         self._thread: threading.Thread | None = None
         self._watched = cluster.primary_name
         self._last_answer = clock()
@@ -193,6 +209,10 @@ class HaController:
     # -- one poll ---------------------------------------------------------------------------
     def tick(self) -> None:
         """Probe the primary once and act on what is seen."""
+        with self._decide:
+            self._tick()
+
+    def _tick(self) -> None:
         if self._paused.is_set():
             self._last_answer = self.clock()  # no judging the primary during maintenance
             return
@@ -342,9 +362,9 @@ class HaController:
             steady = now - self._standby_ok_since >= self.detection_window_s
             if not configured and steady and self.cluster.follows_primary(partner):
                 self._to_rejoin.pop(partner, None)  # evidently back
+                self._emit("sync-replication-restored", primary.name, standby=partner)
                 with self.cluster.lock:
                     primary.set_synchronous_standby(partner)
-                self._emit("sync-replication-restored", primary.name, standby=partner)
             return
         self._standby_ok_since = None
         if self._standby_lost_since is None:
@@ -353,8 +373,7 @@ class HaController:
             if configured:
                 self._emit("sync-standby-unreachable", partner, reason=reason)
         if configured and now - self._standby_lost_since >= self.detection_window_s:
-            with self.cluster.lock:
-                primary.set_synchronous_standby(None)
+            # reported first: the change releases waiting commits at once
             self._emit(
                 "sync-replication-degraded",
                 primary.name,
@@ -362,6 +381,8 @@ class HaController:
                 reason=reason,
                 waiting_commits=health.waiting_commits,
             )
+            with self.cluster.lock:
+                primary.set_synchronous_standby(None)
 
     def _watch_followers(self, now: float) -> None:
         """A repointed replica that does not follow by its deadline had diverged (it
@@ -402,96 +423,115 @@ class HaController:
 
     def _rejoin_or_raise(self, member: str) -> str:
         started = self.clock()
-        self._paused.set()
-        try:
-            with self.cluster.lock:
-                sync_before = self.cluster.primary.synchronous_standby_names()
-                how = self.cluster.rejoin(member, restore_sync=True)
-                sync_after = self.cluster.primary.synchronous_standby_names()
-        except PlatformError as exc:
-            self._emit("rejoin-failed", member, error=str(exc))
-            raise
-        finally:
-            self._paused.clear()
-        self._to_rejoin.pop(member, None)
-        details: dict[str, object] = {"how": how, "took_s": self.clock() - started}
-        if how == "rebuilt":
-            details["rewind_error"] = self.cluster.last_rewind_error
-        self._emit("standby-rejoined", member, **details)
-        if sync_after != sync_before and sync_after:
-            self._emit("sync-replication-restored", self.cluster.primary_name, standby=member)
+        with self._planned_operation():
+            try:
+                with self.cluster.lock:
+                    sync_before = self.cluster.primary.synchronous_standby_names()
+                    how = self.cluster.rejoin(member, restore_sync=True)
+                    sync_after = self.cluster.primary.synchronous_standby_names()
+            except PlatformError as exc:
+                self._emit("rejoin-failed", member, error=str(exc))
+                raise
+            self._to_rejoin.pop(member, None)
+            details: dict[str, object] = {"how": how, "took_s": self.clock() - started}
+            if how == "rebuilt":
+                details["rewind_error"] = self.cluster.last_rewind_error
+            self._emit("standby-rejoined", member, **details)
+            if sync_after != sync_before and sync_after:
+                self._emit("sync-replication-restored", self.cluster.primary_name, standby=member)
         return how
 
     def switchover(self, to: str | None = None) -> str:
         """A planned switchover, with the controller's knowledge kept in step."""
         started = self.clock()
-        self._paused.set()
-        try:
+        with self._planned_operation():
             with self.cluster.lock:
                 old = self.cluster.primary_name
                 new = self.cluster.switchover(to)
                 self._reset(new)
-        finally:
-            self._paused.clear()
-        self._emit("switchover-completed", new, old_primary=old, took_s=self.clock() - started)
+            self._emit("switchover-completed", new, old_primary=old, took_s=self.clock() - started)
         return new
 
+    @contextlib.contextmanager
+    def _planned_operation(self) -> Iterator[None]:
+        """Hold the poll off while a planned operation runs and reports (the poll waits
+        for its turn; an operation called from the poll itself, an automatic rejoin,
+        re-enters). The wait is not the primary's silence: the clock of the last answer
+        restarts when the operation ends."""
+        with self._decide:
+            self._paused.set()
+            try:
+                yield
+            finally:
+                self._paused.clear()
+                self._last_answer = self.clock()
+
     # -- planned region-level operations --------------------------------------------------------
-    def _planned(self, action: Callable[[], object]) -> None:
+    def _planned(self, action: Callable[[], object], report: Callable[[], None]) -> None:
         """Run ``action`` paused and under the cluster lock, then start afresh: queued
-        rejoins and replicas to watch belonged to the topology before it."""
-        self._paused.set()
-        try:
+        rejoins and replicas to watch belonged to the topology before it. ``report``
+        emits the outcome, and the controller takes its stance on the new topology
+        (suspended or resumed) before the poll runs again."""
+        with self._planned_operation():
             with self.cluster.lock:
                 action()
                 self._to_rejoin.clear()
                 self._to_follow.clear()
                 self._reset(self.cluster.primary_name)
-        finally:
-            self._paused.clear()
+            report()
+            self._stand_aside()
 
     def regional_failover(self) -> str:
         """The primary region is lost: promote the DR replica and fence the region's
         members (``PgCluster.promote_dr``). The controller stands aside until
         ``fail_back``. Returns the new primary."""
         started = self.clock()
-        self._planned(self.cluster.promote_dr)
-        primary = self.cluster.primary
-        self._emit(
-            "region-failed-over",
-            primary.name,
-            promotion_took_s=self.clock() - started,
-            timeline=primary.timeline_id(),
-        )
-        return primary.name
+
+        def report() -> None:
+            primary = self.cluster.primary
+            self._emit(
+                "region-failed-over",
+                primary.name,
+                promotion_took_s=self.clock() - started,
+                timeline=primary.timeline_id(),
+            )
+
+        self._planned(self.cluster.promote_dr, report)
+        return self.cluster.primary_name
 
     def fail_back(self, timeout_s: float = 120.0) -> str:
         """Back to the primary region once its nodes are available again
         (``PgCluster.fail_back``): the original shape, the controller resumes.
         Returns the primary."""
         started = self.clock()
-        self._planned(lambda: self.cluster.fail_back(timeout_s))
-        primary = self.cluster.primary
-        self._emit(
-            "failed-back",
-            primary.name,
-            took_s=self.clock() - started,
-            timeline=primary.timeline_id(),
-        )
-        return primary.name
+
+        def report() -> None:
+            primary = self.cluster.primary
+            self._emit(
+                "failed-back",
+                primary.name,
+                took_s=self.clock() - started,
+                timeline=primary.timeline_id(),
+            )
+
+        self._planned(lambda: self.cluster.fail_back(timeout_s), report)
+        return self.cluster.primary_name
 
     def adopt_restored(self, name: str, timeout_s: float = 120.0) -> str:
         """Make the restored server ``name`` the HA cluster's data again
         (``PgCluster.adopt_restored``) without the controller mistaking the rebuild for
         an outage. Returns the primary."""
         started = self.clock()
-        self._planned(lambda: self.cluster.adopt_restored(name, timeout_s))
-        primary = self.cluster.primary
-        self._emit(
-            "restored-server-adopted",
-            primary.name,
-            restored=name,
-            took_s=self.clock() - started,
-            timeline=primary.timeline_id(),
-        )
-        return primary.name
+
+        def report() -> None:
+            primary = self.cluster.primary
+            self._emit(
+                "restored-server-adopted",
+                primary.name,
+                restored=name,
+                took_s=self.clock() - started,
+                timeline=primary.timeline_id(),
+            )
+
+        self._planned(lambda: self.cluster.adopt_restored(name, timeout_s), report)
+        return self.cluster.primary_name
