@@ -15,6 +15,10 @@ a command line, where ``ps`` would show them):
 ``LEDGERDRILL_LOAD_PLAN``      JSON plan written by ``ledgerdrill.load`` (stages and mixes);
                                without it no shape is defined and ``-u``/``-r`` apply
 ``LEDGERDRILL_LOAD_SECONDS``   file for per-second counts and latency histograms (JSON lines)
+``LEDGERDRILL_LOAD_REQUESTS``  file for the per-request record (JSON lines): each request's
+                               send time ``s``, answer time ``e`` and outcome ``o`` (``ok``,
+                               ``error``, ``unanswered``, ``not-sent``); requests still
+                               waiting when Locust stops are written with ``e``/``o`` null
 ``LEDGERDRILL_LOAD_RUN_ID``    prefix of every posting reference (default: random)
 
 Flows (one is drawn per iteration from the current stage's mix):
@@ -139,7 +143,8 @@ class FinanceUser(FastHttpUser):
     # -- JSON-RPC --------------------------------------------------------------------
     def _rpc(self, path: str, params: dict[str, Any], name: str, duplicate_ok: bool = False) -> Any:
         payload = {"jsonrpc": "2.0", "method": "call", "id": next(_SEQUENCE), "params": params}
-        with self.client.post(path, json=payload, name=name, catch_response=True) as resp:
+        post = self.client.post
+        with _in_flight(), post(path, json=payload, name=name, catch_response=True) as resp:
             if resp.status_code != 200:
                 resp.failure(f"HTTP {resp.status_code}: {resp.error or ''}"[:200])
                 raise RpcFailed(name)
@@ -326,14 +331,66 @@ def _rounded_ms(ms: float) -> int:
 
 
 @events.request.add_listener
-def _on_request(response_time: float, exception: Exception | None, **_: Any) -> None:
+def _on_request(response_time: float, exception: Exception | None, **meta: Any) -> None:
     bucket = _buckets[int(time.time())]
     bucket["requests"] += 1
     bucket["failures"] += exception is not None
     bucket["hist"][_rounded_ms(response_time or 0.0)] += 1
+    start = meta.get("start_time")
+    if REQUESTS_FILE and isinstance(start, float):
+        end = start + (response_time or 0.0) / 1000
+        _requests.append({"s": start, "e": end, "o": _outcome(exception, meta.get("response"))})
+
+
+# -- the per-request record: what each user lived through ---------------------------------
+REQUESTS_FILE = ENV.get("LEDGERDRILL_LOAD_REQUESTS")
+_requests: list[dict[str, Any]] = []
+_waiting: dict[int, float] = {}  # request token -> when it was sent (time.time())
+_TOKENS = itertools.count()
+
+
+@contextlib.contextmanager
+def _in_flight() -> Any:
+    """A request is waiting from here until its answer; one still waiting when Locust
+    stops the users (a hung request never reports) is written as never answered."""
+    token = next(_TOKENS)
+    _waiting[token] = sent = time.time()
+    try:
+        yield
+    except gevent.GreenletExit:  # the user was stopped while it waited: no answer came
+        _requests.append({"s": sent, "e": None, "o": None})
+        raise
+    finally:
+        _waiting.pop(token, None)
+
+
+def _outcome(exception: Exception | None, response: Any) -> str:
+    """ok | error (an answer that is an error) | unanswered (sent, no answer: timeout,
+    connection dropped) | not-sent (the connection was refused)."""
+    if exception is None:
+        return "ok"
+    status = getattr(response, "status_code", 0) or 0
+    if status > 0:
+        return "error"
+    cause = getattr(response, "error", None) or exception
+    refused = isinstance(cause, ConnectionRefusedError) or "refused" in str(cause).lower()
+    return "not-sent" if refused else "unanswered"
+
+
+def _flush_requests(final: bool) -> None:
+    if not REQUESTS_FILE:
+        return
+    rows, _requests[:] = list(_requests), []
+    if final:
+        rows += [{"s": start, "e": None, "o": None} for start in _waiting.values()]
+        _waiting.clear()
+    if rows:
+        with open(REQUESTS_FILE, "a", encoding="utf-8") as handle:
+            handle.write("".join(json.dumps(row) + "\n" for row in rows))
 
 
 def _flush(upto: float) -> None:
+    _flush_requests(final=False)
     if not SECONDS_FILE:
         return
     done = sorted(t for t in _buckets if t < upto)
@@ -386,3 +443,4 @@ def _on_quitting(**_: Any) -> None:
 @events.quit.add_listener
 def _on_quit(**_: Any) -> None:
     _flush(float("inf"))  # requests that ended while the users were being stopped
+    _flush_requests(final=True)  # and those still waiting now, never answered

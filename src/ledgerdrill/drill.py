@@ -40,6 +40,7 @@ from ledgerdrill.measure import (
     judge,
     measure_recovery,
 )
+from ledgerdrill.measure.users import UsersFigures, measure_users
 from ledgerdrill.platforms.base import Platform
 from ledgerdrill.probes.base import Probe, ProbeSampler
 from ledgerdrill.probes.canary import LedgerCanary, measure_canary
@@ -104,6 +105,7 @@ class Drill:
         self.load_profile = load_profile
         self.load_result: LoadResult | None = None
         self.load_summary: LoadSummary | None = None
+        self.users: UsersFigures | None = None
         self.settings: ScenarioSettings = target.scenario(scenario_id)
         self.window = StabilityWindow(target.stability.samples, target.stability.duration)
         self.injections: list[Injection] = []
@@ -407,6 +409,7 @@ class Drill:
         if t_inject is not None and self.loss is None and self._canary_started:
             self._measure_canary(t_inject, fault)
         recoveries: list[Recovery] = []
+        end: Instant | None = None
         if t_inject is not None:
             timeout = self._last_recovery_wait or self.settings.recovery_timeout
             # observation of the fault ends when its revert begins (a fail-back or a
@@ -415,6 +418,7 @@ class Drill:
             end = min(reverts, key=lambda t: t.mono_ns) if reverts else self.timeline.clock.now()
             recoveries = self._recoveries(t_inject, end=end, timeout_s=timeout)
         load_figures = self._measure_load(t_inject, recoveries) if self.load is not None else None
+        users = self._measure_users(t_inject, end, recoveries) if self.load is not None else None
         measured = Measurements(
             steady_state_ok=bool(self.steady_state_ok),
             steady_state_detail=self.steady_state_detail or "the gate was never run",
@@ -423,6 +427,7 @@ class Drill:
             invariants_after=self.invariants_after,
             extra_checks=tuple(self.extra_checks),
             load=load_figures,
+            users=users,
         )
         objective = self.objective or Objective(rto_s=None, rpo_s=None)
         judgement = judge(objective, measured)
@@ -451,6 +456,32 @@ class Drill:
         fault_phase = next((p for p in summary.phases if p.phase == "fault"), None)
         rate = fault_phase.error_rate if fault_phase is not None and fault_phase.requests else None
         return LoadFigures(rate, summary.p95_back_after_s, summary.p95_back_reason)
+
+    def _measure_users(
+        self, t_inject: Instant | None, end: Instant | None, recoveries: list[Recovery]
+    ) -> UsersFigures | None:
+        """What users lived through, from the load's per-request record, over the same
+        observation as the probes (the fault until its revert began)."""
+        assert self.load is not None
+        if t_inject is None or end is None:
+            return None
+        try:
+            requests = self.load.user_requests()
+        except Exception as exc:  # a broken record is reported, not fatal
+            self.add_check(Check("users", None, f"users' request record unreadable: {exc}"))
+            return None
+        slowest = Measurements(steady_state_ok=True, recoveries=recoveries).rto
+        fault_end = None
+        if slowest is not None and slowest.recovered and slowest.rto_s is not None:
+            fault_end = t_inject.wall.timestamp() + slowest.rto_s
+        self.users = measure_users(
+            requests,
+            t_inject=t_inject.wall.timestamp(),
+            end=max(end.wall.timestamp(), t_inject.wall.timestamp()),
+            fault_end=fault_end,
+            window=self.window,
+        )
+        return self.users
 
     def _measure_canary(self, t_inject: Instant, fault: Fault | None) -> None:
         assert self.canary is not None

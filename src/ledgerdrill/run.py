@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from ledgerdrill.report.model import (
     RunReport,
     ScenarioLoad,
     ScenarioReport,
+    UsersModel,
 )
 from ledgerdrill.safety import DEFAULT_STATE_DIR, FaultJournal, SafetyGuard
 from ledgerdrill.safety.calendar import require_windows
@@ -312,6 +314,7 @@ def scenario_report(
         recovered_writes=len(loss.recovered) if loss else None,
         unexpected_writes=len(loss.unexpected) if loss else None,
         duplicate_writes=len(loss.duplicates) if loss else None,
+        users=UsersModel(**dataclasses.asdict(measured.users)) if measured.users else None,
     )
     objective = drill.objective
     return ScenarioReport(

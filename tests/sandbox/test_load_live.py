@@ -78,6 +78,10 @@ def test_a_profile_runs_and_per_second_counts_sum_to_locusts_totals(sandbox, tmp
     assert result.startup_s is not None and 0 < result.startup_s < 10
     summary = summarise(result, 3.0, 5.0, recovery_window_s=1.0)
     assert sum(p.requests for p in summary.phases) == result.locust_requests
+    # the per-request record (users' figures) agrees with Locust's own totals
+    answered = [r for r in run.user_requests() if r.end is not None]
+    assert len(answered) == result.locust_requests
+    assert sum(not r.ok for r in answered) == result.locust_failures
     assert all(p.p95_ms is not None for p in summary.phases if p.requests)
 
 

@@ -28,8 +28,10 @@ from typing import Any
 
 from ledgerdrill.load.model import CountsSource, LoadError, SecondStats
 from ledgerdrill.load.phases import percentile
+from ledgerdrill.measure.users import OUTCOMES, UserRequest
 
 SECONDS_FILE = "seconds.jsonl"
+REQUESTS_FILE = "requests.jsonl"
 JSON_FILE = "locust.json"
 CSV_PREFIX = "locust"
 
@@ -60,6 +62,27 @@ def read_listener(text: str) -> tuple[float | None, PerSecond, dict[int, dict[in
             key = int(float(value))
             hist[key] = hist.get(key, 0) + int(count)
     return start, counts, hists
+
+
+def read_requests(text: str) -> list[UserRequest]:
+    """The per-request record (``requests.jsonl``): ``{"s": sent, "e": answered | null,
+    "o": outcome | null}`` per line, epoch seconds. A torn or malformed line (a process
+    killed mid-write) is skipped, never guessed at."""
+    found: list[UserRequest] = []
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+            start, end, outcome = float(row["s"]), row["e"], row["o"]
+            if outcome is not None and outcome not in OUTCOMES:
+                continue
+            found.append(UserRequest(start, None if end is None else float(end), outcome))
+        except (ValueError, TypeError, KeyError):
+            continue
+    return sorted(found, key=lambda r: r.start)
+
+
+def collect_requests(out_dir: Path) -> list[UserRequest]:
+    return read_requests(_text(out_dir / REQUESTS_FILE))
 
 
 def read_locust_json(data: Any) -> tuple[int, int, PerSecond]:

@@ -34,9 +34,16 @@ from typing import Literal, Self
 import psutil
 
 from ledgerdrill.errors import ConfigError, LedgerdrillError
-from ledgerdrill.load.collect import CSV_PREFIX, SECONDS_FILE, collect
+from ledgerdrill.load.collect import (
+    CSV_PREFIX,
+    REQUESTS_FILE,
+    SECONDS_FILE,
+    collect,
+    collect_requests,
+)
 from ledgerdrill.load.model import LoadResult
 from ledgerdrill.load.profile import LoadProfile, load_profile
+from ledgerdrill.measure.users import UserRequest
 
 PLAN_FILE = "plan.json"
 LOG_FILE = "locust.log"
@@ -128,7 +135,7 @@ class LoadRun:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         plan = self.profile.plan(max_duration_s=self.max_duration_s)
         (self.out_dir / PLAN_FILE).write_text(json.dumps(plan, indent=1), encoding="utf-8")
-        for stale in (SECONDS_FILE, "locust.json"):
+        for stale in (SECONDS_FILE, REQUESTS_FILE, "locust.json"):
             (self.out_dir / stale).unlink(missing_ok=True)
         command = [
             self.python, "-m", "locust",
@@ -206,6 +213,7 @@ class LoadRun:
             LEDGERDRILL_ERP_CA_BUNDLE=str(self.ca_bundle.resolve()) if self.ca_bundle else "",
             LEDGERDRILL_LOAD_PLAN=str((self.out_dir / PLAN_FILE).resolve()),
             LEDGERDRILL_LOAD_SECONDS=str((self.out_dir / SECONDS_FILE).resolve()),
+            LEDGERDRILL_LOAD_REQUESTS=str((self.out_dir / REQUESTS_FILE).resolve()),
             LEDGERDRILL_LOAD_RUN_ID=self.run_id,
             LEDGERDRILL_LOAD_PARENT_PID=str(os.getpid()),
             PYTHONUNBUFFERED="1",
@@ -303,6 +311,12 @@ class LoadRun:
         self.stop()
 
     # -- results ---------------------------------------------------------------------
+    def user_requests(self) -> list[UserRequest]:
+        """Every request as its user lived it (the locustfile's per-request record);
+        stops the run first, so requests still waiting are in it as never answered."""
+        self.stop()
+        return collect_requests(self.out_dir)
+
     def result(self) -> LoadResult:
         if self._result is not None:
             return self._result

@@ -18,6 +18,7 @@ from enum import StrEnum
 from ledgerdrill.measure.invariants import InvariantReport
 from ledgerdrill.measure.loss import Loss
 from ledgerdrill.measure.recovery import Recovery
+from ledgerdrill.measure.users import UsersFigures
 
 
 class Verdict(StrEnum):
@@ -81,6 +82,7 @@ class Measurements:
     invariants_after: InvariantReport | None = None
     extra_checks: Sequence[Check] = field(default_factory=tuple)
     load: LoadFigures | None = None
+    users: UsersFigures | None = None  # what users lived through (the load's record)
 
     @property
     def rto(self) -> Recovery | None:

@@ -25,6 +25,29 @@ class ObjectiveModel(Model):
     rpo_s: float | None
 
 
+class UsersModel(Model):
+    """What users lived through, from the load's per-request record (see
+    ``ledgerdrill.measure.users`` for the definitions). ``None`` means not measurable;
+    ``absent`` says why."""
+
+    requests: int = Field(description="requests waiting at some moment after the fault")
+    recovered: bool | None = None
+    rto_s: float | None = None
+    rto_error_s: float | None = None
+    longest_stall_s: float | None = Field(
+        default=None, description="longest span with users waiting and no request succeeding"
+    )
+    longest_wait_s: float | None = Field(
+        default=None, description="longest any one request waited after the fault"
+    )
+    error_rate_during_fault: float | None = None
+    p95_back_to_baseline_s: float | None = None
+    requests_lost: int = Field(description="sent and never answered")
+    baseline_p95_ms: float | None = None
+    reason: str = ""
+    absent: dict[str, str] = Field(default_factory=dict)
+
+
 class Figures(Model):
     """Measured figures; ``None`` means not measured (never a stand-in value)."""
 
@@ -41,6 +64,9 @@ class Figures(Model):
     recovered_writes: int | None = None
     unexpected_writes: int | None = None
     duplicate_writes: int | None = None
+    users: UsersModel | None = Field(
+        default=None, description="users' figures; None: no load ran during the scenario"
+    )
 
 
 class ProbeRecovery(Model):

@@ -1,0 +1,322 @@
+"""What users lived through, from the load's per-request record (not per-second buckets).
+
+Each request is ``(start, end, outcome)`` in epoch seconds: when it was sent, when its
+answer (or its failure) came, and what it was. A request with no ``end`` never finished
+(still waiting when the load stopped). Figures are for one scenario, observed over
+``[t_inject, end]``:
+
+- **waiting**: a request waits from its start until its end (or until the end of
+  observation). A hung request is waiting, whether or not it ever fails.
+- **stall**: a stretch of time in which at least one user was waiting and no request
+  was answered successfully. ``longest_stall_s`` is the longest; a stall may end with a
+  success, a failure, or the end of observation.
+- **users' recovery** (``rto_s``): the answer of the first successful request after
+  the last trouble users met -- a failed request's answer, or a stall of at least
+  ``stall_threshold_s`` (a user kept waiting longer than a probe's timeout with nothing
+  succeeding) -- provided successes then last the stability window (the probes' rule:
+  ``min_samples`` successful answers over ``min_duration_s``) and nothing after it
+  fails or stalls. No trouble after the fault: 0 ("no impact seen by users").
+- ``rto_error_s``: the gap in the users' record before that answer: from the latest
+  request event (a request sent or answered) before it. The true moment users could
+  be served again lies in that gap; dense load makes it small, a full stall large.
+- ``error_rate_during_fault``: requests answered as failures, plus requests never
+  answered, over all requests answered or never answered in the fault window
+  ``[t_inject, recovery]`` (recovery: the later of the users' and ``fault_end``;
+  with no impact at all, the first stability window after the fault).
+- ``p95_back_to_baseline_s``: from the users' recovery to the start of the first
+  ``p95_stable_windows`` consecutive one-second windows whose p95 response time is
+  within ``max(p95 x (1 + tolerance), p95 + tolerance_ms)`` of the baseline's (the
+  successful requests answered before the fault). In a window, a request still
+  waiting at its end counts with its wait so far; a window with no answer and nobody
+  waiting neither breaks nor extends the run.
+- ``requests_lost``: sent and never answered -- the connection dropped or timed out
+  after sending, or never finished at all -- among requests of the window.
+
+A figure that cannot be measured (no requests at all, no baseline) is ``None`` with its
+reason in ``absent``; it is never 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ledgerdrill.measure.recovery import StabilityWindow
+
+Outcome = Literal["ok", "error", "unanswered", "not-sent"]
+OUTCOMES: tuple[Outcome, ...] = ("ok", "error", "unanswered", "not-sent")
+
+
+@dataclass(frozen=True)
+class UserRequest:
+    """One request as a user lived it. ``end``/``outcome`` are None while it waits."""
+
+    start: float
+    end: float | None
+    outcome: Outcome | None
+
+    def __post_init__(self) -> None:
+        if (self.end is None) != (self.outcome is None):
+            raise ValueError("a request has both an end and an outcome, or neither")
+        if self.end is not None and self.end < self.start:
+            raise ValueError(f"request answered at {self.end} before it was sent at {self.start}")
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+    def waiting_until(self, end: float) -> float:
+        """When it stopped waiting, as seen at the end of observation ``end``."""
+        return end if self.end is None else min(self.end, end)
+
+
+@dataclass(frozen=True)
+class UsersFigures:
+    requests: int  # requests waiting at some moment of [t_inject, end]
+    recovered: bool | None
+    rto_s: float | None
+    rto_error_s: float | None
+    longest_stall_s: float | None
+    longest_wait_s: float | None
+    error_rate_during_fault: float | None
+    p95_back_to_baseline_s: float | None
+    requests_lost: int
+    reason: str  # about the users' recovery, as a reader would say it
+    baseline_p95_ms: float | None = None
+    absent: dict[str, str] = field(default_factory=dict)  # figure -> why it is None
+
+
+@dataclass(frozen=True)
+class Stall:
+    start: float
+    end: float
+    ended_by: Literal["success", "failure", "end of observation"]
+
+    @property
+    def length_s(self) -> float:
+        return self.end - self.start
+
+
+def stalls(requests: Iterable[UserRequest], start: float, end: float) -> list[Stall]:
+    """Every stretch of ``[start, end]`` in which someone waited and nothing succeeded."""
+    spans = sorted(
+        (max(r.start, start), r.waiting_until(end))
+        for r in requests
+        if r.start < end and r.waiting_until(end) > start
+    )
+    successes = sorted(
+        r.end for r in requests if r.ok and r.end is not None and start < r.end <= end
+    )
+    found: list[Stall] = []
+    index = 0
+    while index < len(spans):
+        # one connected stretch of waiting: [a, b]
+        a, b = spans[index]
+        index += 1
+        while index < len(spans) and spans[index][0] <= b:
+            b = max(b, spans[index][1])
+            index += 1
+        cut = a
+        for success in successes:
+            if a < success <= b:
+                found.append(Stall(cut, success, "success"))
+                cut = success
+        if b > cut:
+            # the stretch ends with the last waiting request's answer: not a success
+            # (that would have been a cut), so a failure -- or observation ends first
+            ended_by: Literal["failure", "end of observation"]
+            ended_by = "end of observation" if b >= end else "failure"
+            found.append(Stall(cut, b, ended_by))
+    return [s for s in found if s.length_s > 0]
+
+
+def answered_ok(requests: Iterable[UserRequest], start: float, end: float) -> list[float]:
+    """When successful answers arrived in ``(start, end]``."""
+    return [r.end for r in requests if r.ok and r.end is not None and start < r.end <= end]
+
+
+def measure_users(
+    requests: Sequence[UserRequest],
+    *,
+    t_inject: float,
+    end: float,
+    fault_end: float | None = None,
+    window: StabilityWindow | None = None,
+    stall_threshold_s: float = 1.0,
+    p95_tolerance: float = 0.5,
+    p95_tolerance_ms: float = 25.0,
+    p95_stable_windows: int = 3,
+) -> UsersFigures:
+    """The users' figures of one scenario (see the module's definitions)."""
+    if end < t_inject:
+        raise ValueError(f"observation ends at {end}, before the fault at {t_inject}")
+    window = window or StabilityWindow()
+    absent: dict[str, str] = {}
+    seen = [r for r in requests if r.start < end and r.waiting_until(end) >= t_inject]
+    lost = sum(1 for r in seen if r.outcome == "unanswered" or r.end is None)
+    baseline = sorted(
+        (r.end - r.start) * 1000
+        for r in requests
+        if r.ok and r.end is not None and r.end < t_inject
+    )
+    baseline_p95 = _nearest_rank(baseline, 0.95)
+    if not seen:
+        why = "no user request was in flight after the fault"
+        names = [
+            "recovered", "rto_s", "rto_error_s", "longest_stall_s", "longest_wait_s",
+            "error_rate_during_fault", "p95_back_to_baseline_s",
+        ]  # fmt: skip
+        return UsersFigures(
+            requests=0, recovered=None, rto_s=None, rto_error_s=None, longest_stall_s=None,
+            longest_wait_s=None, error_rate_during_fault=None, p95_back_to_baseline_s=None,
+            requests_lost=0, reason=why, baseline_p95_ms=baseline_p95,
+            absent=dict.fromkeys(names, why),
+        )  # fmt: skip
+    found = stalls(seen, t_inject, end)
+    longest_stall = max((s.length_s for s in found), default=0.0)
+    longest_wait = max(r.waiting_until(end) - max(r.start, t_inject) for r in seen)
+    recovered, rto, rto_error, reason = _recovery(
+        seen, found, t_inject, end=end, window=window, stall_threshold_s=stall_threshold_s
+    )
+    if not recovered:
+        absent["rto_s"] = absent["rto_error_s"] = reason
+    rate = _error_rate(seen, t_inject, end=end, rto=rto, fault_end=fault_end, window=window)
+    if rate is None:
+        absent["error_rate_during_fault"] = "no request was answered during the fault"
+    back: float | None = None
+    if baseline_p95 is None:
+        absent["p95_back_to_baseline_s"] = "no successful request before the fault to compare with"
+    elif rto is None:
+        absent["p95_back_to_baseline_s"] = "users did not recover"
+    else:
+        limit = max(baseline_p95 * (1 + p95_tolerance), baseline_p95 + p95_tolerance_ms)
+        back = _p95_back(seen, t_inject + rto, end, limit, p95_stable_windows)
+        if back is None:
+            absent["p95_back_to_baseline_s"] = (
+                f"p95 not within {limit:.0f} ms for {p95_stable_windows} one-second windows"
+                " in a row before observation ended"
+            )
+    return UsersFigures(
+        requests=len(seen),
+        recovered=recovered,
+        rto_s=rto,
+        rto_error_s=rto_error,
+        longest_stall_s=longest_stall,
+        longest_wait_s=longest_wait,
+        error_rate_during_fault=rate,
+        p95_back_to_baseline_s=back,
+        requests_lost=lost,
+        reason=reason,
+        baseline_p95_ms=baseline_p95,
+        absent=absent,
+    )
+
+
+def _recovery(
+    seen: Sequence[UserRequest],
+    found: Sequence[Stall],
+    t_inject: float,
+    *,
+    end: float,
+    window: StabilityWindow,
+    stall_threshold_s: float,
+) -> tuple[bool, float | None, float | None, str]:
+    failures = [r.end for r in seen if not r.ok and r.end is not None and t_inject <= r.end <= end]
+    long_stalls = [s for s in found if s.length_s >= stall_threshold_s]
+    if not failures and not long_stalls:
+        return True, 0.0, 0.0, "no impact seen by users"
+    last_failure = max(failures, default=-math.inf)
+    last_stall = max((s.end for s in long_stalls), default=-math.inf)
+    successes = sorted(r.end for r in seen if r.ok and r.end is not None and r.end <= end)
+    recovery = next((t for t in successes if t > last_failure and t >= last_stall), None)
+    trouble = "failed" if last_failure >= last_stall else "stalled"
+    if recovery is None:
+        return (
+            False,
+            None,
+            None,
+            (
+                f"users not recovered within {end - t_inject:.1f}s"
+                f" (requests still {trouble} when observation ended)"
+            ),
+        )
+    run = [t for t in successes if t >= recovery]
+    run_s = end - recovery
+    if len(run) < window.min_samples or run_s + 1e-6 < window.min_duration_s:
+        return (
+            False,
+            None,
+            None,
+            (
+                f"users not recovered within {end - t_inject:.1f}s (requests succeeded again"
+                f" only for {len(run)} answers / {run_s:.2f}s at the end; the stability window"
+                f" needs {window.min_samples} answers and {window.min_duration_s:g}s)"
+            ),
+        )
+    events = [r.start for r in seen] + [r.end for r in seen if r.end is not None]
+    before = max((t for t in events if t < recovery), default=t_inject)
+    rto = recovery - t_inject
+    error = recovery - max(before, t_inject)
+    return True, rto, error, f"users served again {rto:.2f}s after the fault (± {error:.2f}s)"
+
+
+def _error_rate(
+    seen: Sequence[UserRequest],
+    t_inject: float,
+    *,
+    end: float,
+    rto: float | None,
+    fault_end: float | None,
+    window: StabilityWindow,
+) -> float | None:
+    until = end if rto is None else t_inject + rto
+    if fault_end is not None:
+        until = max(until, min(fault_end, end))
+    if until <= t_inject:
+        until = min(end, t_inject + window.min_duration_s)
+    answered = [r for r in seen if r.end is not None and t_inject <= r.end <= until]
+    never = [r for r in seen if r.end is None and r.start <= until]
+    total = len(answered) + len(never)
+    if total == 0:
+        return None
+    return (sum(1 for r in answered if not r.ok) + len(never)) / total
+
+
+def _p95_back(
+    seen: Sequence[UserRequest], recovery: float, end: float, limit_ms: float, needed: int
+) -> float | None:
+    run_start: float | None = None
+    run = 0
+    t = recovery
+    while t + 1.0 <= end + 1e-9:
+        w_end = t + 1.0
+        durations = [
+            (r.end - r.start) * 1000 for r in seen if r.end is not None and t <= r.end < w_end
+        ]
+        waiting = [
+            (w_end - r.start) * 1000
+            for r in seen
+            if r.start < w_end and (r.end is None or r.end >= w_end)
+        ]
+        over = [d for d in waiting if d > limit_ms]
+        if not durations and not over:
+            t = w_end
+            continue  # nobody asked: neither breaks nor extends the run
+        p95 = _nearest_rank(sorted(durations + over), 0.95)
+        if durations and p95 is not None and p95 <= limit_ms:
+            run_start = t if run_start is None else run_start
+            run += 1
+            if run >= needed:
+                return run_start - recovery
+        else:
+            run_start, run = None, 0
+        t = w_end
+    return None
+
+
+def _nearest_rank(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    return values[max(1, math.ceil(q * len(values))) - 1]

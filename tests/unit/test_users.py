@@ -1,0 +1,221 @@
+"""Users' figures from the per-request record, tested from the definitions in
+``ledgerdrill.measure.users`` -- with a brute-force witness (time cut into 1 ms steps)
+for the stall, which the sweep in the module must agree with."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledgerdrill.measure.recovery import StabilityWindow
+from ledgerdrill.measure.users import Outcome, UserRequest, measure_users, stalls
+
+T0 = 1_700_000_000.0  # epoch seconds: the record is on wall time
+
+
+def req(start: float, end: float | None, outcome: Outcome | None = "ok") -> UserRequest:
+    return UserRequest(T0 + start, None if end is None else T0 + end, outcome if end else None)
+
+
+def steady(start: float, end: float, every: float = 0.1, took: float = 0.05) -> list[UserRequest]:
+    """One request sent every ``every`` s, each answered OK after ``took`` s."""
+    n = round((end - start) / every)
+    return [req(start + i * every, start + i * every + took) for i in range(n)]
+
+
+def figures(requests: list[UserRequest], t_inject: float, end: float, **kw: object):  # type: ignore[no-untyped-def]
+    return measure_users(requests, t_inject=T0 + t_inject, end=T0 + end, **kw)  # type: ignore[arg-type]
+
+
+# -- examples from the definitions -------------------------------------------------------------
+
+
+def test_no_requests_at_all_gives_absent_figures_with_a_reason_never_zero() -> None:
+    users = figures([], 10, 30)
+    assert users.requests == 0
+    assert users.rto_s is None and users.longest_stall_s is None
+    assert users.error_rate_during_fault is None and users.p95_back_to_baseline_s is None
+    assert users.absent["longest_stall_s"] == "no user request was in flight after the fault"
+    assert set(users.absent) >= {"rto_s", "error_rate_during_fault", "p95_back_to_baseline_s"}
+
+
+def test_undisturbed_users_have_no_impact_and_an_error_rate_of_zero() -> None:
+    users = figures(steady(0, 30), 10, 30)
+    assert users.recovered is True and users.rto_s == 0.0
+    assert users.reason == "no impact seen by users"
+    assert users.longest_stall_s == pytest.approx(0.05, abs=1e-3)
+    assert users.error_rate_during_fault == 0.0
+    assert users.p95_back_to_baseline_s == 0.0
+    assert users.requests_lost == 0
+
+
+def test_a_freeze_where_every_request_hangs_then_succeeds_is_a_stall_and_an_outage() -> None:
+    """The node-freeze case: nothing fails, users simply get no answers for 9 s."""
+    before = steady(0, 10)
+    hung = [req(10 + i * 0.1, 19.0 + i * 0.01) for i in range(5)]  # sent, answered at 19 s
+    after = steady(19.2, 40)
+    users = figures(before + hung + after, 10, 40)
+    assert users.longest_stall_s == pytest.approx(9.0, abs=0.06)
+    assert users.rto_s == pytest.approx(9.0, abs=0.06)
+    assert users.recovered is True
+    assert users.error_rate_during_fault == 0.0  # slow is not failed: the stall shows it
+    assert users.longest_wait_s == pytest.approx(9.0, abs=0.06)
+
+
+def test_a_hung_request_is_a_stall_even_if_it_never_fails_or_finishes() -> None:
+    users = figures([req(10.0, None)], 10, 20)
+    assert users.longest_stall_s == pytest.approx(10.0, abs=1e-3)
+    assert users.recovered is False
+    assert "still stalled" in users.reason
+    assert users.requests_lost == 1
+    assert users.error_rate_during_fault == 1.0  # never answered counts against
+
+
+def test_one_hung_user_among_served_ones_is_a_long_wait_not_a_stall() -> None:
+    users = figures([*steady(0, 30), req(12.0, None)], 10, 30)
+    # someone is always waiting from 12 s on, so the stall is the gap between answers
+    assert users.longest_stall_s == pytest.approx(0.1, abs=1e-3)
+    assert users.longest_wait_s == pytest.approx(18.0, abs=1e-3)
+    assert users.requests_lost == 1
+
+
+def test_overlapping_requests_stall_between_successes() -> None:
+    # A waits 0..5, B 1..2: B's answer at 2 cuts the stretch; A then waits alone to 5
+    found = stalls([req(0, 5), req(1, 2)], T0, T0 + 10)
+    assert [(s.start - T0, s.end - T0, s.ended_by) for s in found] == [
+        (0, 2, "success"),
+        (2, 5, "success"),
+    ]
+
+
+def test_failures_then_successes_date_recovery_by_the_first_answer_after_the_last_failure() -> None:
+    failing = [req(10 + i * 0.1, 10 + i * 0.1 + 0.02, "error") for i in range(30)]  # to 12.92
+    users = figures([*steady(0, 10), *failing, *steady(13.0, 30)], 10, 30)
+    assert users.rto_s == pytest.approx(3.05, abs=1e-3)  # 13.0 sent, answered 13.05
+    assert users.rto_error_s == pytest.approx(0.05, abs=1e-3)  # since the request was sent at 13.0
+    assert users.error_rate_during_fault == pytest.approx(30 / 31, abs=1e-3)
+
+
+def test_a_flap_after_apparent_recovery_moves_recovery_later() -> None:
+    record = [*steady(0, 10), req(10, 10.2, "error"), *steady(10.3, 15), req(15, 15.2, "error")]
+    record += steady(15.3, 30)
+    users = figures(record, 10, 30)
+    assert users.rto_s == pytest.approx(5.35, abs=1e-3)
+
+
+def test_too_short_a_healthy_run_at_the_end_is_not_recovery() -> None:
+    record = [*steady(0, 10), req(10, 19.5, "unanswered"), *steady(19.6, 20)]
+    users = figures(record, 10, 20)
+    assert users.recovered is False
+    assert "stability window" in users.reason
+    assert users.requests_lost == 1
+    assert "rto_s" in users.absent
+
+
+def test_p95_back_to_baseline_waits_for_three_windows_within_the_limit() -> None:
+    record = [*steady(0, 10), req(10, 11, "error")]
+    record += steady(11.0, 14.0, took=0.5)  # served, but slowly: 500 ms against 50 ms
+    record += steady(14.0, 30)
+    users = figures(record, 10, 30)
+    assert users.rto_s == pytest.approx(1.5, abs=1e-3)  # first answer at 11.5
+    assert users.baseline_p95_ms == pytest.approx(50, abs=1e-3)
+    assert users.p95_back_to_baseline_s is not None
+    # slow answers arrive until 14.4: the first window wholly within starts at or after it
+    assert 2.5 <= users.p95_back_to_baseline_s <= 3.5
+
+
+def test_a_request_answered_before_it_was_sent_is_refused() -> None:
+    with pytest.raises(ValueError, match="before it was sent"):
+        UserRequest(10.0, 9.0, "ok")
+    with pytest.raises(ValueError, match="both an end and an outcome"):
+        UserRequest(10.0, 11.0, None)
+
+
+# -- properties --------------------------------------------------------------------------------
+
+request_strategy = st.builds(
+    lambda start, took, outcome, never: req(
+        start, None if never else start + took, None if never else outcome
+    ),
+    st.floats(0, 20, allow_nan=False).map(lambda x: round(x, 3)),
+    st.floats(0.001, 6, allow_nan=False).map(lambda x: round(x, 3)),
+    st.sampled_from(["ok", "ok", "ok", "error", "unanswered"]),
+    st.sampled_from([False, False, False, False, True]),  # never answered
+)
+
+
+def brute_force_longest_stall(requests: list[UserRequest], start: float, end: float) -> float:
+    """1 ms steps: a step is stalled when someone waits through all of it; a success at a
+    step's end closes the run with that step; a step nobody waits through breaks it."""
+    step, tolerance = 0.001, 1e-6
+    success_at = {
+        round((r.end - start) / step)
+        for r in requests
+        if r.ok and r.end is not None and start < r.end <= end
+    }
+    longest = run = 0
+    for i in range(round((end - start) / step)):
+        lo, hi = start + i * step, start + (i + 1) * step
+        waiting = any(
+            r.start <= lo + tolerance and r.waiting_until(end) >= hi - tolerance for r in requests
+        )
+        run = run + 1 if waiting else 0
+        longest = max(longest, run)
+        if i + 1 in success_at:
+            run = 0
+    return longest * step
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(request_strategy, max_size=12))
+def test_the_longest_stall_agrees_with_a_brute_force_witness(requests: list[UserRequest]) -> None:
+    t_inject, end = T0 + 2.0, T0 + 24.0
+    users = measure_users(requests, t_inject=t_inject, end=end)
+    if users.requests == 0:
+        assert users.longest_stall_s is None
+        return
+    witness = brute_force_longest_stall(requests, t_inject, end)
+    assert users.longest_stall_s == pytest.approx(witness, abs=0.003)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(request_strategy, max_size=15), st.floats(-1000, 1000).map(lambda x: round(x, 1)))
+def test_figures_are_consistent_and_do_not_move_when_every_time_shifts(
+    requests: list[UserRequest], shift: float
+) -> None:
+    t_inject, end = T0 + 2.0, T0 + 24.0
+    users = measure_users(requests, t_inject=t_inject, end=end)
+    moved = [
+        UserRequest(r.start + shift, None if r.end is None else r.end + shift, r.outcome)
+        for r in requests
+    ]
+    shifted = measure_users(moved, t_inject=t_inject + shift, end=end + shift)
+    for name in ("rto_s", "longest_stall_s", "error_rate_during_fault", "longest_wait_s"):
+        a, b = getattr(users, name), getattr(shifted, name)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            assert math.isclose(a, b, abs_tol=1e-6), name
+    assert users.requests_lost == shifted.requests_lost
+    if users.rto_s is not None:
+        assert 0 <= users.rto_s <= end - t_inject
+        assert users.rto_error_s is not None and 0 <= users.rto_error_s <= users.rto_s + 1e-9
+        if users.rto_s > 0:  # a success dates it, and nothing fails after it
+            at = t_inject + users.rto_s
+            assert any(r.ok and r.end is not None and math.isclose(r.end, at) for r in requests)
+            assert not any(not r.ok and r.end is not None and at < r.end <= end for r in requests)
+    for name in users.absent:
+        assert getattr(users, name) is None, name
+    if users.error_rate_during_fault is not None:
+        assert 0 <= users.error_rate_during_fault <= 1
+    if users.longest_stall_s is not None:
+        assert 0 <= users.longest_stall_s <= end - t_inject + 1e-9
+
+
+def test_a_shorter_stability_window_can_only_recover_earlier_or_equally() -> None:
+    record = [*steady(0, 10), req(10, 12, "error"), *steady(12.1, 13.0)]
+    loose = figures(record, 10, 13, window=StabilityWindow(2, 0.5))
+    strict = figures(record, 10, 13, window=StabilityWindow(5, 2.0))
+    assert loose.recovered is True and strict.recovered is False
