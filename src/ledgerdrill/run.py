@@ -385,9 +385,13 @@ def junit_properties(scenario: ScenarioReport) -> list[tuple[str, object]]:
         props.append(("ledgerdrill.tier", scenario.tier))
     if scenario.fault:
         props.append(("ledgerdrill.fault", scenario.fault))
-    for name, value in scenario.measured.model_dump().items():
+    for name, value in scenario.measured.model_dump(exclude={"users"}).items():
         if value is not None:
             props.append((f"ledgerdrill.{name}", value))
+    if scenario.measured.users is not None:  # scalars only: a CI dashboard reads numbers
+        for name, value in scenario.measured.users.model_dump().items():
+            if value is not None and isinstance(value, int | float | str):
+                props.append((f"ledgerdrill.users.{name}", value))
     if scenario.objective is not None:
         if scenario.objective.rto_s is not None:
             props.append(("ledgerdrill.target_rto_s", scenario.objective.rto_s))

@@ -71,7 +71,11 @@ def test_html_is_self_contained_with_a_picture_and_the_tier_table(reports: Path)
 
 def test_markdown_summary_for_ci(reports: Path) -> None:
     md = (runs_of(reports)[-1] / "summary.md").read_text()
-    assert "| scenario | tier | RTO (target)" in md and "| node-crash |" in md and "INCONCLUSIVE" in md
+    assert (
+        "| scenario | tier | RTO probes / users (target)" in md
+        and "| node-crash |" in md
+        and "INCONCLUSIVE" in md
+    )
 
 
 def test_history_and_trend_flag_regressions(reports: Path, capsys: Any) -> None:

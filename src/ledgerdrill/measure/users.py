@@ -86,6 +86,8 @@ class UsersFigures:
     reason: str  # about the users' recovery, as a reader would say it
     baseline_p95_ms: float | None = None
     absent: dict[str, str] = field(default_factory=dict)  # figure -> why it is None
+    # stalls of at least the threshold, as (from, to) seconds since the fault (first 50)
+    stalls: list[tuple[float, float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,9 @@ def measure_users(
         reason=reason,
         baseline_p95_ms=baseline_p95,
         absent=absent,
+        stalls=[
+            (x.start - t_inject, x.end - t_inject) for x in found if x.length_s >= stall_threshold_s
+        ][:50],
     )
 
 

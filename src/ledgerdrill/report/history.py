@@ -33,6 +33,8 @@ def history_line(report: RunReport, manifest_sha256: str | None = None) -> dict[
                 "tier": s.tier,
                 "rto_s": s.measured.rto_s,
                 "recovered": s.measured.recovered,
+                "users_rto_s": s.measured.users.rto_s if s.measured.users else None,
+                "longest_stall_s": (s.measured.users.longest_stall_s if s.measured.users else None),
                 "rpo_s": s.measured.rpo_s,
                 "lost": s.measured.lost_writes,
             }
@@ -70,14 +72,19 @@ def read_history(reports_dir: Path, target: str | None = None) -> list[dict[str,
 @dataclass(frozen=True)
 class Regression:
     scenario: str
-    measure: str  # "rto" | "rpo"
+    measure: str  # "rto" | "users_rto" | "longest_stall" | "rpo"
     value: float
     median: float
     runs: int
 
     def text(self) -> str:
-        return (f"{self.scenario}: {self.measure.upper()} {self.value:.2f}s against a median of "
+        label = _LABELS.get(self.measure, self.measure)
+        return (f"{self.scenario}: {label} {self.value:.2f}s against a median of "
                 f"{self.median:.2f}s over the previous {self.runs} runs")  # fmt: skip
+
+
+_LABELS = {"rto": "RTO", "users_rto": "users' RTO", "longest_stall": "users' longest stall",
+           "rpo": "RPO"}  # fmt: skip
 
 
 def regressions(
@@ -89,7 +96,7 @@ def regressions(
     newest, before = runs[-1], runs[-1 - last : -1]
     found = []
     for scenario, now in sorted(newest["scenarios"].items()):
-        for measure in ("rto", "rpo"):
+        for measure in ("rto", "users_rto", "longest_stall", "rpo"):
             value = now.get(f"{measure}_s")
             past = [r["scenarios"][scenario].get(f"{measure}_s") for r in before
                     if scenario in r["scenarios"]]  # fmt: skip
@@ -129,9 +136,9 @@ def trend_picture(runs: list[dict[str, Any]], path: Path, last: int = 20) -> Pat
 
     shown = runs[-last:]
     when = [datetime.fromisoformat(r["finished_at"]) for r in shown]
-    fig, (rto_ax, rpo_ax) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    fig, (rto_ax, users_ax, rpo_ax) = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
     for scenario in sorted({s for r in shown for s in r["scenarios"]}):
-        for ax, key in ((rto_ax, "rto_s"), (rpo_ax, "rpo_s")):
+        for ax, key in ((rto_ax, "rto_s"), (users_ax, "longest_stall_s"), (rpo_ax, "rpo_s")):
             runs_with = [
                 (t, r) for t, r in zip(when, shown, strict=True) if scenario in r["scenarios"]
             ]
@@ -139,7 +146,8 @@ def trend_picture(runs: list[dict[str, Any]], path: Path, last: int = 20) -> Pat
             points = [(t, v) for t, v in points if v is not None]
             if points:
                 ax.plot([t for t, _ in points], [v for _, v in points], marker="o", label=scenario)
-    rto_ax.set_ylabel("RTO (s)")
+    rto_ax.set_ylabel("RTO, probes (s)")
+    users_ax.set_ylabel("users' longest stall (s)")
     rpo_ax.set_ylabel("RPO (s)")
     rto_ax.legend(fontsize=6, ncol=2)
     fig.autofmt_xdate()

@@ -15,6 +15,13 @@ from ledgerdrill.report.model import RunReport, ScenarioReport
 from ledgerdrill.report.picture import render_svg
 
 MARKS = {"PASS": "✔", "FAIL": "✘", "INCONCLUSIVE": "?"}
+# for finance readers: the two recovery times, and why they can differ
+USERS_VS_PROBES = (
+    "*Probes' RTO* is when the harness's own test transactions, sent every fraction of a"
+    " second, succeeded again and kept succeeding. *Users' RTO* and *stall* come from every"
+    " request the simulated users made: when their work went through again, and the"
+    " longest time they waited with nothing getting through."
+)
 
 
 def fmt(seconds: float | None) -> str:
@@ -32,6 +39,23 @@ def rto_text(s: ScenarioReport) -> str:
     if m.recovered is False:
         return "not recovered"
     return f"{fmt_s(m.rto_s)} ± {fmt_s(m.rto_error_s or 0)}"
+
+
+def users_text(s: ScenarioReport) -> str:
+    """The users' RTO as people read it."""
+    users = s.measured.users
+    if users is None:
+        return "—"
+    if users.recovered is False:
+        return "not recovered"
+    if users.rto_s is None:
+        return "—"
+    return f"{fmt_s(users.rto_s)} ± {fmt_s(users.rto_error_s or 0)}"
+
+
+def stall_text(s: ScenarioReport) -> str:
+    users = s.measured.users
+    return "—" if users is None else fmt(users.longest_stall_s)
 
 
 def by_tier(report: RunReport) -> list[tuple[str, list[ScenarioReport]]]:
@@ -69,7 +93,8 @@ def render_html(report: RunReport, run_dir: Path) -> str:
             pictures[scenario.id] = render_svg(scenario, timeline)
     return env.get_template("report.html.j2").render(
         report=report, tiers=by_tier(report), pictures=pictures, fmt=fmt, ms=ms,
-        rto=rto_text, marks=MARKS,
+        rto=rto_text, users_rto=users_text, stall=stall_text, marks=MARKS,
+        users_vs_probes=USERS_VS_PROBES,
     )  # fmt: skip
 
 
@@ -83,19 +108,22 @@ def render_markdown(report: RunReport) -> str:
         "",
         " · ".join(f"{MARKS.get(v, '')} {n} {v}" for v, n in sorted(counts.items())),
         "",
-        "| scenario | tier | RTO (target) | RPO (target) | lost/dup | verdict |",
-        "|---|---|---|---|---|---|",
+        "| scenario | tier | RTO probes / users (target) | users' stall | RPO (target)"
+        " | lost/dup | verdict |",
+        "|---|---|---|---|---|---|---|",
     ]
     for s in report.scenarios:
         objective = s.objective
         lines.append(
             f"| {s.id} | {s.tier or '—'} "
-            f"| {rto_text(s)} ({fmt(objective.rto_s if objective else None)}) "
+            f"| {rto_text(s)} / {users_text(s)} ({fmt(objective.rto_s if objective else None)}) "
+            f"| {stall_text(s)} "
             f"| {fmt(s.measured.rpo_s)} ({fmt(objective.rpo_s if objective else None)}) "
             f"| {s.measured.lost_writes if s.measured.lost_writes is not None else '—'}/"
             f"{s.measured.duplicate_writes if s.measured.duplicate_writes is not None else '—'} "
             f"| {MARKS.get(s.verdict, '')} {s.verdict} |"
         )
+    lines += ["", USERS_VS_PROBES]
     failing = [s for s in report.scenarios if s.verdict != "PASS"]
     if failing:
         lines += ["", "**Why not PASS**", ""]

@@ -46,6 +46,10 @@ class UsersModel(Model):
     baseline_p95_ms: float | None = None
     reason: str = ""
     absent: dict[str, str] = Field(default_factory=dict)
+    stalls: list[tuple[float, float]] = Field(
+        default_factory=list,
+        description="stalls of at least 1 s, as (from, to) seconds since the fault",
+    )
 
 
 class Figures(Model):

@@ -2,7 +2,9 @@
 
 Top panel: one lane per probe -- healthy time green, failed time red -- with the fault,
 runbook steps and recovery as labelled lines, and the RTO span against the target.
-The canary's lane shows acknowledged writes and, marked, the ones that were lost.
+The canary's lane shows acknowledged writes and, marked, the ones that were lost. The
+users' lane, from the load's per-request record, shows the stalls (users waiting with
+nothing getting through for a second or more) and when users were served again.
 Bottom panel (when load ran): requests and failures per second, p95 latency, with the
 load's phases shaded. Colours are doubled by hatching and labels, so it prints in grey.
 """
@@ -18,9 +20,10 @@ import matplotlib
 matplotlib.use("Agg")  # no display: render to SVG text
 import matplotlib.pyplot as plt
 
-from ledgerdrill.report.model import ScenarioReport
+from ledgerdrill.report.model import ScenarioReport, UsersModel
 
 OK, FAILED, WARN = "#3a9d5d", "#c8423b", "#d9a400"
+USERS_LANE = "users (every request)"
 PHASE_SHADES = {"baseline": "#eef3f8", "fault": "#fbe3e1", "recovery": "#fff3d6",
                 "post-recovery": "#e6f4ea"}  # fmt: skip
 MARKERS = {
@@ -71,10 +74,14 @@ def render_svg(scenario: ScenarioReport, timeline: list[dict[str, Any]]) -> str:
         good, bad = _spans(samples[name], t0)
         ax.broken_barh(good, (row - 0.35, 0.7), facecolors=OK)
         ax.broken_barh(bad, (row - 0.35, 0.7), facecolors=FAILED, hatch="///")
+    injected = next((e[0] - t0 for e in events if e[1] == "fault.injected"), None)
+    users = scenario.measured.users
+    if users is not None and injected is not None:
+        lanes.append(USERS_LANE)
+        _users_lane(ax, len(lanes) - 1, users, injected, _observation_end(events, t0, everything))
     ax.set_yticks(range(len(lanes)), labels=lanes, fontsize=8)
     ax.set_ylim(-0.8, len(lanes) - 0.2)
     ax.invert_yaxis()
-    injected = next((e[0] - t0 for e in events if e[1] == "fault.injected"), None)
     for at, kind, _name, _attrs in events:
         if kind in MARKERS:
             label, colour, style = MARKERS[kind]
@@ -113,6 +120,27 @@ def render_svg(scenario: ScenarioReport, timeline: list[dict[str, Any]]) -> str:
     plt.close(fig)
     svg = out.getvalue()
     return svg[svg.index("<svg") :]
+
+
+def _observation_end(events: list[Any], t0: float, everything: list[float]) -> float:
+    """Where the fault's observation ended: its revert, else the last thing seen."""
+    revert = next((e[0] - t0 for e in events if e[1] == "fault.reverting"), None)
+    return revert if revert is not None else max(everything) - t0
+
+
+def _users_lane(ax: Any, row: int, users: UsersModel, injected: float, end: float) -> None:
+    """Users' lane: served (green) from the fault on, stalls of a second or more red and
+    hatched, the users' recovery as a tick with its figure."""
+    ax.broken_barh([(injected, max(0.01, end - injected))], (row - 0.35, 0.7), facecolors=OK)
+    stalls = [(injected + a, max(0.01, b - a)) for a, b in users.stalls]
+    if stalls:
+        ax.broken_barh(stalls, (row - 0.35, 0.7), facecolors=FAILED, hatch="\\\\")
+    if users.longest_stall_s is not None and users.longest_stall_s >= 1.0:
+        ax.annotate(f"stall {users.longest_stall_s:.1f}s", (injected, row + 0.45), fontsize=7)
+    if users.recovered and users.rto_s:
+        at = injected + users.rto_s
+        ax.plot([at, at], [row - 0.45, row + 0.45], color="black", linewidth=1.5)
+        ax.annotate(f"users' RTO {users.rto_s:.2f}s", (at, row + 0.45), fontsize=7)
 
 
 def _load_offset(timeline: list[dict[str, Any]], t0: float) -> float:

@@ -11,7 +11,16 @@ from rich.table import Table
 from ledgerdrill.measure import fmt_s
 from ledgerdrill.report.model import RunReport, ScenarioReport
 
-HEADERS = ["scenario", "fault", "tier", "RTO (target)", "RPO (target)", "lost/dup", "verdict"]
+HEADERS = [
+    "scenario",
+    "fault",
+    "tier",
+    "RTO probes / users (target)",
+    "users' stall",
+    "RPO (target)",
+    "lost/dup",
+    "verdict",
+]
 _STYLE = {
     "PASS": "bold green",
     "FAIL": "bold red",
@@ -35,11 +44,18 @@ def row(s: ScenarioReport) -> list[str]:
     target_rto = _s(s.objective.rto_s) if s.objective else "—"
     target_rpo = _s(s.objective.rpo_s) if s.objective else "—"
     lost = "—" if m.lost_writes is None else f"{m.lost_writes}/{m.duplicate_writes or 0}"
+    users = m.users
+    if users is None:
+        users_rto = stall = "—"
+    else:
+        users_rto = "not recovered" if users.recovered is False else _s(users.rto_s)
+        stall = _s(users.longest_stall_s)
     return [
         s.id,
         s.fault or "—",
         s.tier or "—",
-        f"{rto} ({target_rto})",
+        f"{rto} / {users_rto} ({target_rto})",
+        stall,
         f"{_s(m.rpo_s)} ({target_rpo})",
         lost,
         s.verdict,
