@@ -303,9 +303,16 @@ def _marker_objective(item: pytest.Item) -> Objective | None:
     if marker is None:
         return None
     rto, rpo = marker.kwargs.get("rto"), marker.kwargs.get("rpo")
+    witness = marker.kwargs.get("rto_measured_by", "both")
+    if witness not in ("probes", "users", "both"):
+        raise pytest.UsageError(
+            f"{item.nodeid}: objective(rto_measured_by={witness!r}): allowed are"
+            " 'probes', 'users' and 'both'"
+        )
     return Objective(
         rto_s=parse_duration(rto) if isinstance(rto, str) else rto,
         rpo_s=parse_duration(rpo) if isinstance(rpo, str) else rpo,
+        rto_measured_by=witness,
     )
 
 

@@ -34,6 +34,11 @@ class Tier(Strict):
     rpo: Duration = Field(description="longest acceptable data-loss window")
     max_error_rate_during_fault: float | None = Field(default=None, ge=0, le=1)
     p95_back_to_baseline_within: Duration | None = None
+    rto_measured_by: Literal["probes", "users", "both"] = Field(
+        default="both",
+        description="whose recovery the RTO judges: the probes', the users' (their RTO "
+        "and their longest stall, from the load's per-request record), or both",
+    )
     description: str = ""
 
     def objective(self) -> Objective:
@@ -42,6 +47,7 @@ class Tier(Strict):
             rpo_s=self.rpo,
             max_error_rate_during_fault=self.max_error_rate_during_fault,
             p95_back_to_baseline_within_s=self.p95_back_to_baseline_within,
+            rto_measured_by=self.rto_measured_by,
         )
 
 

@@ -61,7 +61,7 @@ def clean_loss(drill):
         "--target=target.yaml", "--junitxml=junit.xml", "-p", "no:cacheprovider"
     )
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*node-crash*node-crash*finance-core*PASS*"])
+    result.stdout.fnmatch_lines(["*node-crash*finance-core*PASS*"])
     reports = list((pytester.path / "reports").glob("*/report.json"))
     assert len(reports) == 1
     report = json.loads(reports[0].read_text())

@@ -48,7 +48,7 @@ def test_the_users_figures_stand_beside_the_probes_everywhere_people_read() -> N
     )  # fmt: skip
     report = _with_users(users)
     table = terminal_table(report, width=200)
-    assert "RTO probes / users" in table and "2.89s ±1.00s / 9.90s" in table
+    assert "RTO probes/users" in table and "2.89s±1.00s / 9.90s" in table
     assert "9.00s" in table  # the stall column
     md = render_markdown(report)
     assert "2.89s ± 1.00s / 9.90s ± 0.20s" in md and "| 9.00s |" in md

@@ -103,3 +103,77 @@ def test_load_criteria_join_the_verdict() -> None:
     missing = judge(objective, Measurements(steady_state_ok=True))
     assert missing.verdict is Verdict.INCONCLUSIVE
     assert all(c.passed is None for c in missing.checks)
+
+
+# -- what users lived through ------------------------------------------------------------------
+
+
+def users_figures(  # type: ignore[no-untyped-def]
+    rto: float | None, stall: float, *, recovered: bool = True, rate: float | None = 0.0
+):
+    from ledgerdrill.measure.users import UsersFigures
+
+    return UsersFigures(
+        requests=50, recovered=recovered, rto_s=rto, rto_error_s=0.1 if rto else None,
+        longest_stall_s=stall, longest_wait_s=stall, error_rate_during_fault=rate,
+        p95_back_to_baseline_s=0.0, requests_lost=0,
+        reason="users served again" if recovered else "users not recovered within 20.0s",
+    )  # fmt: skip
+
+
+def test_probes_pass_but_a_users_stall_longer_than_the_rto_fails_and_is_named() -> None:
+    """The node-freeze case: the probes recovered in 2.9 s, users waited 9 s."""
+    m = Measurements(
+        True, recoveries=[recovery("--++++++")], loss=clean_loss(),
+        users=users_figures(2.9, 9.0),
+    )  # fmt: skip
+    j = judge(Objective(rto_s=5, rpo_s=0), m)
+    assert j.verdict is Verdict.FAIL
+    assert j.reasons == [
+        "users' longest stall 9.00s (waiting, nothing getting through) > target RTO 5.00s"
+    ]
+
+
+def test_users_rto_over_target_fails_and_within_passes() -> None:
+    over = Measurements(True, recoveries=[recovery("++++++")], users=users_figures(7.5, 0.4))
+    assert judge(Objective(rto_s=5, rpo_s=None), over).reasons == [
+        "users' RTO 7.50s ± 0.10s > target 5.00s"
+    ]
+    within = Measurements(True, recoveries=[recovery("++++++")], users=users_figures(1.5, 0.4))
+    assert judge(Objective(rto_s=5, rpo_s=None), within).verdict is Verdict.PASS
+
+
+def test_users_not_recovered_fails_with_their_reason() -> None:
+    m = Measurements(
+        True, recoveries=[recovery("++++++")], users=users_figures(None, 3.0, recovered=False)
+    )
+    j = judge(Objective(rto_s=60, rpo_s=None), m)
+    assert j.verdict is Verdict.FAIL
+    assert j.reasons == ["users not recovered within 20.0s (target 1m00s)"]
+
+
+def test_rto_measured_by_chooses_the_witness() -> None:
+    m = Measurements(True, recoveries=[recovery("-" * 30 + "+" * 5)], users=users_figures(0.5, 0.2))
+    assert judge(Objective(rto_s=5, rpo_s=None, rto_measured_by="users"), m).verdict is Verdict.PASS
+    assert judge(Objective(rto_s=5, rpo_s=None, rto_measured_by="probes"), m).verdict is (
+        Verdict.FAIL
+    )
+    assert judge(Objective(rto_s=5, rpo_s=None), m).verdict is Verdict.FAIL  # both
+
+
+def test_no_load_is_judged_by_the_probes_unless_users_are_required() -> None:
+    m = Measurements(True, recoveries=[recovery("--++++++")])
+    assert judge(Objective(rto_s=5, rpo_s=None), m).verdict is Verdict.PASS
+    j = judge(Objective(rto_s=5, rpo_s=None, rto_measured_by="users"), m)
+    assert j.verdict is Verdict.INCONCLUSIVE
+    assert j.reasons == ["users' RTO not measured: no load ran"]
+
+
+def test_the_error_rate_comes_from_the_per_request_record_when_there_is_one() -> None:
+    m = Measurements(
+        True, recoveries=[recovery("++++++")], load=LoadFigures(0.0, 0.0),
+        users=users_figures(0.0, 0.1, rate=0.33),
+    )  # fmt: skip
+    j = judge(Objective(rto_s=None, rpo_s=None, max_error_rate_during_fault=0.05), m)
+    assert j.verdict is Verdict.FAIL
+    assert j.reasons == ["error rate during the fault 33.0% > 5.0%"]

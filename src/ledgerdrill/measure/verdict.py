@@ -7,6 +7,13 @@ over target is FAIL, because the miss alone already decides it.
 
 RTO is compared as measured (the first healthy sample): the true recovery lies in
 [rto_s - interval, rto_s], so ``rto_s <= target`` proves the target was met.
+
+A tier's RTO applies to what users lived through too (``rto_measured_by``, default
+``both``): the users' RTO, and their longest stall -- users waiting with nothing
+getting through -- must each be within it. With ``both``, a scenario that ran no load
+is judged by its probes alone; with ``users``, it is INCONCLUSIVE. The load criteria
+(error rate during the fault, p95 back to baseline) are taken from the per-request
+record when there is one, else from Locust's per-second counts.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Literal
 
 from ledgerdrill.measure.invariants import InvariantReport
 from ledgerdrill.measure.loss import Loss
@@ -35,6 +43,10 @@ class Objective:
     rpo_s: float | None
     max_error_rate_during_fault: float | None = None
     p95_back_to_baseline_within_s: float | None = None
+    rto_measured_by: RtoWitness = "both"
+
+
+RtoWitness = Literal["probes", "users", "both"]
 
 
 @dataclass(frozen=True)
@@ -110,12 +122,16 @@ def judge(objective: Objective, measured: Measurements) -> Judgement:
         return Judgement(Verdict.INCONCLUSIVE, (check,))
     checks: list[Check] = []
     if objective.rto_s is not None:
-        checks.append(_rto_check(objective.rto_s, measured))
+        if objective.rto_measured_by != "users":
+            checks.append(_rto_check(objective.rto_s, measured))
+        if objective.rto_measured_by != "probes":
+            required = objective.rto_measured_by == "users"
+            checks.extend(_users_rto_checks(objective.rto_s, measured.users, required=required))
     if objective.rpo_s is not None:
         checks.append(_rpo_check(objective.rpo_s, measured.loss))
     if measured.loss is not None:
         checks.extend(_anomaly_checks(measured.loss))
-    checks.extend(_load_checks(objective, measured.load))
+    checks.extend(_load_checks(objective, _load_figures(measured)))
     if measured.invariants_after is not None:
         problems = measured.invariants_after.problems()
         checks.append(
@@ -152,6 +168,49 @@ def _rto_check(target_s: float, measured: Measurements) -> Check:
     if not rto.impact_seen:
         text = f"no impact seen by any probe (RTO 0) ≤ target {fmt_s(target_s)}"
     return Check("rto", rto.rto_s <= target_s, text)
+
+
+def _users_rto_checks(
+    target_s: float, users: UsersFigures | None, *, required: bool
+) -> list[Check]:
+    """The users' RTO and their longest stall, each against the tier's RTO."""
+    if users is None or users.requests == 0:
+        if not required:
+            return []
+        why = "no load ran" if users is None else users.reason
+        return [Check("users-rto", None, f"users' RTO not measured: {why}")]
+    target = fmt_s(target_s)
+    if not users.recovered or users.rto_s is None:
+        checks = [Check("users-rto", False, f"{users.reason} (target {target})")]
+    else:
+        ok = users.rto_s <= target_s
+        text = (
+            f"users' RTO {fmt_s(users.rto_s)} ± {fmt_s(users.rto_error_s or 0)}"
+            f" {'≤' if ok else '>'} target {target}"
+        )
+        if users.rto_s == 0:
+            text = f"no impact seen by users (RTO 0) ≤ target {target}"
+        checks = [Check("users-rto", ok, text)]
+    stall = users.longest_stall_s
+    if stall is not None:
+        ok = stall <= target_s
+        checks.append(Check("users-stall", ok,
+                            f"users' longest stall {fmt_s(stall)} (waiting, nothing getting"
+                            f" through) {'≤' if ok else '>'} target RTO {target}"))  # fmt: skip
+    return checks
+
+
+def _load_figures(measured: Measurements) -> LoadFigures | None:
+    """The per-request record's figures when there is one (each request's own answer),
+    else Locust's per-second counts."""
+    users = measured.users
+    if users is None or users.requests == 0:
+        return measured.load
+    return LoadFigures(
+        users.error_rate_during_fault,
+        users.p95_back_to_baseline_s,
+        users.absent.get("p95_back_to_baseline_s", ""),
+    )
 
 
 def _rpo_check(target_s: float, loss: Loss | None) -> Check:

@@ -15,8 +15,8 @@ HEADERS = [
     "scenario",
     "fault",
     "tier",
-    "RTO probes / users (target)",
-    "users' stall",
+    "RTO probes/users (target)",
+    "stall",
     "RPO (target)",
     "lost/dup",
     "verdict",
@@ -36,7 +36,7 @@ def _s(value: float | None) -> str:
 def row(s: ScenarioReport) -> list[str]:
     m = s.measured
     if m.rto_s is not None:
-        rto = f"{_s(m.rto_s)} ±{_s(m.rto_error_s)}"
+        rto = f"{_s(m.rto_s)}±{_s(m.rto_error_s)}"
     elif m.recovered is False:
         rto = "not recovered"
     else:
@@ -54,7 +54,7 @@ def row(s: ScenarioReport) -> list[str]:
         s.id,
         s.fault or "—",
         s.tier or "—",
-        f"{rto} / {users_rto} ({target_rto})",
+        f"{rto} / {users_rto} ({target_rto})",  # compact: one line within 120 columns
         stall,
         f"{_s(m.rpo_s)} ({target_rpo})",
         lost,
@@ -62,18 +62,24 @@ def row(s: ScenarioReport) -> list[str]:
     ]
 
 
-def terminal_table(report: RunReport, width: int = 120) -> str:
+# below this width the fault column -- mostly the scenario's own name again -- is left
+# out, so that the scenario and the figures keep a line each (the report has the fault)
+WIDE_ENOUGH_FOR_FAULT = 160
+
+
+def terminal_table(report: RunReport, width: int = 140) -> str:
     table = Table(title=f"ledgerdrill run {report.run_id} on {report.target}", title_justify="left")
-    for header in HEADERS:
+    shown = [h for h in HEADERS if h != "fault" or width >= WIDE_ENOUGH_FOR_FAULT]
+    for header in shown:
         if header == "scenario":  # what people look for: folded if it must be, never cut
-            table.add_column(header, overflow="fold", ratio=1)
-        elif header == "fault":  # mostly the scenario's own name again: the first to give
+            table.add_column(header, overflow="fold", ratio=1, min_width=14)
+        elif header == "fault":  # the first to give way
             table.add_column(header, overflow="ellipsis", max_width=14)
         else:  # figures and the verdict read as one line each
             table.add_column(header, no_wrap=True)
     for scenario in report.scenarios:
         # escaped: a parametrised id such as ``certificate[expired]`` is not rich markup
-        cells = [escape(cell) for cell in row(scenario)]
+        cells = [escape(cell) for cell, h in zip(row(scenario), HEADERS, strict=True) if h in shown]
         style = _STYLE.get(scenario.verdict)  # an unstyled verdict must stay valid markup
         cells[-1] = f"[{style}]{cells[-1]}[/]" if style else cells[-1]
         table.add_row(*cells)
