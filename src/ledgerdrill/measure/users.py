@@ -21,8 +21,9 @@ answer (or its failure) came, and what it was. A request with no ``end`` never f
   be served again lies in that gap; dense load makes it small, a full stall large.
 - ``error_rate_during_fault``: requests answered as failures, plus requests never
   answered, over all requests answered or never answered in the fault window
-  ``[t_inject, recovery]`` (recovery: the later of the users' and ``fault_end``;
-  with no impact at all, the first stability window after the fault).
+  ``[t_inject, recovery]`` (recovery: the later of the users' and ``fault_end``), which
+  lasts at least one stability window (a rate over the handful of requests of a
+  sub-second recovery would be noise).
 - ``p95_back_to_baseline_s``: from the users' recovery to the start of the first
   ``p95_stable_windows`` consecutive one-second windows whose p95 response time is
   within ``max(p95 x (1 + tolerance), p95 + tolerance_ms)`` of the baseline's (the
@@ -279,8 +280,9 @@ def _error_rate(
     until = end if rto is None else t_inject + rto
     if fault_end is not None:
         until = max(until, min(fault_end, end))
-    if until <= t_inject:
-        until = min(end, t_inject + window.min_duration_s)
+    # at least one stability window: a recovery within a fraction of a second would
+    # leave a handful of requests, and a rate over five of them is noise
+    until = min(end, max(until, t_inject + window.min_duration_s))
     answered = [r for r in seen if r.end is not None and t_inject <= r.end <= until]
     never = [r for r in seen if r.end is None and r.start <= until]
     total = len(answered) + len(never)
