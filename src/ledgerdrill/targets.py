@@ -214,6 +214,11 @@ class SandboxPlatformSettings(Strict):
     erp_replicas_per_node: int = Field(default=1, ge=1, le=4)
     eviction_timeout: Duration = 5.0
     ha_detection_window: Duration = 2.0
+    entry_point: Literal["hardened", "naive"] = Field(
+        default="hardened",
+        description="hardened: forwarding timeouts, passive health checks, retries of "
+        "idempotent requests only; naive: none of these (to see the difference they make)",
+    )
 
 
 class FakePlatformSettings(Strict):

@@ -174,7 +174,7 @@ def assemble(state_dir: Path, settings: SandboxPlatformSettings, events: EventLo
         dsn=database.app_dsn,
         redis_url=lambda region: caches[region].url if region in caches else None,
     )
-    edge = TraefikComponent(state_dir, SandboxCA(state_dir / "ca"))
+    edge = TraefikComponent(state_dir, SandboxCA(state_dir / "ca"), style=settings.entry_point)
     supervisor = Supervisor(
         topology,
         [*(s for c in caches.values() for s in c.services()), *erp.services()],

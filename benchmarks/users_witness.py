@@ -1,0 +1,159 @@
+"""Do the users' figures tell the truth? node-freeze on the sandbox, with an independent
+client beside the harness, once per entry-point style.
+
+For each style (``naive``: today's Traefik configuration before hardening; ``hardened``:
+the default) this starts a sandbox of that style, then runs ``ledgerdrill gameday -k
+node_freeze`` while a plain httpx client -- not Locust, not the probes -- calls the ERP
+through the entry point as fast as it is answered (one call in flight, like one user).
+The client's longest stall (waiting with nothing answered successfully, from the fault
+on) is compared with ``measured.users.longest_stall_s`` of the same scenario.
+
+Usage: .venv/bin/python benchmarks/users_witness.py [--styles naive,hardened] [--runs 1]
+Last line: ``users' stall vs an independent client, worst gap: <s> (goal <= 1.0 s) PASS|FAIL``
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ledgerdrill.sandbox import control
+from ledgerdrill.targets import SandboxPlatformSettings
+
+REPO = Path(__file__).resolve().parents[1]
+GOAL_S = 1.0
+TARGET = """
+name: users-witness
+environment: sandbox
+platform: {{kind: sandbox, state_dir: "{state}", entry_point: {style}}}
+tiers:
+  finance-core: {{rto: 5m, rpo: 0s}}
+default_tier: finance-core
+probes: {{catalogue: "{catalogue}", interval: 200ms, steady_state: 1s}}
+scenarios:
+  node-freeze: {{recovery_timeout: 30s, observe_after_recovery: 3s, params: {{node: erp-c}}}}
+safety:
+  allow: {{nodes: ["erp-*"], zones: [a, b, c]}}
+  blast_radius: {{max_nodes: 1, max_zones: 1}}
+"""
+
+
+class Client(threading.Thread):
+    """One user: log in, then read the partner count again and again, bounded."""
+
+    def __init__(self, status: dict[str, Any], until: float) -> None:
+        super().__init__(daemon=True)
+        self.status = status
+        self.until = until
+        self.calls: list[tuple[float, float, bool]] = []  # sent, answered, ok (epoch s)
+
+    def run(self) -> None:
+        trust = ssl.create_default_context(cafile=self.status["ca_bundle"])
+        url = self.status["entry_url"]
+        with httpx.Client(verify=trust, trust_env=False, timeout=30.0) as http:
+            login = {"db": self.status["database"], "login": self.status["login"],
+                     "password": self.status["password"]}  # fmt: skip
+            http.post(f"{url}/web/session/authenticate", json={"params": login})
+            body = {"params": {"model": "res.partner", "method": "search_count",
+                               "args": [[]], "kwargs": {}}}  # fmt: skip
+            while time.time() < self.until:
+                sent = time.time()
+                try:
+                    answer = http.post(f"{url}/web/dataset/call_kw", json=body)
+                    ok = answer.status_code == 200 and "error" not in answer.json()
+                except (httpx.HTTPError, ValueError):
+                    ok = False
+                self.calls.append((sent, time.time(), ok))
+
+
+def longest_stall(calls: list[tuple[float, float, bool]], start: float, end: float) -> float:
+    """The client waits all the time (one call after another): its stall is the longest
+    gap between successful answers in [start, end]."""
+    answers = [start, *sorted(e for _, e, ok in calls if ok and start < e <= end), end]
+    return max(b - a for a, b in itertools.pairwise(answers))
+
+
+def one_run(style: str) -> dict[str, Any]:
+    state = Path(tempfile.mkdtemp(prefix=f"ldwit-{style}-", dir="/tmp"))
+    state.chmod(0o755)
+    work = Path(tempfile.mkdtemp(prefix="ldwit-run-"))
+    target = work / "target.yaml"
+    target.write_text(TARGET.format(state=state, style=style,
+                                    catalogue=REPO / "probes" / "sandbox.yaml"))  # fmt: skip
+    settings = SandboxPlatformSettings(state_dir=str(state), entry_point=style)  # type: ignore[arg-type]
+    try:
+        with control.running(state, settings, progress=lambda _: None):
+            status = control.read_status(state) or {}
+            client = Client(status, until=time.time() + 180)
+            client.start()
+            done = subprocess.run(
+                [sys.executable, "-m", "ledgerdrill.cli", "gameday", "--target", str(target),
+                 "--scenarios", str(REPO / "scenarios"), "--reports-dir", str(work / "reports"),
+                 "-k", "node_freeze"],
+                cwd=work, capture_output=True, text=True, timeout=600, check=False,
+            )  # fmt: skip
+            client.until = 0.0
+            client.join(40)
+        report = json.loads(sorted((work / "reports").glob("*/report.json"))[-1].read_text())
+        scenario = report["scenarios"][0]
+        events = {e["kind"]: datetime.fromisoformat(e["at"]).timestamp()
+                  for e in scenario["events"]}  # fmt: skip
+        start, end = events["fault.injected"], events.get("fault.reverting", time.time())
+        users = scenario["measured"]["users"] or {}
+        return {
+            "style": style,
+            "verdict": scenario["verdict"],
+            "exit": done.returncode,
+            "probes_rto_s": scenario["measured"]["rto_s"],
+            "users_rto_s": users.get("rto_s"),
+            "users_stall_s": users.get("longest_stall_s"),
+            "users_longest_wait_s": users.get("longest_wait_s"),
+            "client_stall_s": longest_stall(client.calls, start, end),
+            "client_calls": len(client.calls),
+            "reasons": scenario["reasons"],
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--styles", default="naive,hardened")
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args()
+    rows = [one_run(style) for _ in range(args.runs) for style in args.styles.split(",")]
+    print(f"{'style':9} {'verdict':8} {'probes RTO':>10} {'users RTO':>9} {'users stall':>11}"
+          f" {'client stall':>12} {'gap':>6} {'longest wait':>12}")  # fmt: skip
+    gaps = []
+    for row in rows:
+        users, client = row["users_stall_s"], row["client_stall_s"]
+        gap = abs(users - client) if users is not None else float("inf")
+        gaps.append(gap)
+        print(f"{row['style']:9} {row['verdict']:8} {row['probes_rto_s'] or 0:10.2f}"
+              f" {row['users_rto_s'] or 0:9.2f} {users or 0:11.2f} {client:12.2f} {gap:6.2f}"
+              f" {row['users_longest_wait_s'] or 0:12.2f}")  # fmt: skip
+        for reason in row["reasons"]:
+            print(f"          {reason}")
+    worst = max(gaps)
+    verdict = "PASS" if worst <= GOAL_S else "FAIL"
+    print(f"users' stall vs an independent client, worst gap: {worst:.2f} s"
+          f" (goal <= {GOAL_S:g} s) {verdict}")  # fmt: skip
+    return 0 if verdict == "PASS" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
