@@ -40,6 +40,9 @@ class DatabaseMember:
     role: str  # "primary" | "sync-standby" | "async-replica" | "stopped"
     timeline: int = 0
     lag_bytes: int | None = None
+    # a standby's replication connection is up and streaming (read from the primary's
+    # replication view, or the operator's status); None: the backend cannot tell
+    streaming: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -280,6 +283,12 @@ class Platform:
         shape where a revert alone does not (a restored database re-protected by HA).
         Not measured; returns what it did."""
         return []
+
+    def baseline_facts(self) -> dict[str, str]:
+        """Backend-specific facts the platform's shape is compared on besides what the
+        capabilities read (``platforms.shape``): e.g. restored servers left running.
+        Reads only; every value must read the same after a drill as before it."""
+        return {}
 
     def default_probes(self) -> list[Any]:
         """Probes to use when the target names no probe catalogue (a list of ``Probe``)."""

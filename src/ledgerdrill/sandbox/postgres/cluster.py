@@ -394,13 +394,14 @@ class PgCluster:
                     sync_names = self._servers[current].synchronous_standby_names()
             members = []
             for server in self.members:
-                role, lag = "stopped", None
+                role, lag, streaming = "stopped", None, None
                 if server.name in primaries:
                     if primaries[server.name]:
                         role = "primary"
                     else:
                         row = rows.get(server.application_name)
                         lag = row.lag_bytes if row is not None else None
+                        streaming = row is not None and row.state == "streaming"
                         if row is not None:
                             sync = row.sync_state == "sync"
                         else:
@@ -410,7 +411,9 @@ class PgCluster:
                 if states[server.name] != "frozen":
                     with contextlib.suppress(PlatformError):
                         timeline = server.timeline_id()
-                members.append(DatabaseMember(server.name, server.node, role, timeline, lag))
+                members.append(
+                    DatabaseMember(server.name, server.node, role, timeline, lag, streaming)
+                )
             return DatabaseTopology(tuple(members))
 
     # -- failover building blocks ------------------------------------------------------------
