@@ -195,10 +195,22 @@ def test_ini_twin_sets_the_target(pytester: pytest.Pytester, fake_target) -> Non
     result.assert_outcomes(passed=1)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def _as_a_background_job() -> None:
+    """What a shell does for ``cmd &`` (and nohup): the job starts with SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(
+    ("sig", "background"),
+    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
+    ids=["sigint", "sigterm", "sigint-background-job"],
+)
 def test_signal_during_fault_reverts(
-    pytester: pytest.Pytester, fake_target, sig: signal.Signals
+    pytester: pytest.Pytester, fake_target, sig: signal.Signals, background: bool
 ) -> None:  # type: ignore[no-untyped-def]
+    """Interrupted mid-fault, the run reverts and exits non-zero -- also when it was
+    started as a background job, which inherits SIGINT ignored (the harness installs its
+    own handler; before it did, such a run drilled on through the signal)."""
     make(pytester, fake_target, "time.sleep(60)", heal="null")
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "--target=target.yaml", "-p", "no:cacheprovider", "-q"],
@@ -206,6 +218,7 @@ def test_signal_during_fault_reverts(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=_as_a_background_job if background else None,  # noqa: PLW1509
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -253,3 +266,4 @@ def test_leftover_fault_blocks_the_run_until_cleanup(
     result.assert_outcomes(failed=1)  # the scenario ran (RPO unmeasured is not the point here)
     assert "node-a:running" in fake_history(pytester.path)
     assert not (journal / "old-run.jsonl").exists()
+

@@ -32,13 +32,20 @@ def in_main_thread() -> bool:
 
 
 def install_termination_handler() -> Callable[[], None]:
-    """Make SIGTERM raise ``Terminated`` in the main thread; return the undo."""
+    """Make SIGTERM raise ``Terminated`` and SIGINT ``KeyboardInterrupt`` in the main
+    thread, whatever the process inherited; return the undo.
+
+    SIGINT explicitly: a shell starts a background job (``make gameday &``, ``nohup``)
+    with SIGINT *ignored*, and Python then leaves it ignored -- a drill started that way
+    would drill on through Ctrl-C or a CI runner's SIGINT, its fault in place."""
     if not in_main_thread():
         return lambda: None
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def restore() -> None:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
 
     return restore
 
