@@ -250,9 +250,13 @@ def _cleanup(args: argparse.Namespace) -> int:
     if not results:
         print("nothing to clean up: the fault journal is empty")
         return 0
-    failed = [r for r in results if not r.ok]
-    print(f"{len(results) - len(failed)} reverted, {len(failed)} not reverted")
-    return 1 if failed else 0
+    reverts = [r for r in results if r.kind == "revert"]
+    failed = [r for r in reverts if not r.ok]
+    print(f"{len(reverts) - len(failed)} reverted, {len(failed)} not reverted")
+    not_restored = [r for r in results if r.kind == "baseline" and not r.ok]
+    for result in not_restored:
+        print(f"ledgerdrill cleanup: {result.entry.target} is {result.message}", file=sys.stderr)
+    return 1 if failed or not_restored else 0
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ledgerdrill.dry_run import DryRunInjection, planned_problems
-from ledgerdrill.errors import LedgerdrillError, SafetyViolation
+from ledgerdrill.errors import LedgerdrillError, RevertError, SafetyViolation
 from ledgerdrill.faults.base import Fault
 from ledgerdrill.load.model import LoadResult, LoadSummary
 from ledgerdrill.load.phases import summarise
@@ -42,10 +42,13 @@ from ledgerdrill.measure import (
 )
 from ledgerdrill.measure.users import UsersFigures, measure_users
 from ledgerdrill.platforms.base import Platform
+from ledgerdrill.platforms.shape import BaselineCheck
 from ledgerdrill.probes.base import Probe, ProbeSampler
 from ledgerdrill.probes.canary import LedgerCanary, measure_canary
 from ledgerdrill.report.model import PlannedAction
 from ledgerdrill.safety import FaultJournal, Injection, SafetyGuard
+from ledgerdrill.safety.baseline import RunBaseline, reader
+from ledgerdrill.safety.bounded import bounded
 from ledgerdrill.targets import ScenarioSettings, Target
 from ledgerdrill.timeline import Instant, Sample, Timeline
 
@@ -85,6 +88,7 @@ class Drill:
         canary: LedgerCanary | None = None,
         load: LoadRun | None = None,
         load_profile: str | None = None,
+        baseline: RunBaseline | None = None,
     ) -> None:
         self.scenario_id = scenario_id
         self.target = target
@@ -122,6 +126,10 @@ class Drill:
         self.outcome: DrillOutcome | None = None
         self._samplers: list[ProbeSampler] = []
         self._last_recovery_wait: float | None = None
+        # the run's platform baseline (shared by its scenarios); a bare Drill keeps its own
+        self.baseline = baseline if baseline is not None else RunBaseline()
+        self.baseline_check: BaselineCheck | None = None
+        self.restore_errors: list[Exception] = []
 
     # -- parameters --------------------------------------------------------------------
     def param(self, name: str, default: Any = None) -> Any:
@@ -187,6 +195,7 @@ class Drill:
             )  # fmt: skip
         if not self.probes:
             self._gate_failed("no probes are configured for this target")
+        self._platform_at_baseline()
         if self.load is not None and self.load.pid is None:
             # before the gate: the baseline phase is the load before the fault
             self.load.start()
@@ -216,9 +225,40 @@ class Drill:
                 self._gate_failed(detail)
             clock.sleep(min(self._settle_step_s(), settle_s - waited_s))
         waited_s = max(0.0, clock.now().seconds_since(start) - window_s)
+        if self.baseline.reference is None:
+            # the run's first gate: the healthy platform, as it reads now, is what every
+            # scenario of the run must leave behind
+            shape = reader(self.platform)()
+            self.baseline.record(self.scenario_id, shape)
+            self.timeline.event("platform.baseline", self.scenario_id, shape=shape.summary())
         self.steady_state_ok = True
         self.timeline.event(
             "steady-state.passed", self.scenario_id, window_s=window_s, settled_after_s=waited_s
+        )
+
+    def _baseline_json(self) -> dict[str, Any] | None:
+        reference = self.baseline.reference
+        return reference.to_json() if reference is not None else None
+
+    def _platform_at_baseline(self) -> None:
+        """Before anything touches it: a platform an earlier scenario left different from
+        the run's baseline is not drilled (it would measure the wrong thing: a zone
+        outage of a cluster that already lost its standby proves nothing about RPO 0).
+        It may still be healing: wait for it up to ``settle_timeout``."""
+        if self.baseline.reference is None:
+            return
+        check = self.baseline.check(
+            self.platform, timeout_s=self.target.probes.settle_timeout, interval_s=1.0
+        )
+        if check is None or check.restored:
+            return
+        after = f" after {self.baseline.broken_by}" if self.baseline.broken_by else ""
+        self.timeline.event(
+            "platform.not-at-baseline", self.scenario_id, differences=list(check.differences)
+        )
+        self._gate_failed(
+            f"the platform is not back to its baseline{after}, so it is not drilled: "
+            + "; ".join(check.differences)
         )
 
     def _settle_step_s(self) -> float:
@@ -266,6 +306,7 @@ class Drill:
             timeline=self.timeline,
             target_file=self.target.source,
             on_journaled=self._performed,
+            baseline=self._baseline_json(),
         )
         self.injections.append(injection)
         return injection
@@ -402,6 +443,7 @@ class Drill:
             return self._conclude_plan()
         if self.refusal is not None:
             return self._conclude_refused(self.refusal)
+        self.restore_platform()
         for event in self.platform.events_between(self.timeline.origin, self.timeline.clock.now()):
             self.timeline.add_event(event)
         fault = self.injections[0].fault if self.injections else None
@@ -419,6 +461,12 @@ class Drill:
             recoveries = self._recoveries(t_inject, end=end, timeout_s=timeout)
         load_figures = self._measure_load(t_inject, recoveries) if self.load is not None else None
         users = self._measure_users(t_inject, end, recoveries) if self.load is not None else None
+        if self.baseline_check is not None:
+            check = self.baseline_check
+            self.add_check(Check("platform-restored", check.restored, check.text()))
+        elif self.restore_errors:
+            text = f"a revert failed, the platform is not restored: {self.restore_errors[0]}"
+            self.add_check(Check("platform-restored", False, text))
         measured = Measurements(
             steady_state_ok=bool(self.steady_state_ok),
             steady_state_detail=self.steady_state_detail or "the gate was never run",
@@ -527,20 +575,60 @@ class Drill:
         self.outcome = DrillOutcome(judgement, measured, fault, None, list(self.planned))
         return self.outcome
 
-    def close(self) -> None:
-        """Teardown: stop probes and revert anything still injected (always)."""
-        self.stop_probes()
-        errors = []
+    def restore_platform(self) -> None:
+        """Revert whatever is still injected, let the platform settle (a restored
+        database adopted back into HA), then read the platform back and compare it with
+        the run's baseline, waiting (bounded by ``safety.baseline_timeout``) for what it
+        heals by itself. Idempotent. Failed reverts are kept (``close`` raises them)."""
+        if self.dry_run or self.baseline_check is not None or self.restore_errors:
+            return
+        if not self.injections:
+            return  # nothing was touched
+        errors: list[Exception] = []
         for injection in reversed(self.injections):
             try:
                 injection.revert()
             except Exception as exc:  # keep reverting the others; report all
                 errors.append(exc)
         if errors:
-            raise errors[0]
-        if self.injections and not self.dry_run:
-            for step in self.platform.settle():
-                self.timeline.event("platform.settled", step)
+            self.restore_errors = errors
+            return
+        try:
+            limit = self.target.safety.fault_call_timeout
+            for done in bounded(self.platform.settle, limit, "settling the platform"):
+                self.timeline.event("platform.settled", done)
+        except Exception as exc:  # the comparison below says what is left
+            self.timeline.event("platform.settle-failed", self.scenario_id, error=str(exc))
+        check = self.baseline.check(
+            self.platform, timeout_s=self.target.safety.baseline_timeout, interval_s=1.0
+        )
+        if check is None:
+            return
+        self.baseline_check = check
+        self.baseline.after_scenario(self.scenario_id, check)
+        if check.restored:
+            waited = round(check.waited_s, 3)
+            self.timeline.event("platform.restored", self.scenario_id, waited_s=waited)
+        else:
+            self.timeline.event(
+                "platform.not-restored", self.scenario_id, differences=list(check.differences)
+            )
+
+    def close(self) -> None:
+        """Teardown: stop probes, revert anything still injected, settle, and check the
+        platform reads back as before the drill (always). Not restored is loud: a
+        ``RevertError`` naming what differs, so the run exits non-zero."""
+        self.stop_probes()
+        self.restore_platform()
+        if self.restore_errors:
+            raise self.restore_errors[0]
+        check = self.baseline_check
+        if check is not None and not check.restored:
+            raise RevertError(
+                f"{self.scenario_id}: the platform is NOT back to how it was before the drill: "
+                + "; ".join(check.differences)
+                + ". Run `ledgerdrill cleanup` and check the platform by hand."
+            )
 
     def timeline_path(self, folder: Path) -> Path:
         return folder / f"{self.scenario_id}.timeline.jsonl"

@@ -239,6 +239,7 @@ def drill(
         interval_s=run.interval_s,
         dry_run=run.dry_run,
         approver=_approver(request.config, item),
+        baseline=run.baseline,
     )
     item.stash[DRILL_KEY] = the_drill
     progress = None if run.dry_run else _live_progress(request.config, the_drill)

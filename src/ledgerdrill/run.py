@@ -35,6 +35,7 @@ from ledgerdrill.report.model import (
     UsersModel,
 )
 from ledgerdrill.safety import DEFAULT_STATE_DIR, FaultJournal, SafetyGuard
+from ledgerdrill.safety.baseline import RunBaseline
 from ledgerdrill.safety.calendar import require_windows
 from ledgerdrill.safety.lock import TargetLock
 from ledgerdrill.sandbox.procs import pid_alive
@@ -71,6 +72,9 @@ class RunSession:
         self.require_platform = require_platform
         self.confirm_production = confirm_production
         self.journal = FaultJournal(state_dir)
+        # the platform as the run's first steady-state gate found it: every scenario must
+        # leave it so, and none is drilled while it is not (safety/baseline.py)
+        self.baseline = RunBaseline()
         self.run_dir = reports_dir / self.journal.run_id
         self._platform: Platform | None = None
         # where load profiles are looked for besides ./loadprofiles and beside the target

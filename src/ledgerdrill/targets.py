@@ -206,6 +206,12 @@ class SafetySettings(Strict):
     runbook_approval_delay: Duration = Field(
         default=1.0, description="non-interactive runs approve a runbook step after this delay"
     )
+    baseline_timeout: Duration = Field(
+        default=120.0,
+        description="after a scenario's revert, how long the platform may take to read back "
+        "as it was before the drill (a standby rebuilt, a replica rejoined) before it is "
+        "reported NOT restored",
+    )
 
 
 class SandboxPlatformSettings(Strict):

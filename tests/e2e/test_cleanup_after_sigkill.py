@@ -67,6 +67,8 @@ def test_cleanup_reverts_fault_of_killed_run(tmp_path: Path, fake_target) -> Non
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "reverted node-crash(node=node-b) on fake-lab" in done.stdout
+    # and the platform read back against its shape before the drill (journaled with it)
+    assert "fake-lab: the platform reads back as before the drill" in done.stdout
     assert history(tmp_path) == ["node-b:stopped", "node-b:running"]
     assert not list((tmp_path / ".ledgerdrill" / "journal").glob("*.jsonl"))
 
@@ -79,3 +81,38 @@ def test_cleanup_reverts_fault_of_killed_run(tmp_path: Path, fake_target) -> Non
     )
     assert again.returncode == 0
     assert "journal is empty" in again.stdout
+
+
+def test_cleanup_that_cannot_restore_the_baseline_says_so_and_exits_non_zero(
+    tmp_path: Path, fake_target
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 29: "1 reverted" is not "restored". The fault is reverted, but something
+    else the drill left (here: another node drained) keeps the platform from reading back
+    as it did at the gate: cleanup names the difference and exits non-zero."""
+    target = fake_target(heal="null").read_text()
+    (tmp_path / "target.yaml").write_text(
+        target.replace("  blast_radius:", "  baseline_timeout: 1s\n  blast_radius:")
+    )
+    (tmp_path / "test_kill.py").write_text(SCENARIO)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "test_kill.py", "--target=target.yaml",
+         "-p", "no:cacheprovider", "-q"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not ((tmp_path / "state.json").exists() and "node-b:stopped" in history(tmp_path)):
+        assert time.monotonic() < deadline, "fault never injected"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    from ledgerdrill.platforms.fake import FakePlatform
+
+    FakePlatform("fake-lab", tmp_path / "state.json", {"node-c": "c"}).drain_node("node-c")
+    done = subprocess.run(
+        [sys.executable, "-m", "ledgerdrill.cli", "cleanup"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "1 reverted, 0 not reverted" in done.stdout
+    assert "node node-c is drained (was running)" in done.stdout
+    assert "NOT back to its baseline" in done.stderr

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -267,3 +268,43 @@ def test_leftover_fault_blocks_the_run_until_cleanup(
     assert "node-a:running" in fake_history(pytester.path)
     assert not (journal / "old-run.jsonl").exists()
 
+
+BROKEN_BEHIND_OUR_BACK = """
+import pytest
+from ledgerdrill.faults import NodeCrash
+
+@pytest.mark.requires("NodeControl")
+def test_node_crash(drill, platform):
+    drill.steady_state()
+    with drill.inject(NodeCrash(platform, node=drill.param("node"))):
+        drill.wait_for_recovery()
+    platform.drain_node("node-c")  # someone else breaks the platform after the revert
+
+def test_the_next_one(drill):
+    drill.steady_state()
+"""
+
+
+def test_a_platform_not_back_at_baseline_fails_loudly_and_the_next_scenario_is_refused(
+    pytester: pytest.Pytester, fake_target: Any
+) -> None:
+    """Issue 29: 'reverted' means the platform reads back as before, not that an undo
+    was called. A node drained behind the harness's back after the revert: FAIL
+    platform-restored naming it, an error at teardown (exit non-zero), and the next
+    scenario is not drilled on a platform that is not what the run started with."""
+    target = fake_target().read_text().replace(
+        "  blast_radius:", "  baseline_timeout: 1s\n  blast_radius:"
+    )
+    (pytester.path / "target.yaml").write_text(target)
+    pytester.makepyfile(test_scenario=BROKEN_BEHIND_OUR_BACK)
+    result = pytester.runpytest("--target=target.yaml", "-p", "no:cacheprovider", "-rA")
+    out = result.stdout.str()
+    assert result.ret != 0
+    assert "FAIL: " in out and "node node-c is drained (was running)" in out
+    assert "NOT back to how it was before the drill" in out  # the teardown's RevertError
+    assert "not back to its baseline after node-crash, so it is not drilled" in out
+    report = json.loads(next((pytester.path / "reports").glob("*/report.json")).read_text())
+    verdicts = {s["id"]: s["verdict"] for s in report["scenarios"]}
+    assert verdicts == {"node-crash": "FAIL", "the-next-one": "INCONCLUSIVE"}, verdicts
+    checks = {c["name"]: c for c in report["scenarios"][0]["checks"]}
+    assert checks["platform-restored"]["passed"] is False

@@ -92,6 +92,15 @@ def test_a_fast_suite_passes_on_the_sandbox(tmp_path: Path, sandbox: Any) -> Non
         assert load is not None and load["summary"]["requests"] > 0, scenario["id"]
         phases = sum(p["requests"] for p in load["summary"]["phases"])
         assert phases == load["summary"]["requests"]
+        # what users lived through, from every request they made: measured, and no
+        # figure given as a number where it could not be measured
+        users = measured["users"]
+        assert users is not None and users["requests"] > 0, scenario["id"]
+        assert users["longest_stall_s"] is not None and users["longest_wait_s"] is not None
+        for name, why in users["absent"].items():
+            assert users[name] is None and why, (scenario["id"], name)
+        if users["recovered"]:
+            assert users["rto_s"] is not None and users["rto_error_s"] is not None
     assert "PASS" in out and "report:" in out
 
 

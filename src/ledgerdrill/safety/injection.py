@@ -11,9 +11,10 @@ never swallowed: the journal keeps the entry as ``revert-failed`` and a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from ledgerdrill.errors import FaultError, RevertError
 from ledgerdrill.faults.base import Evidence, Fault
@@ -34,8 +35,11 @@ class Injection:
         timeline: Timeline,
         target_file: Path | None = None,
         on_journaled: Callable[[Injection], None] | None = None,
+        baseline: Mapping[str, Any] | None = None,
     ) -> None:
         self.fault = fault
+        # the platform's shape before the drill, journaled with the fault for cleanup
+        self.baseline = baseline
         # told once the fault is journaled (about to be injected): the drill's action log
         self.on_journaled = on_journaled
         self.touches: list[str] = []
@@ -88,6 +92,7 @@ class Injection:
             platform=fault.platform.kind,
             touches=self.touches,
             overrides=overridden,
+            baseline=self.baseline,
         )
         if self.on_journaled is not None:
             self.on_journaled(self)

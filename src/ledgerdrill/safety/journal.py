@@ -36,6 +36,8 @@ class JournalEntry:
     status: str = "intent"  # intent | injected | reverted | revert-failed
     error: str = ""
     path: Path = field(default=Path(), compare=False)
+    # the platform's shape at the run's steady-state gate (``platforms.shape``)
+    baseline: Mapping[str, Any] | None = None
 
     @property
     def pending(self) -> bool:
@@ -63,9 +65,12 @@ class FaultJournal:
         platform: str,
         touches: Sequence[str] = (),
         overrides: Sequence[str] = (),
+        baseline: Mapping[str, Any] | None = None,
     ) -> str:
         """``touches``: what the fault acts on, as the plan showed it; ``overrides``:
-        blackout windows in effect that the operator overrode by name (for the audit)."""
+        blackout windows in effect that the operator overrode by name (for the audit);
+        ``baseline``: the platform's shape before the drill (``platforms.shape``), so
+        that ``cleanup`` can check the platform reads back as it was."""
         entry_id = uuid.uuid4().hex[:12]
         line: dict[str, Any] = {
             "op": "intent",
@@ -82,6 +87,8 @@ class FaultJournal:
             line["touches"] = list(touches)
         if overrides:
             line["overrides_blackout"] = list(overrides)
+        if baseline is not None:
+            line["baseline"] = dict(baseline)
         self._append(line)
         return entry_id
 
@@ -163,6 +170,7 @@ def read_journal_file(path: Path) -> list[JournalEntry]:
                 record=line["record"],
                 created_at=line["at"],
                 path=path,
+                baseline=line.get("baseline"),
             )
         elif line.get("id") in entries:
             old = entries[line["id"]]

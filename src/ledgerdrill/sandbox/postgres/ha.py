@@ -53,6 +53,11 @@ ha-resumed                  primary         (none)
 region-failed-over          dr primary      promotion_took_s, timeline
 failed-back                 primary         took_s, timeline
 restored-server-adopted     primary         restored, took_s, timeline
+member-stopped              member          action (a stopped member whose node is back
+                                            is rejoined: standby, DR replica)
+primary-restarted           primary         reason (no standby to fail over to; its
+                                            node is back: restarted in place)
+restart-failed              primary         error
 controller-error            primary         error (the loop goes on)
 =========================== =============== ===============================================
 
@@ -236,6 +241,7 @@ class HaController:
         self._impossible_reported = False
         self._watch_sync_standby(primary, health, now)
         self._watch_followers(now)
+        self._heal_stopped(primary)
         self._auto_rejoin(now)
 
     def _stand_aside(self) -> bool:
@@ -283,6 +289,7 @@ class HaController:
                 return  # someone else already acted
             standby = self._failover_target(old)
             if standby is None:
+                self._restart_in_place(old, "no standby to fail over to")
                 return
             unanswered = detected_at - self._last_answer
             self._emit("failover-started", old.name, standby=standby.name, unanswered_s=unanswered)
@@ -399,6 +406,39 @@ class HaController:
                     self._emit("replica-rebuilt", name, how=how, reason="did not follow")
                 except PlatformError as exc:
                     self._emit("rejoin-failed", name, error=str(exc))
+
+    def _heal_stopped(self, primary: PgServer) -> None:
+        """Any stopped member whose node is available again is brought back -- not only
+        a failed-over former primary: the synchronous standby of a zone that was lost,
+        the DR replica. A managed service rebuilds its standby the same way; without
+        this the cluster would stay without a synchronous standby (RPO 0 silently gone)
+        after the zone came back."""
+        if self.node_available is None:
+            return
+        for server in self.cluster.members:
+            if server is primary or server.name in self._to_rejoin:
+                continue
+            if server.state() == "stopped" and self.node_available(server.name):
+                self._to_rejoin[server.name] = self.clock()
+                self._emit("member-stopped", server.name, action="rejoin scheduled")
+
+    def _restart_in_place(self, old: PgServer, reason: str) -> bool:
+        """No standby to fail over to (both halves of the pair were lost, as in a
+        region outage) but the primary's node is back: start the primary where it was
+        (crash recovery), as a managed service restarts a server whose host returned.
+        Its partner rejoins afterwards (``_heal_stopped``)."""
+        if self.node_available is None or not self.node_available(old.name):
+            return False
+        if old.state() != "stopped" or (old.data_dir / "standby.signal").exists():
+            return False
+        try:
+            old.start()
+        except PlatformError as exc:
+            self._emit("restart-failed", old.name, error=str(exc))
+            return False
+        self._emit("primary-restarted", old.name, reason=reason)
+        self._reset(old.name)
+        return True
 
     def _auto_rejoin(self, now: float) -> None:
         if self.node_available is None:
