@@ -30,30 +30,25 @@ def history(folder: Path) -> list[str]:
     return [f"{node}:{status}" for _, node, status in state["log"]]
 
 
-def test_cleanup_reverts_fault_of_killed_run(tmp_path: Path, fake_target) -> None:  # type: ignore[no-untyped-def]
-    fake_target(heal="null")
-    (tmp_path / "test_kill.py").write_text(SCENARIO)
+def kill_mid_fault(folder: Path) -> None:
+    """Run the scenario in ``folder`` and SIGKILL it once its fault is in place."""
+    (folder / "test_kill.py").write_text(SCENARIO)
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "test_kill.py",
-            "--target=target.yaml",
-            "-p",
-            "no:cacheprovider",
-            "-q",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+        [sys.executable, "-m", "pytest", "test_kill.py", "--target=target.yaml",
+         "-p", "no:cacheprovider", "-q"],
+        cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
     deadline = time.monotonic() + 30
-    while not ((tmp_path / "state.json").exists() and "node-b:stopped" in history(tmp_path)):
+    while not ((folder / "state.json").exists() and "node-b:stopped" in history(folder)):
         assert time.monotonic() < deadline, "fault never injected"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
+
+
+def test_cleanup_reverts_fault_of_killed_run(tmp_path: Path, fake_target) -> None:  # type: ignore[no-untyped-def]
+    fake_target(heal="null")
+    kill_mid_fault(tmp_path)
     assert history(tmp_path) == ["node-b:stopped"]  # nothing reverted it: it was killed
     journal = list((tmp_path / ".ledgerdrill" / "journal").glob("*.jsonl"))
     assert len(journal) == 1
@@ -93,18 +88,7 @@ def test_cleanup_that_cannot_restore_the_baseline_says_so_and_exits_non_zero(
     (tmp_path / "target.yaml").write_text(
         target.replace("  blast_radius:", "  baseline_timeout: 1s\n  blast_radius:")
     )
-    (tmp_path / "test_kill.py").write_text(SCENARIO)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "test_kill.py", "--target=target.yaml",
-         "-p", "no:cacheprovider", "-q"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while not ((tmp_path / "state.json").exists() and "node-b:stopped" in history(tmp_path)):
-        assert time.monotonic() < deadline, "fault never injected"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
+    kill_mid_fault(tmp_path)
     from ledgerdrill.platforms.fake import FakePlatform
 
     FakePlatform("fake-lab", tmp_path / "state.json", {"node-c": "c"}).drain_node("node-c")

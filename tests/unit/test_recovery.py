@@ -60,10 +60,23 @@ def test_never_degrading_probe_has_rto_zero() -> None:
 
 
 def test_still_failing_is_a_timeout_not_a_recovery_time() -> None:
-    rec = measure_recovery(stream("++------"), at(0.2), interval_s=0.2, timeout_s=30)
+    samples = [*stream("+" * 40), *stream("-" * 150, start_s=8.0)]  # watched 30 s in all
+    rec = measure_recovery(samples, at(0.2), interval_s=0.2, timeout_s=30)
     assert not rec.recovered
     assert rec.rto_s is None
     assert rec.reason.startswith("not recovered within 30.0s")
+
+
+def test_a_reason_states_the_time_actually_watched_and_what_was_last_seen() -> None:
+    """Issue 29: a drill whose observation ended after ~1 s (its revert began) must not
+    say "not recovered within 30s"; it says what it watched and the last failure seen."""
+    samples = stream("++------")
+    samples[-1] = Sample("svc", samples[-1].at, False, LATENCY_S, "HTTP 502 from the gateway")
+    rec = measure_recovery(samples, at(0.2), interval_s=0.2, timeout_s=30)
+    assert rec.reason == (
+        "not recovered in the 1.2s observed (observation ended before the 30.0s recovery"
+        " timeout) (still failing when observation ended; last seen: HTTP 502 from the gateway)"
+    )
 
 
 def test_short_final_run_is_not_a_recovery() -> None:

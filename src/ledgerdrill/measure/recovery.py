@@ -98,19 +98,21 @@ def measure_recovery(
     if first_failure is None:
         return replace(common, recovered=True, rto_s=0.0, reason="no impact seen")
 
-    limit_s = timeout_s if timeout_s is not None else observed_s
+    not_recovered = _not_recovered(observed_s, timeout_s)
     run_start = _start_of_final_healthy_run(after)
     if run_start is None:
+        last = after[-1].detail
+        seen = f"; last seen: {last}" if last else ""
         return replace(
             common,
-            reason=f"not recovered within {limit_s:.1f}s (still failing when observation ended)",
+            reason=f"{not_recovered} (still failing when observation ended{seen})",
         )  # fmt: skip
     run = after[run_start:]
     run_duration_s = end_at.seconds_since(run[0].at)
     if len(run) < window.min_samples or run_duration_s + _EPSILON_S < window.min_duration_s:
         return replace(
             common,
-            reason=f"not recovered within {limit_s:.1f}s (healthy for only {len(run)} samples"
+            reason=f"{not_recovered} (healthy for only {len(run)} samples"
             f" / {run_duration_s:.2f}s at the end; the stability window needs"
             f" {window.min_samples} samples and {window.min_duration_s:g}s)",
         )  # fmt: skip
@@ -124,6 +126,17 @@ def measure_recovery(
         common, recovered=True, rto_s=rto_s,
         reason=f"recovered {rto_s:.2f}s ± {interval_s:g}s after injection",
     )  # fmt: skip
+
+
+def _not_recovered(observed_s: float, timeout_s: float | None) -> str:
+    """The time a "not recovered" is about is the time actually watched: a drill that
+    stopped watching early (its revert began) must not claim the whole timeout."""
+    if timeout_s is None or observed_s + _EPSILON_S >= timeout_s:
+        return f"not recovered within {timeout_s if timeout_s is not None else observed_s:.1f}s"
+    return (
+        f"not recovered in the {observed_s:.1f}s observed (observation ended before the"
+        f" {timeout_s:.1f}s recovery timeout)"
+    )
 
 
 def _start_of_final_healthy_run(samples: Sequence[Sample]) -> int | None:

@@ -32,25 +32,24 @@ def ms(value: float | None) -> str:
     return "—" if value is None else f"{value:.0f} ms"
 
 
+def recovery_text(rto_s: float | None, error_s: float | None, recovered: bool | None) -> str:
+    """An RTO as people read it: the figure with its error bar, or why there is none."""
+    if recovered is False:
+        return "not recovered"
+    if rto_s is None:
+        return "—"
+    return f"{fmt_s(rto_s)} ± {fmt_s(error_s or 0)}"
+
+
 def rto_text(s: ScenarioReport) -> str:
     m = s.measured
-    if m.rto_s is None:
-        return "—"
-    if m.recovered is False:
-        return "not recovered"
-    return f"{fmt_s(m.rto_s)} ± {fmt_s(m.rto_error_s or 0)}"
+    return recovery_text(m.rto_s, m.rto_error_s, m.recovered)
 
 
 def users_text(s: ScenarioReport) -> str:
     """The users' RTO as people read it."""
     users = s.measured.users
-    if users is None:
-        return "—"
-    if users.recovered is False:
-        return "not recovered"
-    if users.rto_s is None:
-        return "—"
-    return f"{fmt_s(users.rto_s)} ± {fmt_s(users.rto_error_s or 0)}"
+    return "—" if users is None else recovery_text(users.rto_s, users.rto_error_s, users.recovered)
 
 
 def stall_text(s: ScenarioReport) -> str:
