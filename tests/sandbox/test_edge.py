@@ -177,12 +177,15 @@ def test_set_backends_takes_effect_and_empty_primary_goes_to_dr(edge: Edge) -> N
 
 
 # -- certificates ----------------------------------------------------------------------------
-def test_certificate_replaced_in_place_is_served_within_a_second(edge: Edge) -> None:
-    traefik = edge.traefik
+def watch_while(
+    traefik: TraefikComponent, swap: Callable[[], float]
+) -> tuple[list[float], list[str]]:
+    """Swap the certificate five times (``swap`` returns seconds until the new one is
+    served) while a client looks at what is served every 10 ms."""
     sightings: list[str] = []
     stop = threading.Event()
 
-    def watch() -> None:  # a client during the swaps: never the default certificate
+    def watch() -> None:
         while not stop.is_set():
             try:
                 sightings.append(traefik.served_details().subject)
@@ -192,19 +195,50 @@ def test_certificate_replaced_in_place_is_served_within_a_second(edge: Edge) -> 
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    times = []
     try:
-        for _ in range(5):
-            cert_pem, key_pem = traefik.ca.issue("valid")
-            write_pair(traefik.cert_path, traefik.key_path, cert_pem, key_pem)
-            times.append(traefik.wait_until_serving(describe(cert_pem).fingerprint_sha256))
+        times = [swap() for _ in range(5)]
     finally:
         stop.set()
         watcher.join()
+    assert sightings
+    return times, sightings
+
+
+def test_certificate_replaced_in_place_by_hand_is_served_within_a_second(edge: Edge) -> None:
+    """Files replaced in place (as by hand) are picked up. Cert and key are two renames,
+    not one: a reload that falls between them finds a mismatched pair and serves
+    Traefik's default certificate for an instant (seen 1 in 9 looks on a loaded CI run;
+    ``TraefikComponent._write_certificate_files`` explains why the platform's own
+    rotations never do this). What must never happen is a failed TLS connection."""
+    traefik = edge.traefik
+
+    def in_place() -> float:
+        cert_pem, key_pem = traefik.ca.issue("valid")
+        write_pair(traefik.cert_path, traefik.key_path, cert_pem, key_pem)
+        return traefik.wait_until_serving(describe(cert_pem).fingerprint_sha256)
+
+    times, sightings = watch_while(traefik, in_place)
     print(f"\n[timing] certificate reloads: {', '.join(f'{t:.3f}' for t in times)}s")
     timing("certificate reload, max of 5", max(times))
     assert max(times) < CERT_RELOAD_LIMIT_S
-    assert sightings
+    failed = [s for s in sightings if s.startswith("error")]
+    assert not failed, f"{len(failed)} of {len(sightings)} looks failed: {sorted(set(failed))[:3]}"
+
+
+def test_a_rotation_by_the_platform_never_serves_the_default_certificate(edge: Edge) -> None:
+    """The platform's rotation writes a new pair and switches ``tls.yaml`` in one atomic
+    replace: a client during five rotations sees the old or the new certificate, never
+    Traefik's default and never an error."""
+    traefik = edge.traefik
+
+    def rotate() -> float:
+        began = time.monotonic()
+        traefik.install_certificate("valid")  # returns once the new one is served
+        return time.monotonic() - began
+
+    times, sightings = watch_while(traefik, rotate)
+    timing("certificate rotation, max of 5", max(times))
+    assert max(times) < CERT_RELOAD_LIMIT_S
     bad = [s for s in sightings if DEFAULT_CERT_SUBJECT in s or s.startswith("error")]
     assert not bad, f"{len(bad)} of {len(sightings)} sightings: {sorted(set(bad))[:3]}"
 

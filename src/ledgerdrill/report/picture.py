@@ -75,6 +75,8 @@ def render_svg(scenario: ScenarioReport, timeline: list[dict[str, Any]]) -> str:
         ax.broken_barh(good, (row - 0.35, 0.7), facecolors=OK)
         ax.broken_barh(bad, (row - 0.35, 0.7), facecolors=FAILED, hatch="///")
     injected = next((e[0] - t0 for e in events if e[1] == "fault.injected"), None)
+    # the probes' figures are labelled under the probes' lanes, above the users' lane
+    label_row = len(lanes) - 0.3
     users = scenario.measured.users
     if users is not None and injected is not None:
         lanes.append(USERS_LANE)
@@ -92,13 +94,13 @@ def render_svg(scenario: ScenarioReport, timeline: list[dict[str, Any]]) -> str:
     if injected is not None and measured.rto_s is not None and measured.recovered:
         ax.axvspan(injected, injected + measured.rto_s, color=FAILED, alpha=0.08)
         ax.annotate(f"RTO {measured.rto_s:.2f}s ± {measured.rto_error_s or 0:.2f}s",
-                    (injected + measured.rto_s, len(lanes) - 0.3), fontsize=8,
+                    (injected + measured.rto_s, label_row), fontsize=8,
                     color=FAILED)  # fmt: skip
     if injected is not None and objective is not None and objective.rto_s is not None:
         target_at = injected + objective.rto_s
         if target_at <= max(everything) - t0 + 5:
             ax.axvline(target_at, color="black", linewidth=1.5)
-            ax.annotate("RTO target", (target_at, len(lanes) - 0.3), fontsize=7)
+            ax.annotate("RTO target", (target_at, label_row), fontsize=7)
     # acknowledged writes the read-back did not find: marked on the canary's lane
     lost = set(scenario.lost_refs)
     if lost and "ledger-canary" in samples:
