@@ -8,7 +8,8 @@ import pytest
 
 from ledgerdrill.drill import Drill
 from ledgerdrill.faults import RegionOutage
-from ledgerdrill.platforms.base import Platform, RegionControl
+from ledgerdrill.platforms.base import Platform
+from ledgerdrill.runbook import RegionFailover
 
 
 @pytest.mark.tier("integrations")
@@ -20,8 +21,6 @@ def test_region_outage(drill: Drill, platform: Platform) -> None:
     dr_region = str(drill.param("dr_region", "dr"))
     with drill.inject(RegionOutage(platform, region=region)):
         drill.wait_for_detection()
-        with drill.runbook_step(f"fail over to region {dr_region}"):
-            if not drill.dry_run:
-                platform.capability(RegionControl).fail_over_to(dr_region)
+        drill.runbook(RegionFailover(platform, region=dr_region))
         drill.wait_for_recovery()
         drill.observe()

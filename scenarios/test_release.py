@@ -15,11 +15,9 @@ from ledgerdrill.platforms.base import Platform
 @pytest.mark.requires("ReleaseControl")
 def test_bad_release(drill: Drill, platform: Platform) -> None:
     drill.steady_state()
-    with drill.inject(
-        BadRelease(platform, version=str(drill.param("version", "2.0.0-bad")))
-    ) as release:
+    release = BadRelease(platform, version=str(drill.param("version", "2.0.0-bad")))
+    with drill.inject(release):
         drill.wait_for_detection()
-        with drill.runbook_step("roll back to the previous release"):
-            release.revert()
+        drill.runbook(release.recovery())  # roll back to the previous release
         drill.wait_for_recovery()
         drill.observe()

@@ -252,7 +252,10 @@ def _cleanup(args: argparse.Namespace) -> int:
         return 0
     reverts = [r for r in results if r.kind == "revert"]
     failed = [r for r in reverts if not r.ok]
-    print(f"{len(reverts) - len(failed)} reverted, {len(failed)} not reverted")
+    finished = sum(1 for r in reverts if r.ok and r.entry.is_runbook)
+    line = f"{len(reverts) - len(failed) - finished} reverted, {len(failed)} not reverted"
+    # a runbook step is finished, not reverted: said apart so the count is not inflated
+    print(line + (f"; {finished} runbook step(s) finished" if finished else ""))
     not_restored = [r for r in results if r.kind == "baseline" and not r.ok]
     for result in not_restored:
         print(f"ledgerdrill cleanup: {result.entry.target} is {result.message}", file=sys.stderr)

@@ -12,8 +12,7 @@ guard would refuse it); nothing is touched, nothing waits.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,9 +45,12 @@ from ledgerdrill.platforms.shape import BaselineCheck
 from ledgerdrill.probes.base import Probe, ProbeSampler
 from ledgerdrill.probes.canary import LedgerCanary, measure_canary
 from ledgerdrill.report.model import PlannedAction
+from ledgerdrill.runbook.base import RunbookAction
 from ledgerdrill.safety import FaultJournal, Injection, SafetyGuard
+from ledgerdrill.safety.approval import Approver, after_delay
 from ledgerdrill.safety.baseline import RunBaseline, reader
 from ledgerdrill.safety.bounded import bounded
+from ledgerdrill.safety.runbook_run import StepRecord, run_step
 from ledgerdrill.targets import ScenarioSettings, Target
 from ledgerdrill.timeline import Instant, Sample, Timeline
 
@@ -64,9 +66,6 @@ class DrillOutcome:
     fault: Fault | None
     t_inject: Instant | None
     planned: list[PlannedAction] = field(default_factory=list)
-
-
-Approver = Callable[[str], None]
 
 
 class Drill:
@@ -89,6 +88,7 @@ class Drill:
         load: LoadRun | None = None,
         load_profile: str | None = None,
         baseline: RunBaseline | None = None,
+        approval_by: str = "",
     ) -> None:
         self.scenario_id = scenario_id
         self.target = target
@@ -101,7 +101,10 @@ class Drill:
         self.probes = list(probes)
         self.interval_s = interval_s
         self.dry_run = dry_run
-        self.approver = approver
+        # who approves runbook steps (the plugin chains --interactive, hooks and the
+        # target's runbook_approval); a bare Drill rehearses with the configured delay
+        self.approver: Approver = approver or after_delay(target.safety.runbook_approval_delay)
+        self.approval_by = approval_by or "after runbook_approval_delay"
         self.canary = canary
         self._canary_started = False
         self.load = load
@@ -129,6 +132,9 @@ class Drill:
         # the run's platform baseline (shared by its scenarios); a bare Drill keeps its own
         self.baseline = baseline if baseline is not None else RunBaseline()
         self.baseline_check: BaselineCheck | None = None
+        self.steps: list[StepRecord] = []
+        # a runbook step nobody approved: the scenario stops, INCONCLUSIVE
+        self.declined: str | None = None
         self.restore_errors: list[Exception] = []
 
     # -- parameters --------------------------------------------------------------------
@@ -379,24 +385,59 @@ class Drill:
             self.settings.observe_after_recovery if seconds is None else seconds
         )
 
-    @contextmanager
-    def runbook_step(self, name: str) -> Iterator[None]:
-        """A step a human would decide (promote DR, restore). Its wait counts in the RTO."""
+    def runbook(self, action: RunbookAction | None) -> StepRecord | None:
+        """Run a runbook step: planned in a dry run (with what it would change), else
+        approved, journaled, run, verified. A step that recovers from a fault
+        (``fault.recovery()``) reverts it when it completes. Returns the step's record
+        (None in a dry run, or when ``action`` is None: the fault has no runbook)."""
+        if action is None:
+            return None
         if self.dry_run:
-            self.planned.append(PlannedAction(fault="runbook", description=name, targets=[]))
-            yield
-            return
-        start = self.timeline.clock.now()
-        self.actions.append(PlannedAction(fault="runbook", description=name, targets=[]))
-        self.timeline.event("runbook.requested", name)
-        if self.approver is not None:
-            self.approver(name)
-        else:
-            self.timeline.clock.sleep(self.target.safety.runbook_approval_delay)
-        self.timeline.event("runbook.approved", name)
-        yield
-        took = self.timeline.clock.now().seconds_since(start)
-        self.timeline.event("runbook.done", name, duration_s=round(took, 3))
+            self.planned.append(self._step_action(action, refused=self._step_problems(action)))
+            return None
+        injection = next(
+            (i for i in self.injections if action.resolves is not None
+             and i.fault is action.resolves), None,
+        )  # fmt: skip
+        record = run_step(
+            action,
+            scenario=self.scenario_id,
+            journal=self.journal,
+            guard=self.guard,
+            timeline=self.timeline,
+            approver=self.approver,
+            call_timeout_s=self.target.safety.fault_call_timeout,
+            target_file=self.target.source,
+            baseline=self._baseline_json(),
+            resolves_entry=injection.entry_id if injection is not None else None,
+            on_journaled=self.steps.append,
+        )
+        self.actions.append(self._step_action(action))
+        if injection is not None:
+            injection.resolved_by(action.kind)
+        return record
+
+    def _step_problems(self, action: RunbookAction) -> list[str]:
+        try:
+            return self.guard.step_problems(action)
+        except Exception as exc:  # the plan shows it rather than crash
+            return [f"cannot check {action.kind}: {exc}"]
+
+    def _step_action(self, action: RunbookAction, refused: Sequence[str] = ()) -> PlannedAction:
+        try:
+            targets = [str(t) for t in action.targets()]
+            changes = action.changes()
+        except LedgerdrillError as exc:  # the platform cannot be read now (it is down)
+            targets, changes = [f"(read when it runs; not now: {exc})"], [action.describe()]
+        return PlannedAction(
+            fault="runbook",
+            description=action.describe(),
+            targets=targets,
+            refused=list(refused),
+            changes=changes,
+            approval=self.approval_by,
+            after_interrupt=action.after_interrupt,
+        )
 
     # -- measurement -------------------------------------------------------------------
     def _t_inject(self) -> Instant:
@@ -446,13 +487,16 @@ class Drill:
         self.restore_platform()
         for event in self.platform.events_between(self.timeline.origin, self.timeline.clock.now()):
             self.timeline.add_event(event)
+        for step in self.steps:
+            step.action.after_recovery(self.timeline)
         fault = self.injections[0].fault if self.injections else None
         t_inject = next((i.t_inject for i in self.injections if i.t_inject), None)
         if t_inject is not None and self.loss is None and self._canary_started:
             self._measure_canary(t_inject, fault)
         recoveries: list[Recovery] = []
         end: Instant | None = None
-        if t_inject is not None:
+        # a declined runbook step called the drill off: its recovery was not measured
+        if t_inject is not None and self.declined is None:
             timeout = self._last_recovery_wait or self.settings.recovery_timeout
             # observation of the fault ends when its revert begins (a fail-back or a
             # certificate put back is not the fault's recovery), else now
@@ -461,6 +505,8 @@ class Drill:
             recoveries = self._recoveries(t_inject, end=end, timeout_s=timeout)
         load_figures = self._measure_load(t_inject, recoveries) if self.load is not None else None
         users = self._measure_users(t_inject, end, recoveries) if self.load is not None else None
+        if self.declined is not None:
+            self.add_check(Check("runbook", None, self.declined))
         if self.baseline_check is not None:
             check = self.baseline_check
             self.add_check(Check("platform-restored", check.restored, check.text()))
@@ -582,9 +628,9 @@ class Drill:
         heals by itself. Idempotent. Failed reverts are kept (``close`` raises them)."""
         if self.dry_run or self.baseline_check is not None or self.restore_errors:
             return
-        if not self.injections:
+        if not any(i.entry_id for i in self.injections) and not self.steps:
             return  # nothing was touched
-        errors: list[Exception] = []
+        errors: list[Exception] = self._finish_interrupted_steps()
         for injection in reversed(self.injections):
             try:
                 injection.revert()
@@ -613,6 +659,28 @@ class Drill:
             self.timeline.event(
                 "platform.not-restored", self.scenario_id, differences=list(check.differences)
             )
+
+    def _finish_interrupted_steps(self) -> list[Exception]:
+        """Runbook steps journaled but not done (an interrupt or a failure inside them)
+        are finished as ``cleanup`` would finish them, so the journal holds nothing
+        pending and the platform is not left half way through a step."""
+        errors: list[Exception] = []
+        limit = self.target.safety.fault_call_timeout
+        for step in reversed(self.steps):
+            if step.entry_id is None or step.done_at or step.finished_after_interrupt:
+                continue
+            kind = step.action.kind
+            try:
+                said = bounded(step.action.finish_after_interrupt, limit, f"finishing {kind}")
+            except Exception as exc:  # stays pending in the journal for `cleanup`
+                self.journal.mark(step.entry_id, "revert-failed", error=str(exc))
+                self.timeline.event("runbook.finish-failed", kind, error=str(exc))
+                errors.append(exc)
+                continue
+            self.journal.mark(step.entry_id, "done")
+            step.finished_after_interrupt = said
+            self.timeline.event("runbook.finished-after-interrupt", kind, result=said)
+        return errors
 
     def close(self) -> None:
         """Teardown: stop probes, revert anything still injected, settle, and check the

@@ -9,6 +9,7 @@ import pytest
 if TYPE_CHECKING:
     from ledgerdrill.drill import Drill
     from ledgerdrill.report.model import RunReport, ScenarioReport
+    from ledgerdrill.runbook.base import RunbookAction
 
 hookspec = pytest.hookspec
 
@@ -19,9 +20,14 @@ def pytest_ledgerdrill_scenario_concluded(item: pytest.Item, scenario: ScenarioR
 
 
 @hookspec(firstresult=True)
-def pytest_ledgerdrill_approve_runbook_step(drill: Drill, step: str) -> bool | None:
-    """Approve a runbook step (promote DR, restore). Return True once approved; the
-    first implementation that returns non-None decides. Its wait counts in the RTO."""
+def pytest_ledgerdrill_approve_runbook_step(
+    drill: Drill, step: str, action: RunbookAction
+) -> bool | None:
+    """Approve (True) or decline (False) a runbook step before it runs; None passes the
+    question on (to the target's ``safety.runbook_approval``). ``step`` is what it does,
+    ``action.changes()`` what it would change, ``action.kind`` its kind. The first
+    implementation that answers decides; the wait is timed as the step's decision
+    time, apart from the platform's recovery."""
 
 
 @hookspec

@@ -31,7 +31,9 @@ from ledgerdrill.platforms.base import CAPABILITIES, Platform
 from ledgerdrill.report.live import LiveProgress
 from ledgerdrill.report.summary import plan_text, terminal_table
 from ledgerdrill.run import RunSession, junit_properties
-from ledgerdrill.safety import install_termination_handler
+from ledgerdrill.safety import approval, install_termination_handler
+from ledgerdrill.safety.approval import Approver
+from ledgerdrill.safety.runbook_run import RunbookDeclined
 from ledgerdrill.targets import Target
 from ledgerdrill.timeline import Clock, SystemClock, Timeline
 
@@ -223,6 +225,7 @@ def drill(
     except LedgerdrillError as exc:
         _unavailable(run, f"probes unavailable: {exc}")
         raise AssertionError("unreachable") from exc
+    approver, approval_by = _approver(request.config, item, target)
     the_drill = Drill(
         scenario_id=sid,
         target=target,
@@ -238,7 +241,8 @@ def drill(
         load_profile=run.load_profile_name(sid, marker_profile),
         interval_s=run.interval_s,
         dry_run=run.dry_run,
-        approver=_approver(request.config, item),
+        approver=approver,
+        approval_by=approval_by,
         baseline=run.baseline,
     )
     item.stash[DRILL_KEY] = the_drill
@@ -272,31 +276,37 @@ def _live_progress(config: pytest.Config, drill: Drill) -> LiveProgress | None:
     ).start()
 
 
-def _approver(config: pytest.Config, item: pytest.Item) -> Any:
+def _approver(config: pytest.Config, item: pytest.Item, target: Target) -> tuple[Approver, str]:
+    """Who approves this run's runbook steps (``safety.approval``), and how to say so."""
     if _option(config, "ledgerdrill_interactive"):
-        return ask_on_terminal
+        return approval.on_terminal(), "the operator on the terminal (--interactive)"
+    settings = target.safety.runbook_approval
+    fallback: Approver
+    if settings.by == "environment":
+        fallback = approval.from_environment()
+        said = f"the environment ({approval.APPROVE_ENV} / {approval.REJECT_ENV})"
+    elif settings.by == "file":
+        path = target.resolve_path(str(settings.file))
+        fallback = approval.from_file(path, timeout_s=settings.timeout)
+        said = f"the approvals file {path} (waits up to {settings.timeout:g}s)"
+    elif settings.by == "terminal":
+        fallback = approval.on_terminal()
+        said = "the operator on the terminal"
+    else:
+        delay = target.safety.runbook_approval_delay
+        fallback = approval.after_delay(delay)
+        said = f"nobody: approved after {delay:g}s (runbook_approval_delay, a rehearsal)"
     hook = config.hook.pytest_ledgerdrill_approve_runbook_step
     if not hook.get_hookimpls():
-        return None
+        return fallback, said
 
-    def approve(step: str) -> None:
-        hook(drill=item.stash[DRILL_KEY], step=step)
+    def ask_hook(request: approval.ApprovalRequest) -> approval.Decision | None:
+        answer = hook(drill=item.stash[DRILL_KEY], step=request.description, action=request.action)
+        if answer is None:
+            return None
+        return approval.Decision(bool(answer), "a pytest_ledgerdrill_approve_runbook_step hook")
 
-    return approve
-
-
-def ask_on_terminal(step: str) -> None:
-    """Ask on the controlling terminal (pytest captures stdin); a refusal stops the
-    scenario, and its fault is reverted on the way out."""
-    try:
-        with open("/dev/tty", "r+", encoding="utf-8") as tty:
-            tty.write(f"\n  runbook step: {step}\n  approve? [y/N] ")
-            tty.flush()
-            answer = tty.readline().strip().lower()
-    except OSError as exc:
-        raise pytest.UsageError(f"--interactive needs a terminal to ask on: {exc}") from exc
-    if answer not in {"y", "yes"}:
-        raise LedgerdrillError(f"runbook step declined by the operator: {step}")
+    return approval.chain([ask_hook], fallback), f"a hook, else {said}"
 
 
 def _marker_objective(item: pytest.Item) -> Objective | None:
@@ -330,6 +340,11 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
         if DRILL_KEY not in item.stash:
             raise
         item.stash[DRILL_KEY].refuse(str(refused))
+        result = None
+    except RunbookDeclined as declined:  # nobody approved: the drill stops, INCONCLUSIVE
+        if DRILL_KEY not in item.stash:
+            raise
+        item.stash[DRILL_KEY].declined = str(declined)
         result = None
     except BaseException as exc:
         if DRILL_KEY in item.stash:

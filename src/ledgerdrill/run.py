@@ -289,6 +289,10 @@ def scenario_load(drill: Drill, timeline: Timeline) -> ScenarioLoad | None:
     )
 
 
+def _total(seconds: list[float]) -> float | None:
+    return round(sum(seconds), 3) if seconds else None
+
+
 def scenario_report(
     drill: Drill,
     outcome: DrillOutcome,
@@ -319,6 +323,8 @@ def scenario_report(
         unexpected_writes=len(loss.unexpected) if loss else None,
         duplicate_writes=len(loss.duplicates) if loss else None,
         users=UsersModel(**dataclasses.asdict(measured.users)) if measured.users else None,
+        decision_time_s=_total([step.decision_s for step in drill.steps]),
+        runbook_time_s=_total([step.run_s for step in drill.steps if step.run_s is not None]),
     )
     objective = drill.objective
     return ScenarioReport(

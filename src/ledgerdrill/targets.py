@@ -191,6 +191,31 @@ class BusinessCalendar(Strict):
         return self
 
 
+class RunbookApproval(Strict):
+    """Who approves a runbook step when no ``pytest_ledgerdrill_approve_runbook_step``
+    hook answers and the run is not ``--interactive``."""
+
+    by: Literal["delay", "environment", "file", "terminal"] = Field(
+        default="delay",
+        description="delay: approved after runbook_approval_delay (a rehearsal); "
+        "environment: LEDGERDRILL_RUNBOOK_APPROVE / LEDGERDRILL_RUNBOOK_REJECT list step "
+        "kinds (or all); file: a YAML file with approve: and reject: lists, read until the "
+        "step is named in it or timeout; terminal: ask on the controlling terminal",
+    )
+    file: str | None = Field(
+        default=None, description="by: file -- the approvals file (relative to the target file)"
+    )
+    timeout: Duration = Field(
+        default=1800.0, description="a step nobody approves within this is declined"
+    )
+
+    @model_validator(mode="after")
+    def _file_given(self) -> RunbookApproval:
+        if self.by == "file" and not self.file:
+            raise ValueError("by: file needs file: the path of the approvals file")
+        return self
+
+
 class SafetySettings(Strict):
     allow: AllowList = Field(default_factory=AllowList)
     blast_radius: BlastRadius = Field(default_factory=BlastRadius)
@@ -204,13 +229,16 @@ class SafetySettings(Strict):
         "backstop for a call that hangs)",
     )
     runbook_approval_delay: Duration = Field(
-        default=1.0, description="non-interactive runs approve a runbook step after this delay"
+        default=1.0,
+        description="with runbook_approval.by: delay, a runbook step is approved after this "
+        "delay (a rehearsal of the decision time, recorded as such)",
     )
+    runbook_approval: RunbookApproval = Field(default_factory=RunbookApproval)
     baseline_timeout: Duration = Field(
         default=120.0,
-        description="after a scenario's revert, how long the platform may take to read back "
-        "as it was before the drill (a standby rebuilt, a replica rejoined) before it is "
-        "reported NOT restored",
+        description="after a scenario's revert (and after cleanup), how long the platform "
+        "may take to read back as it was before the drill (a standby rebuilt, a replica "
+        "rejoined) before it is reported NOT restored",
     )
 
 

@@ -103,14 +103,23 @@ def test_the_plan_lists_what_the_run_then_does(tmp_path: Path) -> None:
     assert crash["targets"] != switch["targets"]
     assert "acts on the database primary at that moment" in plan.stdout
 
-    # the journal (kept in the evidence bundle) holds the same faults in the same order
+    # the journal (kept in the evidence bundle) holds the same faults and runbook steps
+    # in the same order: each journaled before it acted, then reverted / done
     journal = json.loads((report_file.parent / "evidence" / "journal.json").read_text())
-    intents = [(j["record"]["fault"], tuple(j["touches"])) for j in journal if j["op"] == "intent"]
+    intents = [
+        ("runbook" if "runbook" in j["record"] else j["record"]["fault"], tuple(j["touches"]))
+        for j in journal
+        if j["op"] == "intent"
+    ]
     performed = [
         (a["fault"], tuple(a["targets"]))
         for s in report["scenarios"]
         for a in s["actions"]
-        if a["fault"] not in {"runbook", "load"}
+        if a["fault"] != "load"
     ]
     assert intents == performed
-    assert [j["op"] for j in journal].count("reverted") == len(intents)
+    steps = sum(1 for kind, _ in intents if kind == "runbook")
+    assert steps >= 1, "the certificate scenario's rotation was not journaled"
+    ops = [j["op"] for j in journal]
+    assert ops.count("reverted") == len(intents) - steps
+    assert ops.count("done") == steps

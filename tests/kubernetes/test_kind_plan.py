@@ -65,7 +65,7 @@ def test_plan_shows_nodes_per_zone_and_what_each_scenario_would_do(
         "would take region primary down: kind-ledgerdrill: scale deployment "
         "ledgerdrill/ledgerdrill-erp 3→0; kind-ledgerdrill: scale deployment ledgerdrill/redis "
         "1→0; kind-ledgerdrill: hibernate CNPG cluster ledgerdrill/ledgerdrill-db",
-        "would fail over to region dr",
+        "would (runbook step, once approved) fail over to region dr",
         "would roll out release 2.0.0-bad to every replica",
         "would serve an expired certificate on entry",
     ):

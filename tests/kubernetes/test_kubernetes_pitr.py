@@ -13,8 +13,8 @@ import pytest
 
 from ledgerdrill.errors import PlatformError, UnsupportedCapability
 from ledgerdrill.faults import DatabaseCorruption
-from ledgerdrill.faults.database import PointInTimeRestore
 from ledgerdrill.platforms.kubernetes.api import call
+from ledgerdrill.runbook import PointInTimeRestore
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_cluster import fake_cluster
@@ -39,7 +39,9 @@ def test_restore_creates_a_recovery_cluster_and_switches_the_erp(tmp_path: Path)
     with fake_cluster(tmp_path) as (fake, platform):
         point = platform.database_time_iso()
         assert platform.application_database() == "ledgerdrill-db-rw"
-        restored = PointInTimeRestore(platform, point).run()
+        step = PointInTimeRestore(platform, point)
+        step.run()
+        restored = str(step.server)
         cluster = fake.store.get(CNPG, NS, restored)
         assert cluster is not None and restored.startswith("ledgerdrill-db-pitr-")
         recovery = cluster["spec"]["bootstrap"]["recovery"]
@@ -95,3 +97,16 @@ def test_without_a_wal_archive_the_corruption_drill_skips_before_any_change(
         fault.prepare()
         with pytest.raises(UnsupportedCapability, match="SQL client"):
             fault.inject()
+
+
+def test_a_restore_asked_again_for_the_same_point_reuses_the_first(tmp_path: Path) -> None:
+    # cleanup finishing a step a killed run left half done asks for the same point
+    # again: the API server refuses a second create (409 AlreadyExists); the backend
+    # waits for the first cluster instead of failing or making another
+    with fake_cluster(tmp_path) as (fake, platform):
+        point = platform.database_time_iso()
+        first = platform.restore_to_point_in_time(point)
+        again = platform.restore_to_point_in_time(point)
+        assert again == first
+        names = [c["metadata"]["name"] for c in fake.store.list(CNPG, NS)]
+        assert names.count(first) == 1 and len([n for n in names if "-pitr-" in n]) == 1

@@ -11,7 +11,7 @@ from ledgerdrill.faults.base import (
 )
 from ledgerdrill.faults.cache import CacheLoss
 from ledgerdrill.faults.certificate import CertificateExpiry, CertificateRemoval
-from ledgerdrill.faults.database import DatabaseCorruption, DatabaseFailover, PointInTimeRestore
+from ledgerdrill.faults.database import DatabaseCorruption, DatabaseFailover
 from ledgerdrill.faults.node import NodeCrash, NodeDrain, NodeFreeze
 from ledgerdrill.faults.region import RegionOutage
 from ledgerdrill.faults.release import BadRelease
@@ -30,7 +30,6 @@ __all__ = [
     "NodeCrash",
     "NodeDrain",
     "NodeFreeze",
-    "PointInTimeRestore",
     "RegionOutage",
     "ScriptedOutage",
     "TargetRef",

@@ -10,12 +10,15 @@ After a SIGKILL, ``cleanup`` finds the journaled record and calls
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from ledgerdrill.errors import ConfigError
+from ledgerdrill.kinds import KindRegistry
 from ledgerdrill.platforms.base import Platform
+
+if TYPE_CHECKING:
+    from ledgerdrill.runbook.base import RunbookAction
 
 JSONParams = dict[str, Any]
 
@@ -88,6 +91,12 @@ class Fault(ABC):
     def revert(self) -> None:
         """Undo the fault. Idempotent: reverting twice, or an un-injected fault, is fine."""
 
+    def recovery(self) -> RunbookAction | None:
+        """The runbook step that recovers from this fault (a restore, a rollback), when
+        people recover from it by hand: once that step completes, the fault counts as
+        reverted. ``None``: the platform heals itself, or the revert is the recovery."""
+        return None
+
     def undo_record(self) -> JSONParams:
         return {"fault": self.kind, "params": self.params(), "undo": self.undo_state()}
 
@@ -96,29 +105,18 @@ class Fault(ABC):
         return f"{type(self).__name__}({args})"
 
 
+FAULTS: KindRegistry[Fault] = KindRegistry("fault", "fault")
 F = TypeVar("F", bound=type[Fault])
-_REGISTRY: dict[str, Callable[[Platform, JSONParams], Fault]] = {}
 
 
 def register_fault(cls: F) -> F:
     """Class decorator: lets ``cleanup`` rebuild this fault from a journal record."""
-    if cls.kind in _REGISTRY:
-        raise RuntimeError(f"fault kind {cls.kind!r} registered twice")
-    _REGISTRY[cls.kind] = lambda platform, params: cls(platform, **params)
-    return cls
+    return FAULTS.register(cls)
 
 
 def registered_faults() -> list[str]:
-    return sorted(_REGISTRY)
+    return FAULTS.kinds()
 
 
 def fault_from_record(platform: Platform, record: Mapping[str, Any]) -> Fault:
-    kind = str(record.get("fault"))
-    factory = _REGISTRY.get(kind)
-    if factory is None:
-        raise ConfigError(
-            f"journal record names an unknown fault {kind!r} (known: {', '.join(_REGISTRY)})"
-        )
-    fault = factory(platform, dict(record.get("params") or {}))
-    fault.restore_undo_state(record.get("undo") or {})
-    return fault
+    return FAULTS.rebuild(platform, record)

@@ -3,7 +3,8 @@
 ``DatabaseCorruption`` is the classic failed month-end deployment: a bad change
 deletes or alters posted entries. Its recovery -- and so its revert -- is a
 point-in-time restore to just before the change into a new server, and switching
-the application to it (``PointInTimeRestore``, a runbook step a scenario runs).
+the application to it (the runbook step ``runbook.PointInTimeRestore``, which a
+scenario runs as ``drill.runbook(fault.recovery())``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from ledgerdrill.errors import FaultError, PlatformError
 from ledgerdrill.faults.base import Evidence, Fault, JSONParams, TargetRef, register_fault
 from ledgerdrill.platforms.base import DatabaseControl, Platform
+from ledgerdrill.runbook.steps import PointInTimeRestore
 
 
 @register_fault
@@ -142,22 +144,18 @@ class DatabaseCorruption(Fault):
             raise FaultError(f"the bad change touched no rows: {self.sql}")
         return Evidence(f"{self.rows_affected} rows changed by {self.description}")
 
+    def recovery(self) -> PointInTimeRestore:
+        step = PointInTimeRestore(self.platform)
+        step.resolves = self
+        return step
+
     def revert(self) -> None:
+        """The same restore as the runbook step (idempotent per restore point on every
+        backend: a restore an interrupted step already made is reused, not repeated)."""
         if self.restored_to is not None:
             return
         if self.restore_point is None:
             raise FaultError("no restore point was recorded before the bad change")
-        self.restored_to = PointInTimeRestore(self.db, self.restore_point).run()
-
-
-class PointInTimeRestore:
-    """The runbook step: restore to ``point_in_time_iso`` and switch the application."""
-
-    def __init__(self, db: DatabaseControl, point_in_time_iso: str) -> None:
-        self.db = db
-        self.point_in_time_iso = point_in_time_iso
-
-    def run(self) -> str:
-        server = self.db.restore_to_point_in_time(self.point_in_time_iso)
-        self.db.switch_application_database(server)
-        return server
+        step = PointInTimeRestore(self.platform, self.restore_point)
+        step.run()
+        self.restored_to = step.server

@@ -8,6 +8,7 @@ from typing import Any
 from ledgerdrill.errors import FaultError
 from ledgerdrill.faults.base import Evidence, Fault, JSONParams, TargetRef, register_fault
 from ledgerdrill.platforms.base import Platform, ReleaseControl
+from ledgerdrill.runbook.steps import ReleaseRollback
 
 
 @register_fault
@@ -49,6 +50,11 @@ class BadRelease(Fault):
         if current.version != self.version:
             raise FaultError(f"release {current.version} runs, expected {self.version}")
         return Evidence(f"release {current.version} runs on {current.replicas} replicas")
+
+    def recovery(self) -> ReleaseRollback:
+        step = ReleaseRollback(self.platform)
+        step.resolves = self
+        return step
 
     def revert(self) -> None:
         if self.previous is None:

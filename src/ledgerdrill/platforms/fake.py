@@ -193,8 +193,10 @@ class FakePlatform(Platform):
     def restore_to_point_in_time(self, point_in_time_iso: str) -> str:
         with self._state() as state:
             db = self._db(state)
-            db["restores"] += 1
-            name = f"restored-{db['restores']}"
+            # named for the point, like every real backend: the same point, the same server
+            name = "restored-" + "".join(c for c in point_in_time_iso if c.isdigit())[:14]
+            if name not in db["members"]:
+                db["restores"] += 1
             db["members"][name] = {"node": "restore", "role": "standalone"}
             db["rows"] = 100
             state["log"].append([time.time(), name, f"restored to {point_in_time_iso}"])
@@ -207,6 +209,23 @@ class FakePlatform(Platform):
     def application_database(self) -> str:
         with self._state() as state:
             return str(self._db(state)["app"])
+
+    def settle(self) -> list[str]:
+        """As the sandbox does: the restored server the application uses becomes the
+        HA pair's data again (the primary takes it over), other restored servers go."""
+        done = []
+        with self._state() as state:
+            db = self._db(state)
+            restored = [n for n, m in db["members"].items() if m["role"] == "standalone"]
+            primary = next(n for n, m in db["members"].items() if m["role"] == "primary")
+            for name in restored:
+                del db["members"][name]
+                if db["app"] == name:
+                    db["app"] = primary
+                    done.append(f"restored server {name} adopted as the HA cluster's data")
+                else:
+                    done.append(f"orphaned restored server {name} removed")
+        return done
 
     def ledger_rows(self) -> int:
         with self._state() as state:

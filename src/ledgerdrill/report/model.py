@@ -71,6 +71,14 @@ class Figures(Model):
     users: UsersModel | None = Field(
         default=None, description="users' figures; None: no load ran during the scenario"
     )
+    decision_time_s: float | None = Field(
+        default=None,
+        description="runbook steps: seconds spent waiting for people's approval (part of "
+        "the RTO, but not the platform's: a report can tell the two apart)",
+    )
+    runbook_time_s: float | None = Field(
+        default=None, description="runbook steps: seconds the steps themselves took to run"
+    )
 
 
 class ProbeRecovery(Model):
@@ -108,6 +116,15 @@ class PlannedAction(Model):
         default="",
         description="the role the targets are chosen by when the fault runs "
         "(the names shown are the role's holders when the plan was made)",
+    )
+    changes: list[str] = Field(
+        default_factory=list, description="a runbook step: what it would change, one line each"
+    )
+    approval: str = Field(default="", description="a runbook step: who approves it")
+    after_interrupt: str = Field(
+        default="",
+        description="a runbook step: what `ledgerdrill cleanup` does with it when a killed "
+        "run left it unfinished",
     )
 
 

@@ -28,7 +28,8 @@ PHASE_SHADES = {"baseline": "#eef3f8", "fault": "#fbe3e1", "recovery": "#fff3d6"
                 "post-recovery": "#e6f4ea"}  # fmt: skip
 MARKERS = {
     "fault.injected": ("fault", FAILED, "-"),
-    "runbook.requested": ("runbook", "#555555", "--"),
+    "runbook.approval-requested": ("runbook asked", "#555555", (0, (1, 3))),
+    "runbook.started": ("runbook", "#555555", "--"),
     "runbook.done": ("runbook done", "#555555", ":"),
     "fault.reverting": ("revert", "#1f5fa8", "-."),
 }

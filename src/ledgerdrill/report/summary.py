@@ -122,7 +122,14 @@ def plan_text(report: RunReport) -> str:
             lines.append("      (no fault: nothing would be touched)")
         for action in scenario.planned:
             where = f" → {', '.join(action.targets)}" if action.targets else ""
-            lines.append(f"      would {action.description}{where}")
+            step = "(runbook step, once approved) " if action.fault == "runbook" else ""
+            lines.append(f"      would {step}{action.description}{where}")
+            changes = [c for c in action.changes if c != action.description]
+            lines += [f"        · {change}" for change in changes]
+            if action.approval:
+                lines.append(f"        approved by: {action.approval}")
+            if action.after_interrupt:
+                lines.append(f"        if interrupted: {action.after_interrupt}")
             for refusal in action.refused:
                 lines.append(f"      REFUSED: {refusal}")
             if action.chosen_when_run:

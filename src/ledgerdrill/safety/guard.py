@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from fnmatch import fnmatchcase
+from typing import Protocol
 
 from ledgerdrill.errors import SafetyViolation
-from ledgerdrill.faults.base import Fault, TargetRef
+from ledgerdrill.faults.base import TargetRef
 from ledgerdrill.platforms.base import NodeControl, Platform
 from ledgerdrill.safety.calendar import ActiveBlackout, Calendar
 from ledgerdrill.targets import AllowList, Target
@@ -29,6 +30,15 @@ _ALLOW_FIELD = {
     "cache": "caches",
     "release": "releases",
 }
+
+
+class Action(Protocol):
+    """What the guard checks: a fault, or a runbook step (``runbook.RunbookAction``)."""
+
+    @property
+    def kind(self) -> str: ...
+    def describe(self) -> str: ...
+    def targets(self) -> Sequence[TargetRef]: ...
 
 
 class SafetyGuard:
@@ -50,8 +60,8 @@ class SafetyGuard:
         settings = target.safety.calendar
         self.calendar = Calendar(settings) if settings is not None else None
 
-    def problems(self, fault: Fault) -> list[str]:
-        """Every reason ``fault`` must not run; empty when it may."""
+    def problems(self, fault: Action) -> list[str]:
+        """Every reason ``fault`` (or a runbook step) must not run; empty when it may."""
         try:
             refs = list(fault.targets())
         except Exception as exc:  # a fault that cannot name its targets is refused
@@ -67,7 +77,22 @@ class SafetyGuard:
         business calendar): the plan's check when a fault's targets cannot be read yet."""
         return self._environment_problems() + self.calendar_problems()
 
-    def check(self, fault: Fault) -> None:
+    def step_problems(self, step: Action) -> list[str]:
+        """A runbook step is the recovery of a fault this guard allowed, and runs only
+        once approved (the approval is its explicit consent): the target's environment
+        and business calendar apply to it, the allowlists and blast radius (written for
+        faults) do not. Its targets are shown in the plan and journaled."""
+        return self.problems_beyond_targets()
+
+    def check_step(self, step: Action) -> None:
+        found = self.step_problems(step)
+        if found:
+            raise SafetyViolation(
+                f"refused runbook step {step.describe()} on target {self.target.name}: "
+                + "; ".join(found)
+            )
+
+    def check(self, fault: Action) -> None:
         found = self.problems(fault)
         if found:
             raise SafetyViolation(

@@ -122,6 +122,15 @@ class Injection:
                 raise FaultError(f"injecting {fault.describe()} failed: {exc}") from exc
             raise
 
+    def resolved_by(self, step: str) -> None:
+        """A runbook step that recovers from this fault completed (a restore, a
+        rollback): the fault counts as reverted, and is not reverted a second way."""
+        if self.reverted or self.entry_id is None:
+            return
+        self.reverted = True
+        self.journal.mark(self.entry_id, "reverted")
+        self.timeline.event("fault.reverted", self.fault.kind, by=f"runbook step {step}")
+
     def revert(self, *, still_pending: str = "") -> None:
         """Undo the fault (idempotent). Raises ``RevertError`` loudly on failure.
         ``still_pending``: reverted, but the journal keeps the entry for a later cleanup."""

@@ -1,9 +1,14 @@
 """The fault journal: the undo record is on disk (fsynced) BEFORE a fault is applied.
 
-One JSON-lines file per run under ``<state>/journal/``. Entries move through
+One JSON-lines file per run under ``<state>/journal/``. A fault's entry moves through
 ``intent`` -> ``injected`` -> ``reverted`` (or ``revert-failed``, which stays until a
-``cleanup`` succeeds). A run whose every fault is reverted deletes its file, so an
-empty journal folder means nothing is left behind.
+``cleanup`` succeeds). A runbook step's entry moves through ``intent`` -> ``stage``
+lines (one per completed stage, with what it produced) -> ``done``; one that recovers
+from a fault names that fault's entry (``resolves``). Every intent carries the
+platform's shape read at the run's steady-state gate (``baseline``), so that
+``cleanup`` can check the platform reads back as it was. A run whose every entry is
+reverted or done deletes its file, so an empty journal folder means nothing is left
+behind.
 """
 
 from __future__ import annotations
@@ -33,19 +38,35 @@ class JournalEntry:
     platform: str
     record: Mapping[str, Any]  # the fault's undo record
     created_at: str
-    status: str = "intent"  # intent | injected | reverted | revert-failed
+    status: str = "intent"  # intent | injected | stage | reverted | revert-failed | done
     error: str = ""
     path: Path = field(default=Path(), compare=False)
+    # a runbook step's completed stages, with what each produced
+    stages: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # the platform's shape at the run's steady-state gate (``platforms.shape``)
     baseline: Mapping[str, Any] | None = None
+    # a runbook step that recovers from a fault: that fault's entry id
+    resolves: str | None = None
 
     @property
     def pending(self) -> bool:
-        return self.status != "reverted"
+        return self.status not in FINISHED
+
+    @property
+    def is_runbook(self) -> bool:
+        return "runbook" in self.record
+
+    @property
+    def kind(self) -> str:
+        return str(self.record.get("runbook") or self.record.get("fault"))
 
     def describe(self) -> str:
         params = ", ".join(f"{k}={v}" for k, v in (self.record.get("params") or {}).items())
-        return f"{self.record.get('fault')}({params}) on {self.target} [{self.status}]"
+        what = "runbook step " if self.is_runbook else ""
+        return f"{what}{self.kind}({params}) on {self.target} [{self.status}]"
+
+
+FINISHED = frozenset({"reverted", "done"})
 
 
 class FaultJournal:
@@ -66,11 +87,12 @@ class FaultJournal:
         touches: Sequence[str] = (),
         overrides: Sequence[str] = (),
         baseline: Mapping[str, Any] | None = None,
+        resolves: str | None = None,
     ) -> str:
         """``touches``: what the fault acts on, as the plan showed it; ``overrides``:
         blackout windows in effect that the operator overrode by name (for the audit);
-        ``baseline``: the platform's shape before the drill (``platforms.shape``), so
-        that ``cleanup`` can check the platform reads back as it was."""
+        ``baseline``: the platform's shape before the drill; ``resolves``: the fault
+        entry a runbook step recovers from."""
         entry_id = uuid.uuid4().hex[:12]
         line: dict[str, Any] = {
             "op": "intent",
@@ -89,8 +111,20 @@ class FaultJournal:
             line["overrides_blackout"] = list(overrides)
         if baseline is not None:
             line["baseline"] = dict(baseline)
+        if resolves:
+            line["resolves"] = resolves
         self._append(line)
         return entry_id
+
+    def stage(
+        self, entry_id: str, name: str, data: Mapping[str, Any], path: Path | None = None
+    ) -> None:
+        """A runbook step completed stage ``name`` (durable before the next begins)."""
+        line = {
+            "op": "stage", "id": entry_id, "stage": name, "data": dict(data),
+            "at": datetime.now(UTC).isoformat(),
+        }  # fmt: skip
+        self._append(line, path or self.path)
 
     def mark(self, entry_id: str, status: str, error: str = "", path: Path | None = None) -> None:
         """Record a status change; ``path`` appends to another run's file (used by cleanup)."""
@@ -171,10 +205,12 @@ def read_journal_file(path: Path) -> list[JournalEntry]:
                 created_at=line["at"],
                 path=path,
                 baseline=line.get("baseline"),
+                resolves=line.get("resolves"),
             )
         elif line.get("id") in entries:
             old = entries[line["id"]]
-            entries[line["id"]] = JournalEntry(
-                **{**old.__dict__, "status": line["op"], "error": line.get("error", "")}
-            )
+            changes: dict[str, Any] = {"status": line["op"], "error": line.get("error", "")}
+            if line["op"] == "stage":
+                changes["stages"] = {**old.stages, str(line["stage"]): line.get("data") or {}}
+            entries[line["id"]] = JournalEntry(**{**old.__dict__, **changes})
     return list(entries.values())

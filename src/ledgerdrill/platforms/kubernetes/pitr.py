@@ -43,6 +43,7 @@ from ledgerdrill.platforms.kubernetes.api import (
     Kube,
     call,
     retry_conflicts,
+    status_of,
     wait_for,
 )
 from ledgerdrill.targets import KubernetesPlatformSettings
@@ -136,12 +137,18 @@ class PitrOps:
             },
         }
         ns = self._pitr_ns
-        call(
-            f"create CNPG cluster {ns}/{name}",
-            lambda: self.kube.custom.create_namespaced_custom_object(
-                CNPG_GROUP, CNPG_VERSION, ns, CNPG_PLURAL, body
-            ),
-        )
+        try:
+            call(
+                f"create CNPG cluster {ns}/{name}",
+                lambda: self.kube.custom.create_namespaced_custom_object(
+                    CNPG_GROUP, CNPG_VERSION, ns, CNPG_PLURAL, body
+                ),
+            )
+        except PlatformError as exc:
+            # 409 AlreadyExists: an earlier, interrupted restore to the same point made
+            # it (the name is the point's): wait for that one, never make a second
+            if status_of(exc) != 409:
+                raise
 
         def ready() -> bool:
             found = call(
