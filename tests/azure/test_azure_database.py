@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 from arm_helpers import DB_RG, SUB, make_platform
 
-from ledgerdrill.errors import UnsupportedCapability
+from ledgerdrill.errors import PlatformError, UnsupportedCapability
 from ledgerdrill.faults import DatabaseFailover
 from ledgerdrill.platforms.azure import AzurePlatform
 from ledgerdrill.platforms.azure.fake_arm import FakeArm, FakeArmServer
@@ -134,3 +135,33 @@ def test_settings_refuse_a_group_not_allowed(arm_server: FakeArmServer, tmp_path
             arm_server.base_url, arm_server.ca_file, tmp_path, allowed_resource_groups=[DB_RG]
         )
     assert SUB
+
+
+def test_settle_waits_for_azure_to_rebuild_the_standby(
+    platform: AzurePlatform, arm: FakeArm
+) -> None:
+    # after a forced failover Azure rebuilds the old primary as the standby by itself:
+    # the baseline comparison must read the platform once it has, not while it is not
+    ha = arm.servers[(DB_RG.lower(), "erp-pg")]["properties"]["highAvailability"]
+    ha["state"] = "ReplicatingData"
+    standby = next(m for m in platform.database_topology().members if m.name.endswith("zone-2"))
+    assert standby.role == "stopped" and standby.streaming is None
+    healed = threading.Timer(0.4, lambda: ha.update(state="Healthy"))
+    healed.start()
+    try:
+        done = platform.settle()
+    finally:
+        healed.cancel()
+    assert done == ["standby erp-pg/zone-2 rebuilt by Azure (high availability Healthy)"]
+    standby = next(m for m in platform.database_topology().members if m.name.endswith("zone-2"))
+    assert standby.role == "sync-standby" and standby.streaming is True
+
+
+def test_settle_names_the_state_when_the_standby_is_not_rebuilt_in_time(
+    arm_server: FakeArmServer, tmp_path: Path
+) -> None:
+    platform = make_platform(arm_server, tmp_path, failover_timeout=0.3)
+    ha = arm_server.arm.servers[(DB_RG.lower(), "erp-pg")]["properties"]["highAvailability"]
+    ha["state"] = "CreatingStandby"
+    with pytest.raises(PlatformError, match="high availability state CreatingStandby"):
+        platform.settle()

@@ -56,6 +56,21 @@ class AzureDatabaseOps:
         db.failover(db.settings.switchover_mode)
         return db.primary().primary_member
 
+    def settle(self) -> list[str]:
+        """After a drill: Azure rebuilds the standby by itself (CreatingStandby,
+        ReplicatingData, then Healthy); wait for it (``failover_timeout``) so the
+        baseline comparison reads what Azure meant to leave. Not in time is a
+        ``PlatformError`` naming the high-availability state."""
+        if self.servers is None:
+            return []
+        db = self._db()
+        self.runner.settle_pending(self.settings.failover_timeout)
+        main = db.primary()
+        if main.standby_member is None or main.ha_state == "Healthy":
+            return []
+        db.wait_standby(main.standby_member)
+        return [f"standby {main.standby_member} rebuilt by Azure (high availability Healthy)"]
+
     def rejoin(self, member: str) -> None:
         db = self._db()
         self.runner.settle_pending(self.settings.failover_timeout)

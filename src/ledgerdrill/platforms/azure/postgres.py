@@ -150,8 +150,16 @@ class FlexibleServers:
         members = [DatabaseMember(main.primary_member, main.host_in(main.zone), main_role)]
         standby = main.standby_member
         if standby is not None:
-            role = "sync-standby" if main.ha_state == "Healthy" else "stopped"
-            members.append(DatabaseMember(standby, main.host_in(main.standby_zone), role))
+            # ARM's highAvailability.state is "Healthy" only while the standby is in
+            # synchronous replication with the primary; rebuilding it after a failover
+            # (CreatingStandby, ReplicatingData) it serves no commit
+            healthy = main.ha_state == "Healthy"
+            role = "sync-standby" if healthy else "stopped"
+            members.append(
+                DatabaseMember(
+                    standby, main.host_in(main.standby_zone), role, streaming=healthy or None
+                )
+            )
         replica = self.replica()
         if replica is not None:
             role = "async-replica" if replica.replication_role in REPLICA_ROLES else "primary"

@@ -72,20 +72,66 @@ class DatabaseOps:
             (spec.get("postgresql") or {}).get("synchronous") or spec.get("minSyncReplicas")
         )
         pods = self._instance_pods()
+        # the operator's own verdict per instance (``status.instancesStatus``): a replica
+        # it counts "healthy" is active and ready, i.e. following the primary; without
+        # that field (an older operator) the backend cannot tell whether it streams
+        by_status = status.get("instancesStatus")
+        healthy = set((by_status or {}).get("healthy") or [])
         members = []
         for inst in status.get("instanceNames") or sorted(pods):
             pod = pods.get(inst)
+            streaming: bool | None = None
             if pod is None or not _ready(pod):
                 role = "stopped"
             elif (pod.metadata.labels or {}).get("cnpg.io/instanceRole") == "primary":  # type: ignore[union-attr]
                 role = "primary"
             else:
                 role = "sync-standby" if sync else "async-replica"
+                streaming = inst in healthy if isinstance(by_status, dict) else None
             node = str(pod.spec.node_name) if pod is not None and pod.spec else ""
             members.append(
-                DatabaseMember(inst, node, role, timeline=int(status.get("timelineID") or 0))
-            )
+                DatabaseMember(
+                    inst, node, role, timeline=int(status.get("timelineID") or 0),
+                    streaming=streaming,
+                )
+            )  # fmt: skip
         return DatabaseTopology(tuple(members))
+
+    def settle(self) -> list[str]:
+        """After a drill: wait (``wait_timeout``) for the operator to have rebuilt the
+        cluster -- every instance ready and the phase healthy -- so that the baseline
+        comparison reads the platform the operator meant to leave. Not healthy in time
+        is a ``PlatformError`` naming the phase; the comparison then says what differs."""
+        if self.settings.database_cluster is None:
+            return []  # no database on this target: nothing for an operator to rebuild
+        wanted = "Cluster in healthy state"
+        seen: dict[str, Any] = {}
+
+        def healthy() -> bool:
+            cluster = self._cluster()
+            spec, status = cluster.get("spec") or {}, cluster.get("status") or {}
+            seen.update(status)
+            instances = int(spec.get("instances") or 0)
+            return (
+                status.get("phase") == wanted
+                and int(status.get("readyInstances") or 0) >= instances
+            )
+
+        name = self.settings.database_cluster
+        started = datetime.now(UTC)
+        try:
+            wait_for(
+                f"CNPG cluster {name} to be healthy", healthy,
+                self.settings.wait_timeout, self.settings.poll_interval,
+            )  # fmt: skip
+        except PlatformError:
+            raise PlatformError(
+                f"CNPG cluster {name} was not rebuilt within {self.settings.wait_timeout:g}s: "
+                f"phase {seen.get('phase')!r}, {seen.get('readyInstances', 0)} of "
+                f"{seen.get('instances', '?')} instances ready"
+            ) from None
+        waited = (datetime.now(UTC) - started).total_seconds()
+        return [f"CNPG cluster {name} healthy (waited {waited:.1f}s)"] if waited >= 1 else []
 
     def crash_primary(self) -> str:
         primary = self.database_topology().primary

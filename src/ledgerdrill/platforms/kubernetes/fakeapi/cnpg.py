@@ -34,6 +34,19 @@ PODS, CLUSTERS = "core/pods", "postgresql.cnpg.io/clusters"
 HIBERNATION = "cnpg.io/hibernation"
 
 
+def instances_status(names: list[str], pods: dict[str, Obj]) -> dict[str, list[str]]:
+    """``status.instancesStatus``: instance names by pod status, as the operator reports
+    them (``ClusterStatus.InstancesStatus map[utils.PodStatus][]string`` in CNPG's
+    ``api/v1/cluster_types.go``; ``healthy``: the pod is active and ready,
+    ``replicating``: active but not ready yet, ``failed``: it has no pod)."""
+    found: dict[str, list[str]] = {}
+    for inst in names:
+        pod = pods.get(inst)
+        key = "failed" if pod is None else "healthy" if pod_ready(pod) else "replicating"
+        found.setdefault(key, []).append(inst)
+    return found
+
+
 def admit(cluster: Obj) -> None:
     """The validating webhook's checks for what the backend creates: a 422 ``Invalid``."""
     recovery = ((cluster.get("spec") or {}).get("bootstrap") or {}).get("recovery")
@@ -151,7 +164,8 @@ class CnpgOperator:
             phase = "Switchover in progress"
         else:
             phase = "Waiting for the instances to become active"
-        status.update(instances=len(pods), readyInstances=ready, instanceNames=names, phase=phase)
+        status.update(instances=len(pods), readyInstances=ready, instanceNames=names, phase=phase,
+                      instancesStatus=instances_status(names, pods))  # fmt: skip
         self._put_status(cluster, status)
 
     def _recreate(self, cluster: Obj, inst: str, role: str, siblings: list[Obj]) -> Obj | None:
