@@ -71,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also revert entries of runs whose process still lives")  # fmt: skip
 
     sandbox = sub.add_parser("sandbox", help="bring the embedded sandbox up, show it, take it down")
-    sandbox.add_argument("action", choices=["up", "status", "down"])
+    sandbox.add_argument("action", choices=["up", "status", "verify", "down"],
+                         help="verify: check it is healthy by SQL and HTTPS, independently "
+                         "of the harness (exits 1 naming what is not)")  # fmt: skip
     sandbox.add_argument("--target", type=Path, default=DEFAULT_TARGET,
                          help=f"a sandbox target file (default {DEFAULT_TARGET})")  # fmt: skip
     sandbox.add_argument("--json", action="store_true", help="machine-readable status")
@@ -236,11 +238,25 @@ def _sandbox(args: argparse.Namespace) -> int:
             print("sandbox: not running (start it with `ledgerdrill sandbox up`)")
             return 1
         status = found
+    if args.action == "verify":
+        return _verify_sandbox(state_dir)
     if args.json:
         print(json.dumps(public(status, show_secrets=True), indent=2, default=str))
     else:
         print(render(public(status, show_secrets=False)))
     return 0
+
+
+def _verify_sandbox(state_dir: Path) -> int:
+    from ledgerdrill.sandbox.witness import SandboxWitness
+
+    report = SandboxWitness(state_dir).check()
+    for line in report.checked:
+        print(f"  ok: {line}")
+    for line in report.problems:
+        print(f"  NOT OK: {line}")
+    print("sandbox: healthy" if report.healthy else "sandbox: NOT healthy")
+    return 0 if report.healthy else 1
 
 
 def _cleanup(args: argparse.Namespace) -> int:

@@ -1,11 +1,12 @@
-"""The short form of the interrupt trials in `make test`: ten drills on the sandbox,
-each interrupted at a random moment (SIGINT, SIGTERM, or SIGKILL then `ledgerdrill
-cleanup`), and the sandbox must be fully healthy after every one.
+"""The interrupt trials in `make test`: the failure rows of the "leave the platform as
+you found it" issue, as fixed cases on a real sandbox, each judged by witnesses other
+than the drill's own verdict (the platform's shape before and after, the SQL/HTTPS
+witness of ``ledgerdrill.sandbox.witness``, an empty journal, no Locust left).
 
 It runs ``benchmarks/interrupt_trials.py`` as is (the 100-trial figure in SECURITY.md
-comes from the same script), with its own sandbox in its own temporary state folder:
-not the session sandbox of this folder's other tests, nor the repo's
-``.ledgerdrill/sandbox`` that ``make gameday`` uses. About two to three minutes.
+comes from the same script, drawing random trials over every scenario, signal and
+phase), with its own sandbox in its own temporary state folder. About three minutes
+(83 s for five cases on the 2-core machine).
 """
 
 from __future__ import annotations
@@ -16,20 +17,44 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-TRIALS = 10
+CASES = [
+    # the runbook-actions issue's table: a region outage killed before the DR promotion
+    # (held in the approval wait, so the kill lands there every time), corruption +
+    # point-in-time restore killed in the approval wait, inside the restore, and between
+    # the restore and the switch of the ERP
+    "region-outage:SIGKILL:awaiting-approval",
+    "database-corruption-pitr:SIGKILL:awaiting-approval",
+    "database-corruption-pitr:SIGKILL:runbook-running",
+    "database-corruption-pitr:SIGKILL:between-stages",
+    # Ctrl-C inside a runbook step (phases that last only an instant -- a fault just
+    # injected -- are left to the benchmark's random draw: a fixed case could not be
+    # sure to land in them)
+    "bad-release:SIGINT:runbook-running",
+    # the zone of the synchronous standby lost, twice in a row (the second starts from
+    # whatever the first left)
+    "zone-outage-standby:none:-",
+    "zone-outage-standby:none:-",
+]
 
 
-def test_ten_interrupted_drills_leave_the_sandbox_clean(tmp_path: Path) -> None:
+def test_the_issue_rows_leave_the_platform_as_found(tmp_path: Path) -> None:
+    args = [a for case in CASES for a in ("--case", case)]
     done = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "interrupt_trials.py"),
-         "--trials", str(TRIALS), "--seed", "10"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=900,
+        [sys.executable, str(REPO / "benchmarks" / "interrupt_trials.py"), *args],
+        cwd=tmp_path, capture_output=True, text=True, timeout=1500,
     )  # fmt: skip
     out = done.stdout + done.stderr
     print(out)  # the table, for the CI log
     trials = re.findall(r"^trial +\d+: .*$", out, flags=re.M)
-    assert len(trials) == TRIALS, out[-3000:]
-    dirty = [t for t in trials if "NOT CLEAN" in t]
-    assert not dirty, "\n".join(dirty)
-    assert f"{TRIALS} of {TRIALS} trials left the sandbox fully healthy" in out, out[-3000:]
+    assert len(trials) == len(CASES), out[-3000:]
+    assert not [t for t in trials if "NOT BACK" in t], out[-5000:]
+    # a kill must land where it was aimed, or the case proves nothing
+    aimed = [c.split(":")[2] for c in CASES]
+    for line, phase in zip(trials, aimed, strict=True):
+        assert phase == "-" or f" {phase} " in line, line
+    last = out.strip().splitlines()[-1]
+    assert (
+        last
+        == f"trials back at baseline: {len(CASES)}/{len(CASES)} (goal {len(CASES)}/{len(CASES)}) PASS"
+    ), last
     assert done.returncode == 0, out[-3000:]

@@ -150,6 +150,18 @@ class DatabaseComponent:
                 self.events.append("sandbox.application-database", primary)
             return primary
 
+        def restored(_: dict[str, Any]) -> list[str]:
+            cluster._attach()
+            return sorted(cluster.restored)
+
+        def drop_restored(params: dict[str, Any]) -> str:
+            member = str(params["member"])
+            if member == self.app_server:
+                raise ValueError(f"{member} is the ERP's database: adopt it, do not drop it")
+            cluster.drop_restored(member)
+            self.events.append("sandbox.restored-dropped", member)
+            return member
+
         def promote_dr(_: dict[str, Any]) -> str:
             return ha.regional_failover()  # app_dsn names dr-db: the ERP reconnects there
 
@@ -174,6 +186,8 @@ class DatabaseComponent:
             "db/switch-application": switch_app,
             "db/application": application,
             "db/adopt-restored": adopt_restored,
+            "db/restored": restored,
+            "db/drop-restored": drop_restored,
             "db/promote-dr": promote_dr,
             "db/fail-back": fail_back,
             "db/freeze-walsender": freeze_walsender,

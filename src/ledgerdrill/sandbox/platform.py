@@ -236,13 +236,25 @@ class SandboxPlatform(Platform):
     # -- returning to the baseline shape after a scenario (not measured) ----------------------
     def settle(self) -> list[str]:
         """A point-in-time restore leaves the ERP on a lone restored server: its data
-        becomes the HA cluster's again, so the next scenario finds the usual shape."""
+        becomes the HA cluster's again (``adopt_restored``), so the next scenario finds
+        the usual shape; restored servers nobody uses (a restore a killed run made
+        and never switched to) are removed. The HA controller heals the rest by itself
+        (a stopped member restarted and rejoined)."""
         done: list[str] = []
         app = self.application_database()
-        if app.startswith("pitr-"):
+        if app in self._restored():
             self._call("db/adopt-restored", member=app)
             done.append(f"restored server {app} adopted as the HA cluster's data")
+        for orphan in self._restored():
+            self._call("db/drop-restored", member=orphan)
+            done.append(f"orphaned restored server {orphan} removed")
         return done
+
+    def _restored(self) -> list[str]:
+        return [str(name) for name in self._call("db/restored")]
+
+    def baseline_facts(self) -> dict[str, str]:
+        return {"restored database servers": ", ".join(self._restored()) or "none"}
 
     # -- ServiceControl (the ScriptedOutage ground truth) --------------------------------------
     def _replica_pids(self, role: str) -> dict[str, int]:

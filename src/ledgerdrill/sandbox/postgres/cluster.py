@@ -38,7 +38,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,11 @@ def members_from(topology: Topology) -> tuple[MemberSpec, MemberSpec, MemberSpec
     return one("db-primary"), one("db-sync-standby"), one("db-async-replica")
 
 
+def restored_name(target_time: datetime) -> str:
+    """The restored server for a point in time: the same point, the same server."""
+    return f"pitr-{target_time.astimezone(UTC):%Y%m%dt%H%M%S%f}"
+
+
 class PgCluster:
     """Primary + synchronous standby + asynchronous DR replica + archive and backups.
 
@@ -117,6 +122,8 @@ class PgCluster:
         self.primary_name = primary.name
         self.ports: dict[str, int] = {}
         self.restored: dict[str, PgServer] = {}
+        # restored servers whose restore finished (the others hold partial data)
+        self.restored_complete: set[str] = set()
         self._servers: dict[str, PgServer] = {}
         self._frozen_walsenders: dict[str, int] = {}
         # members of the primary region fenced by ``promote_dr`` until ``fail_back``:
@@ -189,6 +196,7 @@ class PgCluster:
             "primary": self.primary_name,
             "ports": self.ports,
             "restored": {name: s.port for name, s in self.restored.items()},
+            "restored_complete": sorted(self.restored_complete & set(self.restored)),
             "fenced": sorted(self.fenced),
         }
         path = self.root / STATE_FILE
@@ -207,6 +215,7 @@ class PgCluster:
         self.ports = {str(k): int(v) for k, v in data["ports"].items()}
         for name, port in dict(data.get("restored", {})).items():
             self.restored[str(name)] = self._make_server(str(name), int(port))
+        self.restored_complete = {str(n) for n in data.get("restored_complete", [])}
         self.fenced = {str(name) for name in data.get("fenced", [])}
         return True
 
@@ -748,36 +757,54 @@ class PgCluster:
         return backups.list_base_backups(self.base_dir)
 
     def restore_to_point_in_time(self, target_time: datetime, timeout_s: float = 120.0) -> PgServer:
-        """A new server (``pitr-<n>``, own port) restored from the newest base backup
-        older than ``target_time`` plus the WAL archive up to ``target_time`` (a
-        timezone-aware datetime, in the database's clock), promoted. Its data is the
-        database as it was then; the cluster itself is untouched."""
+        """A new server restored from the newest base backup older than ``target_time``
+        plus the WAL archive up to ``target_time`` (a timezone-aware datetime, in the
+        database's clock), promoted. Its data is the database as it was then; the
+        cluster itself is untouched.
+
+        Idempotent per point in time: the server is named for the point
+        (``restored_name``), so asking again -- a runbook step finished by ``cleanup``
+        after a killed run -- returns the server already restored (started if it was
+        stopped) instead of making a second one; a restore that was cut short (its data
+        partial) is redone into the same name."""
         if target_time.tzinfo is None:
             raise PlatformError("restore target time must be timezone-aware (e.g. UTC)")
         with self.lock:
+            self._attach()
+            name = restored_name(target_time)
+            server = self.restored.get(name)
+            if server is not None and name in self.restored_complete:
+                if server.state() != "running":
+                    server.thaw()
+                    server.start(timeout_s)
+                return server
             backups.make_target_reachable(self.primary, target_time, timeout_s)
             usable = [b for b in self.base_backups() if b.usable_from < target_time]
             if not usable:
                 raise PlatformError(
                     f"no base backup older than {target_time.isoformat()} to restore from"
                 )
-            number = 1
-            while f"pitr-{number}" in self.restored or (self.root / f"pitr-{number}").exists():
-                number += 1
-            server = self._make_server(f"pitr-{number}", free_port())
-            self.restored[server.name] = server
-            self._save_state()
+            if server is not None:  # an earlier restore into it did not finish
+                server.crash()
+                server.remove_data()
+            else:
+                server = self._make_server(name, free_port())
+                self.restored[name] = server
+                self._save_state()
             try:
                 backups.restore(usable[-1], server, target_time, timeout_s)
             except BaseException:
                 server.crash()
                 raise
+            self.restored_complete.add(name)
+            self._save_state()
             return server
 
     def drop_restored(self, name: str) -> None:
         """Stop a restored server and delete its data."""
         with self.lock:
             server = self.restored.pop(name)
+            self.restored_complete.discard(name)
             server.stop(fast=True)
             server.remove_data()
             self._save_state()
