@@ -23,6 +23,9 @@ CASES = [
     # point-in-time restore killed in the approval wait, inside the restore, and between
     # the restore and the switch of the ERP
     "region-outage:SIGKILL:awaiting-approval",
+    # ... and killed after the DR runbook, while observing: cleanup fails back, and the
+    # DR region's ERP replica must be warm again (it sat on a dead connection once)
+    "region-outage:SIGKILL:reverting-or-observing",
     "database-corruption-pitr:SIGKILL:awaiting-approval",
     "database-corruption-pitr:SIGKILL:runbook-running",
     "database-corruption-pitr:SIGKILL:between-stages",
