@@ -80,6 +80,24 @@ def test_one_hung_user_among_served_ones_is_a_long_wait_not_a_stall() -> None:
     assert users.longest_stall_s == pytest.approx(0.1, abs=1e-3)
     assert users.longest_wait_s == pytest.approx(18.0, abs=1e-3)
     assert users.requests_lost == 1
+    # ... but that user is stuck: not "no impact", and not recovered while it waits
+    assert users.recovered is False and "still waiting" in users.reason
+
+
+def test_a_user_stuck_on_a_frozen_replica_dates_recovery_though_others_were_served() -> None:
+    """Naive Traefik in front of a frozen replica (measured on the sandbox: others served,
+    one user kept 9.4 s): users recovered when that user was answered, not at 0."""
+    stuck = req(10.5, 19.9)  # routed to the frozen replica, answered once it thawed
+    users = figures([*steady(0, 30), stuck], 10, 30)
+    assert users.longest_stall_s is not None and users.longest_stall_s < 1.0
+    assert users.longest_wait_s == pytest.approx(9.4, abs=1e-3)
+    assert users.rto_s == pytest.approx(9.9, abs=1e-3)  # its own answer ends the trouble
+    assert users.reason != "no impact seen by users"
+
+
+def test_a_wait_shorter_than_the_threshold_is_no_trouble() -> None:
+    users = figures([*steady(0, 30), req(10.5, 11.3)], 10, 30, stall_threshold_s=1.0)
+    assert users.rto_s == 0.0 and users.reason == "no impact seen by users"
 
 
 def test_overlapping_requests_stall_between_successes() -> None:
@@ -206,6 +224,11 @@ def test_figures_are_consistent_and_do_not_move_when_every_time_shifts(
             at = t_inject + users.rto_s
             assert any(r.ok and r.end is not None and math.isclose(r.end, at) for r in requests)
             assert not any(not r.ok and r.end is not None and at < r.end <= end for r in requests)
+        # no request kept waiting a second or more (default threshold) ends after it
+        for r in requests:
+            waited_until = r.waiting_until(end)
+            if r.start < end and waited_until - max(r.start, t_inject) >= 1.0:
+                assert waited_until <= t_inject + users.rto_s + 1e-6, (r, users.rto_s)
     for name in users.absent:
         assert getattr(users, name) is None, name
     if users.error_rate_during_fault is not None:

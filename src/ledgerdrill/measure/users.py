@@ -11,9 +11,11 @@ answer (or its failure) came, and what it was. A request with no ``end`` never f
   was answered successfully. ``longest_stall_s`` is the longest; a stall may end with a
   success, a failure, or the end of observation.
 - **users' recovery** (``rto_s``): the answer of the first successful request after
-  the last trouble users met -- a failed request's answer, or a stall of at least
-  ``stall_threshold_s`` (a user kept waiting longer than a probe's timeout with nothing
-  succeeding) -- provided successes then last the stability window (the probes' rule:
+  the last trouble users met -- a failed request's answer, a stall of at least
+  ``stall_threshold_s`` (users waiting longer than a probe's timeout with nothing
+  succeeding), or the end of one request's wait of at least ``stall_threshold_s`` (one
+  user stuck while others are served is still a user stuck: a frozen replica holds
+  what was routed to it) -- provided successes then last the stability window (the probes' rule:
   ``min_samples`` successful answers over ``min_duration_s``) and nothing after it
   fails or stalls. No trouble after the fault: 0 ("no impact seen by users").
 - ``rto_error_s``: the gap in the users' record before that answer: from the latest
@@ -230,14 +232,27 @@ def _recovery(
     stall_threshold_s: float,
 ) -> tuple[bool, float | None, float | None, str]:
     failures = [r.end for r in seen if not r.ok and r.end is not None and t_inject <= r.end <= end]
-    long_stalls = [s for s in found if s.length_s >= stall_threshold_s]
-    if not failures and not long_stalls:
+    long_stalls = [s.end for s in found if s.length_s >= stall_threshold_s]
+    # one user kept waiting is a user stuck, even while others are served (a frozen
+    # replica holds the requests routed to it; the rest go elsewhere)
+    long_waits = [
+        r.waiting_until(end)
+        for r in seen
+        if r.waiting_until(end) - max(r.start, t_inject) >= stall_threshold_s
+    ]
+    if not failures and not long_stalls and not long_waits:
         return True, 0.0, 0.0, "no impact seen by users"
     last_failure = max(failures, default=-math.inf)
-    last_stall = max((s.end for s in long_stalls), default=-math.inf)
+    last_stall = max(long_stalls, default=-math.inf)
+    last_wait = max(long_waits, default=-math.inf)
+    last_slow = max(last_stall, last_wait)
     successes = sorted(r.end for r in seen if r.ok and r.end is not None and r.end <= end)
-    recovery = next((t for t in successes if t > last_failure and t >= last_stall), None)
-    trouble = "failed" if last_failure >= last_stall else "stalled"
+    recovery = next((t for t in successes if t > last_failure and t >= last_slow), None)
+    trouble = (
+        "failed" if last_failure >= last_slow
+        else "stalled" if last_stall >= last_wait
+        else "waiting"
+    )  # fmt: skip
     if recovery is None:
         return (
             False,
