@@ -162,3 +162,22 @@ def test_an_approvals_file_that_rejects_calls_the_drill_off(pytester: pytest.Pyt
     # the corruption's own revert is a restore: one, made on the way out, not two
     database = fake_database(pytester.path)
     assert database["restores"] == 1 and database["rows"] == 100
+
+
+def test_a_hook_that_approves_runs_the_step_and_says_who_approved(
+    pytester: pytest.Pytester,
+) -> None:
+    # the target's fallback would decline (environment names nothing): the hook decides
+    setup(pytester, "runbook_approval: {by: environment}")
+    pytester.makeconftest(
+        """
+def pytest_ledgerdrill_approve_runbook_step(drill, step, action):
+    return action.kind == "point-in-time-restore"
+"""
+    )
+    pytester.runpytest("--target=target.yaml", "-p", "no:cacheprovider")
+    scenario = scenario_report(pytester.path)
+    approved = next(e for e in scenario["events"] if e["kind"] == "runbook.approved")
+    assert approved["attributes"]["by"] == "a pytest_ledgerdrill_approve_runbook_step hook"
+    assert "runbook.done" in [e["kind"] for e in scenario["events"]]
+    assert fake_database(pytester.path)["restores"] == 1
