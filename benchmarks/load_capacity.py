@@ -33,8 +33,8 @@ name: capacity
 think_time: 20ms
 mix: {{accountant: 4, treasury: 2, controller: 1, bank_feed: 2}}
 stages:
-  - {{until: 2s, users: {users}, spawn_rate: {users}}}
-  - {{until: {seconds}s, users: {users}, spawn_rate: {users}}}
+  - {{phase: baseline, for: 2s, users: {users}, spawn_rate: {users}}}
+  - {{phase: baseline, for: {rest}s, users: {users}, spawn_rate: {users}}}
 """
 
 
@@ -79,7 +79,7 @@ def main() -> int:
         facts = platform.probe_facts()
         with tempfile.TemporaryDirectory() as tmp:
             profile = Path(tmp) / "capacity.yaml"
-            profile.write_text(PROFILE.format(users=args.users, seconds=args.seconds))
+            profile.write_text(PROFILE.format(users=args.users, rest=args.seconds - 2))
             print(f"load alone: {args.users} users for {args.seconds}s ...", flush=True)
             alone = run_load(status, profile, Path(tmp) / "alone", args.seconds)
             print("load with every default probe and the ledger canary ...", flush=True)

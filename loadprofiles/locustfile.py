@@ -12,7 +12,8 @@ a command line, where ``ps`` would show them):
 ``LEDGERDRILL_ERP_PASSWORD``   password (or an API key)
 ``LEDGERDRILL_ERP_CA_BUNDLE``  PEM file of the CA to trust (TLS is always verified; the
                                system trust store is used when this is empty)
-``LEDGERDRILL_LOAD_PLAN``      JSON plan written by ``ledgerdrill.load`` (stages and mixes);
+``LEDGERDRILL_LOAD_PLAN``      JSON plan written by ``ledgerdrill.load`` (stages, mixes, and
+                               the file where the harness says the drill's phase);
                                without it no shape is defined and ``-u``/``-r`` apply
 ``LEDGERDRILL_LOAD_SECONDS``   file for per-second counts and latency histograms (JSON lines)
 ``LEDGERDRILL_LOAD_REQUESTS``  file for the per-request record (JSON lines): each request's
@@ -44,6 +45,7 @@ import contextlib
 import datetime as dt
 import itertools
 import json
+import logging
 import os
 import random
 import re
@@ -57,6 +59,7 @@ from typing import Any
 import gevent
 from locust import LoadTestShape, events, task
 from locust.contrib.fasthttp import FastHttpUser
+from locust.runners import MasterRunner
 
 ENV = os.environ
 URL = ENV.get("LEDGERDRILL_ERP_URL", "").rstrip("/")
@@ -93,13 +96,30 @@ PLAN = _read_plan()
 # the harness stops us with SIGINT (Locust's SIGTERM handler only comes after a shape ends);
 # a harness started in the background (``cmd &``) passes SIGINT down as ignored: undo that
 signal.signal(signal.SIGINT, signal.default_int_handler)
-# what the shape's current stage asks for; read by every user at each iteration
+# what the shape's current stage asks for; read by every user at each iteration. The
+# shape runs in the master (or the lone process) and tells every process that runs users
+STAGE_MESSAGE = "ledgerdrill_stage"
 CURRENT: dict[str, Any] = {
     "mix": dict.fromkeys(ROLES[:4], 1.0) | {"login": 0.0},
     "replay_share": 0.0,
+    "stage": None,
+    "phase": None,
 }
 if PLAN:
     CURRENT.update(mix=PLAN["stages"][0]["mix"], replay_share=PLAN["stages"][0]["replay_share"])
+LOG = logging.getLogger("ledgerdrill.load")
+PID = os.getpid()
+
+
+def _apply_stage(told: dict[str, Any]) -> None:
+    if told.get("index") != CURRENT["stage"]:
+        LOG.info("stage %s (%s) in process %d", told.get("index"), told.get("phase"), PID)
+    CURRENT.update(mix=dict(told["mix"]), replay_share=float(told["replay_share"]),
+                   stage=told.get("index"), phase=told.get("phase"))  # fmt: skip
+
+
+def _on_stage_message(msg: Any, **_: Any) -> None:
+    _apply_stage(msg.data)
 
 
 def _ca_context(cafile: str | None = None) -> ssl.SSLContext:
@@ -296,20 +316,51 @@ class FinanceUser(FastHttpUser):
 
 
 if PLAN is not None:
+    # the schedule is the harness's own (stdlib only): the master runs in the harness's
+    # Python, so the stages run here exactly as the profile validator and the tests say
+    from ledgerdrill.load.schedule import stage_in_phase, stage_on_its_own
 
     class PlanShape(LoadTestShape):
-        """The profile's stages: (users, spawn_rate) until each stage's end, then stop."""
+        """The profile's stages: following the drill's phases when the harness writes them
+        (``phase_file``), else back to back from the start, then stop."""
 
         def tick(self) -> tuple[int, float] | None:
             assert PLAN is not None
             run_time = self.get_run_time()
-            if run_time >= float(PLAN["end_s"]):
+            end = PLAN["end_s"]
+            if end is not None and run_time >= float(end):
                 return None
-            for stage in PLAN["stages"]:
-                if run_time < float(stage["until_s"]):
-                    CURRENT.update(mix=stage["mix"], replay_share=stage["replay_share"])
-                    return int(stage["users"]), float(stage["spawn_rate"])
-            return None
+            stages = PLAN["stages"]
+            if PLAN.get("phase_file"):
+                phase, elapsed = _drill_phase(str(PLAN["phase_file"]), run_time)
+                index: int | None = stage_in_phase(stages, phase, elapsed)
+            else:
+                index = stage_on_its_own(stages, run_time)
+            if index is None:
+                return None
+            stage = stages[index]
+            told = {"index": index, "phase": stage["phase"], "mix": stage["mix"],
+                    "replay_share": stage["replay_share"]}  # fmt: skip
+            if isinstance(self.runner, MasterRunner):
+                # every tick, to every worker: one that joins late is told within a second
+                self.runner.send_message(STAGE_MESSAGE, told)
+            else:
+                _apply_stage(told)
+            return int(stage["users"]), float(stage["spawn_rate"])
+
+    _SAID: dict[str, Any] = {}  # what the harness last said (the file is replaced whole)
+
+    def _drill_phase(path: str, run_time: float) -> tuple[str, float]:
+        """The drill's phase and the seconds since it began, as the harness last wrote
+        them (``{"phase": ..., "since_epoch_s": ...}``); baseline from the start before."""
+        with contextlib.suppress(OSError, ValueError):
+            with open(path, encoding="utf-8") as handle:
+                said = json.load(handle)
+            if isinstance(said, dict) and {"phase", "since_epoch_s"} <= said.keys():
+                _SAID.update(said)
+        if not _SAID:
+            return "baseline", run_time
+        return str(_SAID["phase"]), max(0.0, time.time() - float(_SAID["since_epoch_s"]))
 
 
 # -- exact per-second counts and latency histograms ------------------------------------
@@ -339,7 +390,8 @@ def _on_request(response_time: float, exception: Exception | None, **meta: Any) 
     start = meta.get("start_time")
     if REQUESTS_FILE and isinstance(start, float):
         end = start + (response_time or 0.0) / 1000
-        _requests.append({"s": start, "e": end, "o": _outcome(exception, meta.get("response"))})
+        outcome = _outcome(exception, meta.get("response"))
+        _requests.append({"s": start, "e": end, "o": outcome, **_tags()})
 
 
 # -- the per-request record: what each user lived through ---------------------------------
@@ -358,10 +410,15 @@ def _in_flight() -> Any:
     try:
         yield
     except gevent.GreenletExit:  # the user was stopped while it waited: no answer came
-        _requests.append({"s": sent, "e": None, "o": None})
+        _requests.append({"s": sent, "e": None, "o": None, **_tags()})
         raise
     finally:
         _waiting.pop(token, None)
+
+
+def _tags() -> dict[str, Any]:
+    """The stage running when the request was recorded, and the process that sent it."""
+    return {"st": CURRENT["stage"], "p": PID}
 
 
 def _outcome(exception: Exception | None, response: Any) -> str:
@@ -382,7 +439,7 @@ def _flush_requests(final: bool) -> None:
         return
     rows, _requests[:] = list(_requests), []
     if final:
-        rows += [{"s": start, "e": None, "o": None} for start in _waiting.values()]
+        rows += [{"s": start, "e": None, "o": None, **_tags()} for start in _waiting.values()]
         _waiting.clear()
     if rows:
         with open(REQUESTS_FILE, "a", encoding="utf-8") as handle:
@@ -421,7 +478,10 @@ def _watch_parent(parent: int) -> None:
 
 
 @events.init.add_listener
-def _on_init(**_: Any) -> None:
+def _on_init(environment: Any, **_: Any) -> None:
+    runner = environment.runner
+    if runner is not None and not isinstance(runner, MasterRunner):
+        runner.register_message(STAGE_MESSAGE, _on_stage_message)
     parent = ENV.get("LEDGERDRILL_LOAD_PARENT_PID")
     if parent and parent.isdigit():
         gevent.spawn(_watch_parent, int(parent))

@@ -21,7 +21,7 @@ from typing import Any
 from ledgerdrill.dry_run import DryRunInjection, planned_problems
 from ledgerdrill.errors import LedgerdrillError, RevertError, SafetyViolation
 from ledgerdrill.faults.base import Fault
-from ledgerdrill.load.model import LoadResult, LoadSummary
+from ledgerdrill.load.model import LoadResult, LoadSummary, Phase
 from ledgerdrill.load.phases import summarise
 from ledgerdrill.load.runner import LoadRun
 from ledgerdrill.measure import (
@@ -129,6 +129,7 @@ class Drill:
         self.outcome: DrillOutcome | None = None
         self._samplers: list[ProbeSampler] = []
         self._last_recovery_wait: float | None = None
+        self._recovered_at: Instant | None = None  # when wait_for_recovery saw it
         # the run's platform baseline (shared by its scenarios); a bare Drill keeps its own
         self.baseline = baseline if baseline is not None else RunBaseline()
         self.baseline_check: BaselineCheck | None = None
@@ -312,6 +313,7 @@ class Drill:
             timeline=self.timeline,
             target_file=self.target.source,
             on_journaled=self._performed,
+            on_injected=self._fault_began,
             baseline=self._baseline_json(),
         )
         self.injections.append(injection)
@@ -331,6 +333,17 @@ class Drill:
                 chosen_when_run=injection.fault.chosen_when_run,
             )
         )
+
+    def _fault_began(self, injection: Injection) -> None:
+        if injection.t_inject is not None and len(self.injections) == 1:
+            self._load_phase("fault", injection.t_inject)
+
+    def _load_phase(self, phase: Phase, since: Instant) -> None:
+        """Tell the load which drill phase began (its stages follow the drill's phases)."""
+        if self.load is None or self.load.pid is None:
+            return
+        self.load.enter_phase(phase, since_epoch_s=since.wall.timestamp())
+        self.timeline.event("load.phase", phase, at=since)
 
     def refuse(self, reason: str) -> None:
         """The safety guard refused this scenario: nothing of it is injected."""
@@ -352,6 +365,8 @@ class Drill:
             pending = any(s.overdue() for s in self._samplers if s.probe.counts_for_rto)
             if recoveries and all(r.recovered for r in recoveries) and not pending:
                 self.timeline.event("recovery.observed", self.scenario_id)
+                self._recovered_at = now
+                self._load_phase("recovery", now)
                 return True
             if now.seconds_since(t_inject) > limit + self.window.min_duration_s:
                 self.timeline.event("recovery.timeout", self.scenario_id, timeout_s=limit)
@@ -378,12 +393,25 @@ class Drill:
         return False
 
     def observe(self, seconds: float | None = None) -> None:
-        """Keep sampling for a post-recovery window."""
+        """Keep sampling after the recovery: the recovery window, then -- when the load's
+        profile has post-recovery stages (a reconnect storm, a backlog replay) -- until
+        they have run on the recovered platform, bounded by the scenario's
+        ``recovery_timeout``. Not recovered: no post-recovery load is run."""
         if self.dry_run:
             return
-        self.timeline.clock.sleep(
-            self.settings.observe_after_recovery if seconds is None else seconds
-        )
+        clock = self.timeline.clock
+        clock.sleep(self.settings.observe_after_recovery if seconds is None else seconds)
+        if self._recovered_at is None or self.load is None or self.load.pid is None:
+            return
+        begun = clock.now()
+        self._load_phase("post-recovery", begun)
+        surge_s = min(self.load.profile.phase_s("post-recovery"), self.settings.recovery_timeout)
+        if surge_s > 0:
+            clock.sleep(surge_s)
+            self.timeline.event(
+                "load.post-recovery-ran", self.scenario_id,
+                seconds=round(clock.now().seconds_since(begun), 3),
+            )  # fmt: skip
 
     def runbook(self, action: RunbookAction | None) -> StepRecord | None:
         """Run a runbook step: planned in a dry run (with what it would change), else
@@ -546,7 +574,14 @@ class Drill:
             slowest = Measurements(steady_state_ok=True, recoveries=recoveries).rto
             if slowest is not None and slowest.recovered and slowest.rto_s is not None:
                 t_recovered_s = t_inject_s + slowest.rto_s
-        summary = self.load_summary = summarise(result, t_inject_s, t_recovered_s)
+        # the post-recovery phase began when the drill told the load (its surge ran then)
+        post_epoch = self.load.phase_began("post-recovery")
+        t_post_s = None
+        if post_epoch is not None and origin is not None and t_recovered_s is not None:
+            t_post_s = max(post_epoch - origin, t_recovered_s)
+        summary = self.load_summary = summarise(
+            result, t_inject_s, t_recovered_s, t_post_recovery_s=t_post_s
+        )
         fault_phase = next((p for p in summary.phases if p.phase == "fault"), None)
         rate = fault_phase.error_rate if fault_phase is not None and fault_phase.requests else None
         return LoadFigures(rate, summary.p95_back_after_s, summary.p95_back_reason)

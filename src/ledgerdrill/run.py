@@ -182,6 +182,7 @@ class RunSession:
             out_dir=self.run_dir / "load" / scenario,
             max_duration_s=self.target.scenario(scenario).recovery_timeout + 120,
             workers=self.target.scenario(scenario).load_workers,
+            follow_drill=True,
         )
 
     def guard(self) -> SafetyGuard:

@@ -270,6 +270,10 @@ class FakePlatformSettings(Strict):
     capabilities: list[str] | None = Field(
         default=None, description="offer only these capability protocols (default: all)"
     )
+    entry_url: str | None = Field(
+        default=None,
+        description="an ERP to run load against (a test's JSON-RPC server on 127.0.0.1)",
+    )
 
 
 class AzureDatabaseSettings(Strict):

@@ -21,7 +21,7 @@ name: hang-test
 think_time: 200ms
 mix: {accountant: 1}
 stages:
-  - {until: 30s, users: 2, spawn_rate: 2}
+  - {phase: baseline, for: 30s, users: 2, spawn_rate: 2}
 """
 
 

@@ -92,6 +92,13 @@ def test_a_fast_suite_passes_on_the_sandbox(tmp_path: Path, sandbox: Any) -> Non
         assert load is not None and load["summary"]["requests"] > 0, scenario["id"]
         phases = sum(p["requests"] for p in load["summary"]["phases"])
         assert phases == load["summary"]["requests"]
+        # the load followed the drill: its post-recovery phase began after the recovery,
+        # and month-end-close's last postings (a post-recovery stage) ran in it
+        began = [e["name"] for e in scenario["events"] if e["kind"] == "load.phase"]
+        assert began == ["fault", "recovery", "post-recovery"], (scenario["id"], began)
+        if not scenario["id"].startswith("certificate"):  # steady: no post-recovery stage
+            post = next(p for p in load["summary"]["phases"] if p["phase"] == "post-recovery")
+            assert post["requests"] > 0, scenario["id"]
         # what users lived through, from every request they made: measured, and no
         # figure given as a number where it could not be measured
         users = measured["users"]

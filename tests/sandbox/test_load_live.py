@@ -27,8 +27,8 @@ name: live-test
 think_time: 200ms
 mix: {accountant: 3, treasury: 2, controller: 1, bank_feed: 2}
 stages:
-  - {until: 2s, users: 3, spawn_rate: 3}
-  - {until: 30s, users: 3, spawn_rate: 3, replay_share: 0.3}
+  - {phase: baseline, for: 2s, users: 3, spawn_rate: 3}
+  - {phase: baseline, for: 28s, users: 3, spawn_rate: 3, replay_share: 0.3}
 """
 
 

@@ -66,8 +66,8 @@ def read_listener(text: str) -> tuple[float | None, PerSecond, dict[int, dict[in
 
 def read_requests(text: str) -> list[UserRequest]:
     """The per-request record (``requests.jsonl``): ``{"s": sent, "e": answered | null,
-    "o": outcome | null}`` per line, epoch seconds. A torn or malformed line (a process
-    killed mid-write) is skipped, never guessed at."""
+    "o": outcome | null, "st": stage index, "p": pid}`` per line, epoch seconds. A torn or
+    malformed line (a process killed mid-write) is skipped, never guessed at."""
     found: list[UserRequest] = []
     for line in text.splitlines():
         try:
@@ -75,7 +75,16 @@ def read_requests(text: str) -> list[UserRequest]:
             start, end, outcome = float(row["s"]), row["e"], row["o"]
             if outcome is not None and outcome not in OUTCOMES:
                 continue
-            found.append(UserRequest(start, None if end is None else float(end), outcome))
+            stage, process = row.get("st"), row.get("p")
+            found.append(
+                UserRequest(
+                    start,
+                    None if end is None else float(end),
+                    outcome,
+                    stage=stage if isinstance(stage, int) else None,
+                    process=process if isinstance(process, int) else None,
+                )
+            )
         except (ValueError, TypeError, KeyError):
             continue
     return sorted(found, key=lambda r: r.start)

@@ -29,7 +29,7 @@ import time
 import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import psutil
 
@@ -41,11 +41,12 @@ from ledgerdrill.load.collect import (
     collect,
     collect_requests,
 )
-from ledgerdrill.load.model import LoadResult
+from ledgerdrill.load.model import PHASES, LoadResult, Phase
 from ledgerdrill.load.profile import LoadProfile, load_profile
 from ledgerdrill.measure.users import UserRequest
 
 PLAN_FILE = "plan.json"
+PHASE_FILE = "phase.json"  # the drill's phase, for the shape in the Locust master
 LOG_FILE = "locust.log"
 OUTPUT_FILE = "locust.out"
 # Locust itself needs a moment to start and to write its stats at the end
@@ -87,8 +88,13 @@ class LoadRun:
         workers: int = 0,
         master_port: int | None = None,
         remote_workers: int = 0,
+        follow_drill: bool = False,
     ) -> None:
         self.profile_path = Path(profile_path)
+        # True: the stages follow the drill's phases (enter_phase); the harness ends the
+        # load. False: the stages run back to back from Locust's start and then end.
+        self.follow_drill = follow_drill
+        self.phase_changes: list[tuple[Phase, float]] = []  # (phase, epoch it began)
         if not 0 <= workers <= 64:
             raise ConfigError(f"load workers: {workers!r} (allowed: 0 to 64)")
         # 0: one Locust process; N: a master (it runs the shape and keeps the stats)
@@ -101,6 +107,8 @@ class LoadRun:
         self.profile: LoadProfile = load_profile(self.profile_path, scale=scale)
         if max_duration_s is not None and max_duration_s <= 0:
             raise ConfigError(f"load max duration: {max_duration_s!r} (allowed: above 0 s)")
+        if follow_drill and max_duration_s is None:
+            raise ConfigError("a load that follows a drill needs a max duration (it never ends)")
         self.locustfile = Path(locustfile) if locustfile else default_locustfile(self.profile_path)
         if not self.locustfile.is_file():
             raise ConfigError(f"{self.locustfile}: locustfile not found")
@@ -133,9 +141,9 @@ class LoadRun:
         if self._proc is not None:
             raise LoadRunError("this LoadRun was already started")
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        plan = self.profile.plan(max_duration_s=self.max_duration_s)
+        plan = self._plan()
         (self.out_dir / PLAN_FILE).write_text(json.dumps(plan, indent=1), encoding="utf-8")
-        for stale in (SECONDS_FILE, REQUESTS_FILE, "locust.json"):
+        for stale in (SECONDS_FILE, REQUESTS_FILE, "locust.json", PHASE_FILE):
             (self.out_dir / stale).unlink(missing_ok=True)
         command = [
             self.python, "-m", "locust",
@@ -176,6 +184,29 @@ class LoadRun:
             self._start_worker(index)
         atexit.register(self.stop)
         threading.Thread(target=self._watch, name=f"loadrun-{self.pid}", daemon=True).start()
+
+    def _plan(self) -> dict[str, Any]:
+        phase_file = (self.out_dir / PHASE_FILE).resolve() if self.follow_drill else None
+        return self.profile.plan(max_duration_s=self.max_duration_s, phase_file=phase_file)
+
+    def enter_phase(self, phase: Phase, since_epoch_s: float | None = None) -> None:
+        """Tell the load the drill is in ``phase`` since ``since_epoch_s`` (now): the
+        master's shape reads it at its next tick (Locust ticks every second) and sends the
+        phase's stage to every worker. The file is replaced whole, never read half-written."""
+        if phase not in PHASES:
+            raise ValueError(f"phase {phase!r} is not one of {', '.join(PHASES)}")
+        if not self.follow_drill:
+            return
+        since = time.time() if since_epoch_s is None else since_epoch_s
+        self.phase_changes.append((phase, since))
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        scratch = self.out_dir / f".{PHASE_FILE}.{os.getpid()}"
+        scratch.write_text(json.dumps({"phase": phase, "since_epoch_s": since}), encoding="utf-8")
+        os.replace(scratch, self.out_dir / PHASE_FILE)
+
+    def phase_began(self, phase: Phase) -> float | None:
+        """When the drill last entered ``phase`` (epoch seconds), None if never."""
+        return next((at for name, at in reversed(self.phase_changes) if name == phase), None)
 
     def worker_command(self, master_host: str = "127.0.0.1") -> list[str]:
         """How a worker joins this run's master (locally, or from another machine with
@@ -224,7 +255,8 @@ class LoadRun:
         """Sample Locust's CPU time while it runs; stop it at the time limit."""
         proc = self._proc
         assert proc is not None
-        limit = self.profile.plan(max_duration_s=self.max_duration_s)["end_s"] + START_GRACE_S
+        end_s = self._plan()["end_s"]
+        limit = float("inf") if end_s is None else end_s + START_GRACE_S
         try:
             ps = psutil.Process(proc.pid)
         except psutil.Error:

@@ -60,6 +60,10 @@ class UserRequest:
     start: float
     end: float | None
     outcome: Outcome | None
+    # the load's stage when it was recorded, and the Locust process that sent it (a
+    # distributed run has several): who was doing what, not part of any figure
+    stage: int | None = None
+    process: int | None = None
 
     def __post_init__(self) -> None:
         if (self.end is None) != (self.outcome is None):

@@ -44,8 +44,10 @@ class FakePlatform(Platform):
         heal_after_s: float | None = None,
         region: str = "primary",
         capabilities: Sequence[str] | None = None,
+        entry_url: str | None = None,
     ) -> None:
         super().__init__(name)
+        self.entry_url = entry_url
         self.offered = None if capabilities is None else set(capabilities)
         self.state_file = state_file
         self.heal_after_s = heal_after_s
@@ -74,6 +76,13 @@ class FakePlatform(Platform):
         with self._state() as state:
             state["nodes"][node] = {"state": str(new), "since": time.time()}
             state["log"].append([time.time(), node, str(new)])
+
+    def probe_facts(self) -> dict[str, Any]:
+        """With an ``entry_url`` (a test's ERP), what a load run needs; else nothing."""
+        if self.entry_url is None:
+            return {}
+        return {"entry_url": self.entry_url, "database": "fake", "login": "fake",
+                "password": "fake-password"}  # fmt: skip
 
     def capability(self, protocol: type[C]) -> C:
         if self.offered is not None and protocol.__name__ not in self.offered:

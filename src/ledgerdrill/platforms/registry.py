@@ -24,6 +24,7 @@ def build_platform(target: Target) -> Platform:
             settings.nodes,
             heal_after_s=settings.heal_after,
             capabilities=settings.capabilities,
+            entry_url=settings.entry_url,
         )
     if isinstance(settings, SandboxPlatformSettings):
         from ledgerdrill.sandbox.platform import SandboxPlatform

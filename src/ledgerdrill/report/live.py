@@ -25,6 +25,7 @@ PHASES = {
     "runbook.started": "runbook step",
     "runbook.done": "runbook done",
     "recovery.observed": "recovered, observing",
+    "load.phase:post-recovery": "post-recovery load, observing",
     "recovery.timeout": "not recovered",
     "fault.reverting": "reverting",
     "fault.reverted": "reverted",
@@ -61,8 +62,13 @@ class LiveProgress:
 
     # -- what is shown -----------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        events = [e for e in self.timeline.events() if e.kind in PHASES]
-        phase = PHASES[events[-1].kind] if events else "starting"
+        # an event is shown by its kind, or by kind and name ("load.phase:post-recovery")
+        shown = [
+            label
+            for e in self.timeline.events()
+            if (label := PHASES.get(e.kind) or PHASES.get(f"{e.kind}:{e.name}"))
+        ]
+        phase = shown[-1] if shown else "starting"
         injected = self.timeline.first_event("fault.injected")
         since = self.timeline.clock.now().seconds_since(injected.at) if injected else None
         probes = {}

@@ -35,6 +35,7 @@ class Injection:
         timeline: Timeline,
         target_file: Path | None = None,
         on_journaled: Callable[[Injection], None] | None = None,
+        on_injected: Callable[[Injection], None] | None = None,
         baseline: Mapping[str, Any] | None = None,
     ) -> None:
         self.fault = fault
@@ -42,6 +43,7 @@ class Injection:
         self.baseline = baseline
         # told once the fault is journaled (about to be injected): the drill's action log
         self.on_journaled = on_journaled
+        self.on_injected = on_injected  # the fault is in effect (t_inject is set)
         self.touches: list[str] = []
         self.description = ""
         # the backstop for a platform call that never returns (backends bound their own)
@@ -105,6 +107,8 @@ class Injection:
                 bounded(fault.inject, limit, f"inject of {self.description}")
             self.t_inject = began
             self.journal.mark(self.entry_id, "injected")
+            if self.on_injected is not None:
+                self.on_injected(self)
             self.timeline.event(
                 "fault.injected", fault.kind, at=began, fault=fault.describe(),
                 inject_took_s=round(self.timeline.clock.now().seconds_since(began), 3),

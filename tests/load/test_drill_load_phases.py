@@ -1,0 +1,104 @@
+"""A drill drives its load's phases: the fault, the recovery and the post-recovery surge
+begin when the drill says, and the surge runs on the recovered platform before the drill
+ends -- end to end through the pytest plugin, a fake platform that heals a crashed node,
+real Locust and a JSON-RPC server that witnesses every login.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+REPO = Path(__file__).resolve().parents[2]
+
+TARGET = """
+name: fake-lab
+environment: sandbox
+platform:
+  kind: fake
+  state_file: state.json
+  heal_after: 2s
+  capabilities: [NodeControl]
+  entry_url: "http://127.0.0.1:{port}"
+tiers:
+  finance-core: {{rto: 30s, rpo: 0s}}
+default_tier: finance-core
+probes: {{interval: 100ms, steady_state: 4s, settle_timeout: 1s}}
+stability: {{samples: 3, duration: 300ms}}
+scenarios:
+  node-crash: {{recovery_timeout: 20s, observe_after_recovery: 1s, params: {{node: node-b}}}}
+safety:
+  allow: {{nodes: ["node-*"]}}
+  blast_radius: {{max_nodes: 1, max_zones: 1, max_node_share: 0.5}}
+"""
+# two controllers before and during the fault (one login each, at their start); after
+# the recovery, three users logging in again and again: a reconnect storm of 4 s
+PROFILE = """
+name: surge-test
+think_time: 100ms
+mix: {controller: 1}
+stages:
+  - {phase: baseline, for: 2s, users: 2, spawn_rate: 2}
+  - {phase: fault, for: 30s, users: 2, spawn_rate: 2}
+  - {phase: post-recovery, for: 4s, users: 3, spawn_rate: 3, mix: {login: 1}}
+"""
+SCENARIO = """
+import pytest
+from ledgerdrill.faults import NodeCrash
+from ledgerdrill.measure import Write, WriteOutcome, measure_loss
+
+@pytest.mark.loadprofile("surge-test")
+@pytest.mark.requires("NodeControl")
+def test_node_crash(drill, platform):
+    drill.steady_state()
+    with drill.inject(NodeCrash(platform, node=drill.param("node"))):
+        drill.wait_for_recovery()
+        drill.observe()
+        now = drill.timeline.clock.now()  # no canary here: a loss-free write of our own
+        drill.record_loss(measure_loss([Write("r1", WriteOutcome.OK, now, now)], {"r1": 1}, now))
+"""
+
+
+def epoch(event: dict[str, object]) -> float:
+    return datetime.fromisoformat(str(event["at"])).timestamp()
+
+
+def test_the_surge_runs_after_the_recovery_and_the_drill_waits_for_it(
+    pytester: pytest.Pytester, erp: ThreadingHTTPServer
+) -> None:
+    (pytester.path / "target.yaml").write_text(TARGET.format(port=erp.server_address[1]))
+    profiles = pytester.path / "loadprofiles"
+    profiles.mkdir()
+    (profiles / "surge-test.yaml").write_text(PROFILE)
+    (profiles / "locustfile.py").write_text((REPO / "loadprofiles" / "locustfile.py").read_text())
+    pytester.makepyfile(test_scenario=SCENARIO)
+    result = pytester.runpytest("--target=target.yaml", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    report = json.loads(next((pytester.path / "reports").glob("*/report.json")).read_text())
+    scenario = report["scenarios"][0]
+    events = scenario["events"]
+    phases = [(e["name"], epoch(e)) for e in events if e["kind"] == "load.phase"]
+    assert [name for name, _ in phases] == ["fault", "recovery", "post-recovery"]
+    injected = epoch(next(e for e in events if e["kind"] == "fault.injected"))
+    recovered = epoch(next(e for e in events if e["kind"] == "recovery.observed"))
+    surge_at = phases[2][1]
+    assert phases[0][1] == pytest.approx(injected, abs=0.01)  # from the fault's first act
+    assert phases[1][1] == pytest.approx(recovered, abs=0.01)
+    assert surge_at >= recovered
+    # the drill waited for the surge's 4 s before it ended the load
+    ran = next(e for e in events if e["kind"] == "load.post-recovery-ran")
+    assert ran["attributes"]["seconds"] >= 4.0
+    # the server's witness: one login per controller before the surge, a storm after it
+    logins: list[float] = erp.logins  # type: ignore[attr-defined]
+    assert len([t for t in logins if t < surge_at]) == 2, logins
+    assert len([t for t in logins if t >= surge_at]) >= 6
+    # the report's post-recovery phase starts when the surge began and holds its requests
+    summary = scenario["load"]["summary"]
+    post = next(p for p in summary["phases"] if p["phase"] == "post-recovery")
+    assert post["requests"] > 0
+    assert summary["t_post_recovery_s"] >= summary["t_recovered_s"]
