@@ -39,6 +39,7 @@ from ledgerdrill.measure import (
     judge,
     measure_recovery,
 )
+from ledgerdrill.measure.recovery import relapse
 from ledgerdrill.measure.users import UsersFigures, measure_users
 from ledgerdrill.platforms.base import Platform
 from ledgerdrill.platforms.shape import BaselineCheck
@@ -531,6 +532,8 @@ class Drill:
             reverts = [i.t_teardown for i in self.injections if i.t_teardown is not None]
             end = min(reverts, key=lambda t: t.mono_ns) if reverts else self.timeline.clock.now()
             recoveries = self._recoveries(t_inject, end=end, timeout_s=timeout)
+            if self._recovered_at is not None:
+                self._check_relapse(self._recovered_at, end, recoveries)
         load_figures = self._measure_load(t_inject, recoveries) if self.load is not None else None
         users = self._measure_users(t_inject, end, recoveries) if self.load is not None else None
         if self.declined is not None:
@@ -556,6 +559,45 @@ class Drill:
         self.timeline.event("verdict", judgement.verdict.value, reasons=judgement.reasons)
         self.outcome = DrillOutcome(judgement, measured, fault, t_inject, list(self.planned))
         return self.outcome
+
+    def _check_relapse(self, seen: Instant, end: Instant, recoveries: list[Recovery]) -> None:
+        """A probe that failed again after the drill saw the platform recovered (under the
+        post-recovery surge, say): an event per probe and a failed check. Its RTO already
+        counts to the final stable recovery (``measure_recovery``)."""
+        found = [
+            found
+            for probe in self.probes
+            if probe.counts_for_rto
+            and (found := relapse(self.timeline.samples(probe.name), recovered_seen=seen, end=end))
+        ]
+        if not found:
+            return
+        for each in found:
+            self.timeline.event(
+                "recovery.relapsed", each.probe, at=each.at, detail=each.detail,
+                after_recovery_s=round(each.after_recovery_s, 3),
+            )  # fmt: skip
+        first = min(found, key=lambda r: r.at.mono_ns)
+        surge = self.load.phase_began("post-recovery") if self.load is not None else None
+        during = (
+            " under the post-recovery load"
+            if surge is not None and surge <= first.at.wall.timestamp()
+            else ""
+        )
+        slowest = Measurements(steady_state_ok=True, recoveries=recoveries).rto
+        if slowest is not None and slowest.recovered and slowest.rto_s is not None:
+            then = f"recovered again: the RTO, {fmt_s(slowest.rto_s)}, counts to that recovery"
+        else:
+            then = "not recovered again before observation ended"
+        detail = f": {first.detail}" if first.detail else ""
+        self.add_check(
+            Check(
+                "relapse",
+                False,
+                f"the platform failed again {fmt_s(first.after_recovery_s)} after it was seen "
+                f"recovered{during} (probe {first.probe}{detail}); {then}",
+            )
+        )
 
     def _measure_load(
         self, t_inject: Instant | None, recoveries: list[Recovery]

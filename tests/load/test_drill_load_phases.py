@@ -10,6 +10,7 @@ import json
 from datetime import datetime
 from http.server import ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,6 +48,25 @@ stages:
   - {phase: fault, for: 30s, users: 2, spawn_rate: 2}
   - {phase: post-recovery, for: 4s, users: 3, spawn_rate: 3, mix: {login: 1}}
 """
+RELAPSE = """
+import threading
+import pytest
+from ledgerdrill.faults import NodeCrash
+from ledgerdrill.measure import Write, WriteOutcome, measure_loss
+
+@pytest.mark.loadprofile("surge-test")
+@pytest.mark.requires("NodeControl")
+def test_node_crash(drill, platform):
+    drill.steady_state()
+    with drill.inject(NodeCrash(platform, node=drill.param("node"))):
+        drill.wait_for_recovery()
+        # the surge knocks the node over again 1.5 s after the recovery was seen (the
+        # observe window is 1 s): down for the fake's 2 s, back before the surge ends
+        threading.Timer(1.5, platform.crash_node, ["node-b"]).start()
+        drill.observe()
+        now = drill.timeline.clock.now()
+        drill.record_loss(measure_loss([Write("r1", WriteOutcome.OK, now, now)], {"r1": 1}, now))
+"""
 SCENARIO = """
 import pytest
 from ledgerdrill.faults import NodeCrash
@@ -64,6 +84,19 @@ def test_node_crash(drill, platform):
 """
 
 
+def run_scenario(pytester: pytest.Pytester, port: int, scenario: str) -> dict[str, object]:
+    (pytester.path / "target.yaml").write_text(TARGET.format(port=port))
+    profiles = pytester.path / "loadprofiles"
+    profiles.mkdir()
+    (profiles / "surge-test.yaml").write_text(PROFILE)
+    (profiles / "locustfile.py").write_text((REPO / "loadprofiles" / "locustfile.py").read_text())
+    pytester.makepyfile(test_scenario=scenario)
+    pytester.runpytest("--target=target.yaml", "-p", "no:cacheprovider")
+    report = json.loads(next((pytester.path / "reports").glob("*/report.json")).read_text())
+    found: dict[str, object] = report["scenarios"][0]
+    return found
+
+
 def epoch(event: dict[str, object]) -> float:
     return datetime.fromisoformat(str(event["at"])).timestamp()
 
@@ -71,16 +104,9 @@ def epoch(event: dict[str, object]) -> float:
 def test_the_surge_runs_after_the_recovery_and_the_drill_waits_for_it(
     pytester: pytest.Pytester, erp: ThreadingHTTPServer
 ) -> None:
-    (pytester.path / "target.yaml").write_text(TARGET.format(port=erp.server_address[1]))
-    profiles = pytester.path / "loadprofiles"
-    profiles.mkdir()
-    (profiles / "surge-test.yaml").write_text(PROFILE)
-    (profiles / "locustfile.py").write_text((REPO / "loadprofiles" / "locustfile.py").read_text())
-    pytester.makepyfile(test_scenario=SCENARIO)
-    result = pytester.runpytest("--target=target.yaml", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1)
-    report = json.loads(next((pytester.path / "reports").glob("*/report.json")).read_text())
-    scenario = report["scenarios"][0]
+    scenario: Any = run_scenario(pytester, erp.server_address[1], SCENARIO)
+    assert scenario["verdict"] == "PASS", scenario["reasons"]
+    assert not [e for e in scenario["events"] if e["kind"] == "recovery.relapsed"]
     events = scenario["events"]
     phases = [(e["name"], epoch(e)) for e in events if e["kind"] == "load.phase"]
     assert [name for name, _ in phases] == ["fault", "recovery", "post-recovery"]
@@ -102,3 +128,23 @@ def test_the_surge_runs_after_the_recovery_and_the_drill_waits_for_it(
     post = next(p for p in summary["phases"] if p["phase"] == "post-recovery")
     assert post["requests"] > 0
     assert summary["t_post_recovery_s"] >= summary["t_recovered_s"]
+
+
+def test_a_failure_under_the_surge_is_a_relapse_and_the_rto_counts_to_the_final_recovery(
+    pytester: pytest.Pytester, erp: ThreadingHTTPServer
+) -> None:
+    scenario: Any = run_scenario(pytester, erp.server_address[1], RELAPSE)
+    events = scenario["events"]
+    relapsed = [e for e in events if e["kind"] == "recovery.relapsed"]
+    assert relapsed, [e["kind"] for e in events]
+    seen = epoch(next(e for e in events if e["kind"] == "recovery.observed"))
+    surge_at = epoch(next(e for e in events if e["name"] == "post-recovery"))
+    injected = epoch(next(e for e in events if e["kind"] == "fault.injected"))
+    relapse_at = epoch(relapsed[0])
+    assert seen + 1.0 <= relapse_at and surge_at <= relapse_at  # in the surge, not before
+    assert scenario["verdict"] == "FAIL"
+    reasons = " ".join(scenario["reasons"])
+    assert "failed again" in reasons and "under the post-recovery load" in reasons, reasons
+    assert "recovered again" in reasons, reasons
+    # RTO to the final recovery: after the relapse, not the first recovery (about 2 s)
+    assert scenario["measured"]["rto_s"] > relapse_at - injected

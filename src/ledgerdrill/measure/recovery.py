@@ -9,7 +9,11 @@ Definitions (DESIGN.md, "Measurement definitions"):
 - RTO = recovered_at - t_inject, with an error bar of one sampling interval (the true
   moment lies between the last failed sample and the first healthy one);
 - a probe that never degrades has RTO 0 ("no impact seen");
-- a timeout is never a recovery time: it is "not recovered within N s".
+- a timeout is never a recovery time: it is "not recovered within N s";
+- a relapse: the first failed sample at or after the moment the drill saw the platform
+  recovered (its stability window passed) and before observation ended -- the platform
+  failed again, e.g. under the post-recovery surge. The RTO above then counts to the
+  final stable recovery.
 """
 
 from __future__ import annotations
@@ -126,6 +130,24 @@ def measure_recovery(
         common, recovered=True, rto_s=rto_s,
         reason=f"recovered {rto_s:.2f}s ± {interval_s:g}s after injection",
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Relapse:
+    probe: str
+    at: Instant
+    after_recovery_s: float  # from the moment recovery was observed
+    detail: str
+
+
+def relapse(samples: Sequence[Sample], *, recovered_seen: Instant, end: Instant) -> Relapse | None:
+    """The first failure of one probe in ``[recovered_seen, end)``; None when it held."""
+    window = (s for s in samples if recovered_seen.mono_ns <= s.at.mono_ns < end.mono_ns)
+    failed = sorted((s for s in window if not s.ok), key=lambda s: s.at.mono_ns)
+    if not failed:
+        return None
+    first = failed[0]
+    return Relapse(first.probe, first.at, first.at.seconds_since(recovered_seen), first.detail)
 
 
 def _not_recovered(observed_s: float, timeout_s: float | None) -> str:

@@ -26,6 +26,7 @@ PHASES = {
     "runbook.done": "runbook done",
     "recovery.observed": "recovered, observing",
     "load.phase:post-recovery": "post-recovery load, observing",
+    "recovery.relapsed": "RELAPSED, observing",
     "recovery.timeout": "not recovered",
     "fault.reverting": "reverting",
     "fault.reverted": "reverted",
