@@ -167,8 +167,12 @@ class Drill:
         return float(own) if own else self.interval_s
 
     def probe_resolution(self, probe: Probe) -> float:
-        """The RTO error bar of a probe: its interval, or its timeout when longer (a
-        sample that runs long leaves that much time unobserved)."""
+        """How finely a probe observes: its interval when its samples overlap (a new one
+        every tick while others wait), else its interval or its timeout when longer (a
+        sample that runs long leaves that much time unobserved). The RTO error bar itself
+        comes from the samples (``Recovery.rto_error_s``)."""
+        if getattr(probe, "twin", None) is not None:
+            return self.probe_interval(probe)
         return max(self.probe_interval(probe), float(getattr(probe, "timeout_s", 0) or 0))
 
     def stop_probes(self) -> None:

@@ -311,6 +311,7 @@ def scenario_report(
         rto_error_s=rto.rto_error_s if rto else None,
         recovered=rto.recovered if rto else None,
         time_to_detect_s=measured.time_to_detect_s,
+        time_to_detect_error_s=measured.detection.detect_error_s if measured.detection else None,
         downtime_s=max((r.downtime_s for r in measured.recoveries), default=None),
         availability=min(
             (r.availability for r in measured.recoveries if r.availability is not None),
@@ -350,7 +351,9 @@ def scenario_report(
                 recovered=r.recovered,
                 impact_seen=r.impact_seen,
                 rto_s=r.rto_s,
+                rto_error_s=r.rto_error_s if r.rto_s is not None else None,
                 time_to_detect_s=r.time_to_detect_s,
+                time_to_detect_error_s=r.detect_error_s,
                 downtime_s=r.downtime_s,
                 availability=r.availability,
                 samples=r.samples_after_inject,

@@ -48,7 +48,7 @@ stages:
   - {phase: fault, for: 30s, users: 2, spawn_rate: 2}
   - {phase: post-recovery, for: 4s, users: 3, spawn_rate: 3, mix: {login: 1}}
 """
-RELAPSE = """
+SCENARIO = """
 import threading
 import pytest
 from ledgerdrill.faults import NodeCrash
@@ -60,28 +60,14 @@ def test_node_crash(drill, platform):
     drill.steady_state()
     with drill.inject(NodeCrash(platform, node=drill.param("node"))):
         drill.wait_for_recovery()
-        # the surge knocks the node over again 1.5 s after the recovery was seen (the
-        # observe window is 1 s): down for the fake's 2 s, back before the surge ends
-        threading.Timer(1.5, platform.crash_node, ["node-b"]).start()
-        drill.observe()
-        now = drill.timeline.clock.now()
-        drill.record_loss(measure_loss([Write("r1", WriteOutcome.OK, now, now)], {"r1": 1}, now))
-"""
-SCENARIO = """
-import pytest
-from ledgerdrill.faults import NodeCrash
-from ledgerdrill.measure import Write, WriteOutcome, measure_loss
-
-@pytest.mark.loadprofile("surge-test")
-@pytest.mark.requires("NodeControl")
-def test_node_crash(drill, platform):
-    drill.steady_state()
-    with drill.inject(NodeCrash(platform, node=drill.param("node"))):
-        drill.wait_for_recovery()
+        {after_recovery}
         drill.observe()
         now = drill.timeline.clock.now()  # no canary here: a loss-free write of our own
-        drill.record_loss(measure_loss([Write("r1", WriteOutcome.OK, now, now)], {"r1": 1}, now))
+        drill.record_loss(measure_loss([Write("r1", WriteOutcome.OK, now, now)], {{"r1": 1}}, now))
 """
+# the surge knocks the node over again 1.5 s after the recovery was seen (the observe
+# window is 1 s): down for the fake's 2 s, back before the surge ends
+RELAPSE = 'threading.Timer(1.5, platform.crash_node, ["node-b"]).start()'
 
 
 def run_scenario(pytester: pytest.Pytester, port: int, scenario: str) -> dict[str, object]:
@@ -104,7 +90,9 @@ def epoch(event: dict[str, object]) -> float:
 def test_the_surge_runs_after_the_recovery_and_the_drill_waits_for_it(
     pytester: pytest.Pytester, erp: ThreadingHTTPServer
 ) -> None:
-    scenario: Any = run_scenario(pytester, erp.server_address[1], SCENARIO)
+    scenario: Any = run_scenario(
+        pytester, erp.server_address[1], SCENARIO.format(after_recovery="pass")
+    )
     assert scenario["verdict"] == "PASS", scenario["reasons"]
     assert not [e for e in scenario["events"] if e["kind"] == "recovery.relapsed"]
     events = scenario["events"]
@@ -133,7 +121,9 @@ def test_the_surge_runs_after_the_recovery_and_the_drill_waits_for_it(
 def test_a_failure_under_the_surge_is_a_relapse_and_the_rto_counts_to_the_final_recovery(
     pytester: pytest.Pytester, erp: ThreadingHTTPServer
 ) -> None:
-    scenario: Any = run_scenario(pytester, erp.server_address[1], RELAPSE)
+    scenario: Any = run_scenario(
+        pytester, erp.server_address[1], SCENARIO.format(after_recovery=RELAPSE)
+    )
     events = scenario["events"]
     relapsed = [e for e in events if e["kind"] == "recovery.relapsed"]
     assert relapsed, [e["kind"] for e in events]

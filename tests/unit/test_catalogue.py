@@ -56,6 +56,16 @@ def test_the_shipped_sandbox_catalogue_builds_every_kind(tmp_path: Path) -> None
     http = next(p for p in probes if isinstance(p, HttpProbe))
     assert http.url == "https://127.0.0.1:8443/web/health?db_server_status=1"
     assert next(p for p in probes if p.name == "database-writable").counts_for_rto is False
+    # samples of a stateless probe overlap, each on a twin with its own connection and
+    # the same settings; the primary probe (it compares samples) and backups do not
+    twin = http.twin()  # type: ignore[attr-defined]
+    assert type(twin) is HttpProbe and twin is not http and twin.url == http.url
+    posting = next(p for p in probes if p.name == "post-journal-entry")
+    posting_twin = posting.twin()  # type: ignore[attr-defined]
+    assert posting_twin.timeout_s == posting.timeout_s == 1.0  # type: ignore[attr-defined]
+    assert posting_twin._session is None  # its own session, made at its first sample
+    single = {p.name for p in probes if getattr(p, "twin", None) is None}
+    assert single == {"database-primary", "backup-freshness"}
     canary = build_canary(catalogue, facts(tmp_path), path, "run-1")
     assert canary is not None and canary.prefix == "canary-run-1-"
     assert "s3cret" not in repr(canary.target)

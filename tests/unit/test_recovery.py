@@ -38,7 +38,7 @@ def test_simple_outage_measures_first_healthy_sample_of_final_run() -> None:
     assert rec.time_to_detect_s == 0.0
     # first healthy sample sent at 1.6 s, answered LATENCY_S later
     assert abs((rec.rto_s or 0) - (1.0 + LATENCY_S)) < 1e-9
-    assert rec.rto_error_s == 0.2
+    assert abs(rec.rto_error_s - (0.2 + LATENCY_S)) < 1e-9  # last failed send -> that answer
     assert abs(rec.downtime_s - (1.0 + LATENCY_S)) < 1e-9
     assert "recovered" in rec.reason
 
@@ -190,3 +190,49 @@ def test_a_request_sent_during_the_outage_and_answered_after_it_dates_the_recove
     rec = measure_recovery(samples, at(1.0), interval_s=0.1, window=WINDOW)
     assert rec.recovered
     assert abs((rec.rto_s or 0) - 1.002) < 1e-9
+
+
+@given(
+    interval=st.sampled_from([0.05, 0.1, 0.2, 0.5]),
+    timeout=st.sampled_from([0.1, 0.5, 1.0, 2.0]),
+    outage_start=st.floats(0, 3, allow_nan=False),
+    outage=st.floats(0.01, 10, allow_nan=False),
+    queued=st.booleans(),
+)
+def test_the_true_recovery_lies_inside_the_error_bar(
+    interval: float, timeout: float, outage_start: float, outage: float, queued: bool
+) -> None:
+    """Samples sent every interval, overlapping. During a true outage [a, b) a sample
+    either fails at once (refused) or -- a frozen server that holds its connections --
+    waits: answered at b if b comes before its timeout, else failed at the timeout. The
+    truth, b, lies in [rto - rto_error, rto] whenever the probe saw the outage."""
+    true_end = outage_start + outage
+    samples = []
+    for k in range(int((true_end + 5) / interval) + 10):
+        sent = k * interval
+        if not outage_start <= sent < true_end:
+            samples.append(Sample("svc", at(sent), True, LATENCY_S))
+        elif queued and true_end - sent < timeout:
+            samples.append(Sample("svc", at(sent), True, true_end - sent))
+        else:
+            samples.append(Sample("svc", at(sent), False, timeout if queued else 0.0))
+    rec = measure_recovery(samples, at(0.0), interval_s=interval, window=WINDOW)
+    assert rec.recovered and rec.rto_s is not None
+    if rec.impact_seen:
+        assert rec.rto_s - rec.rto_error_s - 1e-6 <= true_end <= rec.rto_s + 1e-6
+        # the bar: one interval (and the answer's latency), plus the wait where samples
+        # sent during the outage's last timeout were held, not failed
+        assert rec.rto_error_s <= interval + LATENCY_S + (timeout if queued else 0) + 1e-6
+
+
+def test_detection_is_bracketed_by_the_last_healthy_answer_and_the_first_failed_send() -> None:
+    samples = stream("+++-----++++++++++", interval_s=0.2)
+    rec = measure_recovery(samples, at(0.1), interval_s=0.2, window=WINDOW)
+    # first failure sent at 0.6; the last healthy (sent 0.4) answered at 0.41
+    assert abs((rec.time_to_detect_s or 0) - 0.5) < 1e-9
+    assert abs((rec.detect_error_s or 0) - (0.6 - 0.41)) < 1e-9
+    # the fault cannot be visible before it was injected: the bracket starts there
+    late_inject = measure_recovery(samples, at(0.5), interval_s=0.2, window=WINDOW)
+    assert abs((late_inject.detect_error_s or 0) - 0.1) < 1e-9
+    quiet = measure_recovery(stream("+++++++"), at(0.1), interval_s=0.2, window=WINDOW)
+    assert quiet.detect_error_s is None and quiet.time_to_detect_s is None

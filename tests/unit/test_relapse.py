@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
+from test_recovery import T0, at, stream
 
 from ledgerdrill.measure import StabilityWindow, measure_recovery
 from ledgerdrill.measure.recovery import relapse
 from ledgerdrill.timeline import NS_PER_S, Instant, Sample
-from test_recovery import T0, at, stream
 
 WINDOW = StabilityWindow(min_samples=5, min_duration_s=0.8)
 

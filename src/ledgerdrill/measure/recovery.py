@@ -2,12 +2,16 @@
 
 Definitions (DESIGN.md, "Measurement definitions"):
 
-- time to detect: the first failed sample at or after ``t_inject``;
+- time to detect: the first failed sample at or after ``t_inject`` (its send), with an
+  error bar back to the last healthy answer before it (or the injection, if later): the
+  fault became visible somewhere in between;
 - recovered at: the start of the first run of healthy samples after ``t_inject`` that
   lasts at least the stability window and is not broken before the observation
   ends -- so a flap after an apparent recovery moves recovery later;
-- RTO = recovered_at - t_inject, with an error bar of one sampling interval (the true
-  moment lies between the last failed sample and the first healthy one);
+- RTO = recovered_at - t_inject, with an error bar from the samples themselves: the true
+  moment lies between the send of the last failed sample and the first healthy answer
+  after it (about one interval when samples overlap, a timeout more when a probe waits
+  out each sample before the next);
 - a probe that never degrades has RTO 0 ("no impact seen");
 - a timeout is never a recovery time: it is "not recovered within N s";
 - a relapse: the first failed sample at or after the moment the drill saw the platform
@@ -48,10 +52,14 @@ class Recovery:
     availability: float | None
     observed_s: float
     reason: str
+    # last failed send -> first healthy answer after it; None: one interval (no failure)
+    uncertainty_s: float | None = None
+    # last healthy answer (or the injection) -> first failed send; None: nothing seen
+    detect_error_s: float | None = None
 
     @property
     def rto_error_s(self) -> float:
-        return self.interval_s
+        return self.interval_s if self.uncertainty_s is None else self.uncertainty_s
 
     @property
     def has_data(self) -> bool:
@@ -86,6 +94,14 @@ def measure_recovery(
     end_at = end if end is not None and end.mono_ns >= after[-1].at.mono_ns else after[-1].at
     observed_s = end_at.seconds_since(t_inject)
     first_failure = next((s for s in after if not s.ok), None)
+    detect_error_s = None
+    if first_failure is not None:
+        healthy_before = [
+            answered_at(s) for s in samples
+            if s.ok and s.at.mono_ns < first_failure.at.mono_ns
+        ]  # fmt: skip
+        since = max([t_inject, *healthy_before], key=lambda at: at.mono_ns)
+        detect_error_s = max(0.0, first_failure.at.seconds_since(since))
     common = Recovery(
         probe=probe,
         interval_s=interval_s,
@@ -98,6 +114,7 @@ def measure_recovery(
         availability=sum(s.ok for s in after) / len(after),
         observed_s=observed_s,
         reason="",
+        detect_error_s=detect_error_s,
     )
     if first_failure is None:
         return replace(common, recovered=True, rto_s=0.0, reason="no impact seen")
@@ -121,14 +138,16 @@ def measure_recovery(
             f" {window.min_samples} samples and {window.min_duration_s:g}s)",
         )  # fmt: skip
     rto_s = answered_at(run[0]).seconds_since(t_inject)
+    last_failed = after[run_start - 1]  # run_start > 0: a failure came before the run
+    uncertainty_s = answered_at(run[0]).seconds_since(last_failed.at)
     if timeout_s is not None and rto_s > timeout_s:
         return replace(
             common,
             reason=f"not recovered within {timeout_s:.1f}s (healthy only from {rto_s:.1f}s)",
         )  # fmt: skip
     return replace(
-        common, recovered=True, rto_s=rto_s,
-        reason=f"recovered {rto_s:.2f}s ± {interval_s:g}s after injection",
+        common, recovered=True, rto_s=rto_s, uncertainty_s=uncertainty_s,
+        reason=f"recovered {rto_s:.2f}s ± {uncertainty_s:.2f}s after injection",
     )  # fmt: skip
 
 
@@ -148,6 +167,48 @@ def relapse(samples: Sequence[Sample], *, recovered_seen: Instant, end: Instant)
         return None
     first = failed[0]
     return Relapse(first.probe, first.at, first.at.seconds_since(recovered_seen), first.detail)
+
+
+def service_recovery(recoveries: Sequence[Recovery]) -> Recovery | None:
+    """The service's recovery from its probes' (those that count for RTO).
+
+    A probe not recovered is the answer. Otherwise each probe that saw the fault brackets
+    its recovery, ``[rto - rto_error, rto]``. When the brackets share a moment -- one
+    outage, seen by fine and coarse probes alike -- the service came back in their
+    intersection: the earliest healthy answer dates it and the latest bracket start
+    bounds it, so the finest probe dates and the coarse ones confirm. When they share
+    none, a probe saw a later recovery of its own: the service was back only when the
+    last one was, dated by the latest healthy answer, from the latest bracket start.
+    No probe saw the fault: "no impact seen" (RTO 0)."""
+    if not recoveries:
+        return None
+    unrecovered = [r for r in recoveries if not r.recovered or r.rto_s is None]
+    if unrecovered:
+        return unrecovered[0]
+    seen = [r for r in recoveries if r.impact_seen and r.rto_s is not None]
+    if not seen:
+        return recoveries[0]
+    latest_start = max(_rto(r) - r.rto_error_s for r in seen)
+    earliest = min(seen, key=_rto)
+    if _rto(earliest) + _EPSILON_S >= latest_start:
+        dating = earliest
+        others = sorted(r.probe for r in seen if r is not earliest)
+        confirmed = f"; confirmed by {', '.join(others)}" if others else ""
+    else:
+        dating = max(seen, key=_rto)
+        confirmed = ""
+    error_s = max(0.0, _rto(dating) - latest_start)
+    return replace(
+        dating,
+        uncertainty_s=error_s,
+        reason=f"recovered {_rto(dating):.2f}s ± {error_s:.2f}s after injection "
+        f"(dated by {dating.probe}{confirmed})",
+    )
+
+
+def _rto(recovery: Recovery) -> float:
+    assert recovery.rto_s is not None
+    return recovery.rto_s
 
 
 def _not_recovered(observed_s: float, timeout_s: float | None) -> str:

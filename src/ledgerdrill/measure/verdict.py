@@ -25,7 +25,7 @@ from typing import Literal
 
 from ledgerdrill.measure.invariants import InvariantReport
 from ledgerdrill.measure.loss import Loss
-from ledgerdrill.measure.recovery import Recovery
+from ledgerdrill.measure.recovery import Recovery, service_recovery
 from ledgerdrill.measure.users import UsersFigures
 
 
@@ -98,18 +98,20 @@ class Measurements:
 
     @property
     def rto(self) -> Recovery | None:
-        """The service recovered when its slowest probe did."""
-        if not self.recoveries:
-            return None
-        unrecovered = [r for r in self.recoveries if not r.recovered]
-        if unrecovered:
-            return unrecovered[0]
-        return max(self.recoveries, key=lambda r: r.rto_s or 0.0)
+        """The service's recovery: the finest probes date it, the others confirm
+        (``measure.recovery.service_recovery``)."""
+        return service_recovery(self.recoveries)
+
+    @property
+    def detection(self) -> Recovery | None:
+        """The probe that saw the fault first (its time to detect and that bar)."""
+        seen = [r for r in self.recoveries if r.time_to_detect_s is not None]
+        return min(seen, key=lambda r: r.time_to_detect_s or 0.0) if seen else None
 
     @property
     def time_to_detect_s(self) -> float | None:
-        seen = [r.time_to_detect_s for r in self.recoveries if r.time_to_detect_s is not None]
-        return min(seen) if seen else None
+        first = self.detection
+        return first.time_to_detect_s if first is not None else None
 
 
 def judge(objective: Objective, measured: Measurements) -> Judgement:

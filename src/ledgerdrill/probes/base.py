@@ -1,28 +1,33 @@
-"""The probe interface and ``ProbeSampler``: one thread per probe, a fixed interval.
+"""The probe interface and ``ProbeSampler``: a fixed grid of samples per probe.
 
 A probe's ``sample()`` never raises -- a crash inside a probe is a failed sample
-with the error as detail -- and is bounded by a per-sample timeout shorter than the
-interval, so a hung dependency shows up as failed samples, not as a hung run.
+with the error as detail -- and is bounded by a per-sample timeout, so a hung dependency
+shows up as failed samples, not as a hung run.
 
-The sampler enforces a bound even for a probe that ignores its ``timeout_s``: the
-call runs in a worker thread, and a call that has not returned by ``HUNG_AFTER``
-(generous: a probe of several calls may overrun its timeout a little under load; a hung
-one never returns) is recorded as a failed sample ("no answer"), as is an overdue call
-when sampling stops. While a call stays hung no new one starts (a probe stuck on its
-own lock would only pile up threads): each tick is another failed sample, until the
-call returns and sampling resumes. ``overdue`` tells a waiting drill that an answer is
-still outstanding, so no recovery is declared on a probe that has gone quiet.
+Samples overlap: a new one starts at every tick while earlier ones are still waiting for
+an answer (each on its own instance of the probe: ``twin()``), so a probe waiting on its
+timeout still samples every interval and an outage's end is seen within about one
+interval, not one timeout. The sampler enforces a bound even for a probe that ignores its
+``timeout_s``: a call that has not returned by ``HUNG_AFTER`` is recorded as a failed
+sample ("no answer") and given up, as is an overdue call when sampling stops; calls in
+flight are bounded (``max_in_flight``), and while all are taken and late each tick is
+another failed sample. ``overdue`` tells a waiting drill that an answer is still
+outstanding, so no recovery is declared on a probe that has gone quiet.
 """
 
 from __future__ import annotations
 
+import math
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
 from ledgerdrill.timeline import Sample, Timeline
 
 DEFAULT_INTERVAL_S = 0.2
 MIN_INTERVAL_S = 0.05
+# samples of one probe in flight at once: a 1 s timeout at 100 ms needs 11
+MAX_IN_FLIGHT = 16
 
 
 def hung_after_s(timeout_s: float) -> float:
@@ -31,6 +36,9 @@ def hung_after_s(timeout_s: float) -> float:
 
 
 class Probe(Protocol):
+    """A probe may also offer ``twin() -> Probe``: a new instance with the same settings
+    and its own connections, so that samples can overlap (see ``ProbeSampler``)."""
+
     name: str
     # counts for the scenario's RTO (a purely informational probe sets this False)
     counts_for_rto: bool
@@ -51,16 +59,25 @@ def safe_sample(probe: Probe, timeline: Timeline, timeout_s: float) -> Sample:
 
 
 class _Call:
-    """One ``safe_sample`` call in its own daemon thread."""
+    """One ``safe_sample`` call of one probe instance, in its own daemon thread."""
 
-    def __init__(self, probe: Probe, timeline: Timeline, timeout_s: float) -> None:
+    def __init__(
+        self,
+        probe: Probe,
+        timeline: Timeline,
+        timeout_s: float,
+        on_done: Callable[[_Call], None],
+    ) -> None:
+        self.probe = probe
         self.started = timeline.clock.now()
         self.done = threading.Event()
         self.sample: Sample | None = None
+        self.given_up = False  # recorded as hung: its late answer, if any, is dropped
 
         def run() -> None:
             self.sample = safe_sample(probe, timeline, timeout_s)
             self.done.set()
+            on_done(self)
 
         threading.Thread(target=run, name=f"probe-call-{probe.name}", daemon=True).start()
 
@@ -68,8 +85,16 @@ class _Call:
 class ProbeSampler:
     """Samples one probe every ``interval_s`` into the timeline until stopped.
 
-    Ticks are scheduled on a fixed grid (start + k * interval), so a slow sample
-    delays only itself; ticks missed while a sample ran long are skipped, not bunched.
+    Ticks are on a fixed grid (start + k * interval). At each tick a new sample starts
+    while earlier ones are still in flight, up to ``max_in_flight`` (enough to cover the
+    probe's timeout, so a probe waiting on a timeout is not blind for that long): each on
+    its own instance of the probe (``probe.twin()``: its own connection), so one hung
+    request cannot hold up the next. A probe without ``twin`` has one sample in flight
+    at a time. A tick that finds every slot taken records a failed sample when the oldest
+    call has run past its timeout ("no answer"), else it is skipped (slow, not yet late).
+    A call that outlives ``hung_after_s`` is recorded once as a failed sample dated at its
+    start and given up; its thread keeps its slot until it returns, so threads stay
+    bounded by ``max_in_flight``.
     """
 
     def __init__(
@@ -89,9 +114,16 @@ class ProbeSampler:
         # a sample longer than the interval delays only itself (its ticks are skipped)
         self.timeout_s = timeout_s if timeout_s else interval_s * 0.8
         self.max_samples = max_samples
+        self._twin: Callable[[], Probe] | None = getattr(probe, "twin", None)
+        self.max_in_flight = (
+            1 if self._twin is None
+            else min(MAX_IN_FLIGHT, math.ceil(self.timeout_s / interval_s) + 1)
+        )  # fmt: skip
         self.count = 0
-        self._hung: _Call | None = None  # a call that outlived its bound, still running
-        self._current: _Call | None = None  # the call being waited for
+        self._lock = threading.Lock()
+        self._in_flight: list[_Call] = []
+        self._idle: list[Probe] = [probe]  # instances not in a call
+        self._instances = 1
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"probe-{probe.name}", daemon=True)
 
@@ -103,40 +135,91 @@ class ProbeSampler:
         self._stop.set()
         self._thread.join(timeout_s)
 
-    def _bounded_sample(self) -> Sample:
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._in_flight)
+
+    @property
+    def instances(self) -> int:
+        """Probe instances made so far (the probe and its twins): at most max_in_flight."""
+        return self._instances
+
+    def _record(self, sample: Sample) -> None:
+        self.timeline.add_sample(sample)
+        self.count += 1
+
+    def _finished(self, call: _Call) -> None:
+        with self._lock:
+            self._in_flight.remove(call)
+            self._idle.append(call.probe)
+            if not call.given_up and call.sample is not None:
+                self._record(call.sample)
+
+    def _give_up(self, call: _Call, ran_s: float) -> None:
+        """Under the lock: one failed sample, dated at the call's start."""
+        call.given_up = True
+        self._record(
+            Sample(
+                self.probe.name, call.started, False, ran_s,
+                f"no answer after {ran_s:.2f}s (timeout {self.timeout_s:g}s; probe hung)",
+            )
+        )  # fmt: skip
+
+    def _tick(self) -> None:
         clock = self.timeline.clock
-        if self._hung is not None:
-            if not self._hung.done.is_set():
-                began = self._hung.started
-                return Sample(
-                    self.probe.name, clock.now(), False, 0.0,
-                    f"no answer: its sample started {clock.now().seconds_since(began):.1f}s "
-                    "ago has not returned (probe hung)",
-                )  # fmt: skip
-            self._hung = None  # it came back: its stale answer is dropped, sampling resumes
-        call = self._current = _Call(self.probe, self.timeline, self.timeout_s)
         bound_s = hung_after_s(self.timeout_s)
-        try:
-            # in slices: a stop while an overdue call is outstanding records it at once
-            while not call.done.wait(0.05):
-                ran_s = clock.now().seconds_since(call.started)
-                if ran_s >= bound_s or (self._stop.is_set() and ran_s > self.timeout_s):
-                    self._hung = call
-                    return Sample(
-                        self.probe.name, call.started, False, ran_s,
-                        f"no answer after {ran_s:.2f}s (timeout {self.timeout_s:g}s; probe hung)",
+        instance: Probe | None = None
+        with self._lock:
+            now = clock.now()
+            for call in self._in_flight:
+                ran_s = now.seconds_since(call.started)
+                if not call.given_up and not call.done.is_set() and ran_s >= bound_s:
+                    self._give_up(call, ran_s)
+            if len(self._in_flight) < self.max_in_flight:
+                if self._idle:
+                    instance = self._idle.pop()
+                elif self._twin is not None:
+                    self._instances += 1
+                    instance = self._twin()
+            elif self._in_flight:
+                oldest = min(self._in_flight, key=lambda c: c.started.mono_ns)
+                waited_s = now.seconds_since(oldest.started)
+                if waited_s > self.timeout_s:
+                    self._record(
+                        Sample(
+                            self.probe.name, now, False, 0.0,
+                            f"no answer: {len(self._in_flight)} sample(s) in flight, the "
+                            f"oldest started {waited_s:.1f}s ago has not returned (probe hung)",
+                        )
                     )  # fmt: skip
-        finally:
-            self._current = None
-        assert call.sample is not None
-        return call.sample
+            if instance is not None:
+                # under the lock: the call cannot finish before it is in the list
+                call = _Call(instance, self.timeline, self.timeout_s, self._finished)
+                self._in_flight.append(call)
+
+    def _drain(self) -> None:
+        """At stop: wait for the calls in flight until their timeout; any still out is a
+        failed sample (an overdue answer is not health)."""
+        clock = self.timeline.clock
+        with self._lock:
+            calls = [c for c in self._in_flight if not c.given_up]
+        for call in calls:
+            left_s = self.timeout_s - clock.now().seconds_since(call.started)
+            call.done.wait(max(0.0, left_s) + 0.05)
+        with self._lock:
+            for call in self._in_flight:
+                if not call.given_up and not call.done.is_set():
+                    self._give_up(call, clock.now().seconds_since(call.started))
 
     def overdue(self) -> bool:
         """A sample has been running past its timeout: an answer is outstanding."""
-        call = self._current or self._hung
-        if call is None or call.done.is_set():
-            return False
-        return self.timeline.clock.now().seconds_since(call.started) > self.timeout_s
+        now = self.timeline.clock.now()
+        with self._lock:
+            return any(
+                not call.done.is_set() and now.seconds_since(call.started) > self.timeout_s
+                for call in self._in_flight
+            )
 
     @property
     def running(self) -> bool:
@@ -147,10 +230,10 @@ class ProbeSampler:
         origin = clock.now()
         tick = 0
         while not self._stop.is_set() and self.count < self.max_samples:
-            self.timeline.add_sample(self._bounded_sample())
-            self.count += 1
+            self._tick()
             elapsed = clock.now().seconds_since(origin)
             tick = max(tick + 1, int(elapsed / self.interval_s) + 1)
             wait = tick * self.interval_s - elapsed
             if self._stop.wait(max(0.0, wait)):
                 break
+        self._drain()

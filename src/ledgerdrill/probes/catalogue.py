@@ -9,6 +9,7 @@ use ``{entry_url}``-style placeholders. Secrets are never written in a catalogue
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -222,20 +223,34 @@ class _Resolver:
         )
 
 
+# probes whose samples may overlap, each on its own instance (own connection, own
+# session): they keep nothing from one sample to the next that another must see. Not the
+# primary probe (it compares each sample with the previous one to report a promotion),
+# the Kubernetes probes (one set of watches each) or backup freshness (reads files).
+_OVERLAPPING_ENTRIES = (
+    OdooTransactionEntry, OdooReadEntry, LedgerIntegrityEntry, HttpEntry, TlsEntry,
+    PgWriteEntry, PgReplicationEntry, RedisEntry,
+)  # fmt: skip
+
+
 def build_probes(catalogue: Catalogue, facts: Facts, source: Path | str) -> list[Probe]:
     """Instantiate every probe of the catalogue against ``facts``."""
     resolve = _Resolver(source, facts)
-    probes: list[Probe] = []
-    for entry in catalogue.probes:
-        probe = _build(entry, resolve)
-        if entry.counts_for_rto is not None:
-            probe.counts_for_rto = entry.counts_for_rto
-        if entry.interval is not None:
-            probe.interval_s = entry.interval  # type: ignore[attr-defined]
-        if entry.timeout is not None:
-            probe.timeout_s = entry.timeout  # type: ignore[attr-defined]
-        probes.append(probe)
-    return probes
+    return [_configured(entry, resolve) for entry in catalogue.probes]
+
+
+def _configured(entry: Any, resolve: _Resolver) -> Probe:
+    probe = _build(entry, resolve)
+    if entry.counts_for_rto is not None:
+        probe.counts_for_rto = entry.counts_for_rto
+    if entry.interval is not None:
+        probe.interval_s = entry.interval  # type: ignore[attr-defined]
+    if entry.timeout is not None:
+        probe.timeout_s = entry.timeout  # type: ignore[attr-defined]
+    if isinstance(entry, _OVERLAPPING_ENTRIES):
+        # a new instance of the same entry, for a sample that overlaps (ProbeSampler)
+        probe.twin = functools.partial(_configured, entry, resolve)  # type: ignore[attr-defined]
+    return probe
 
 
 def _build(entry: Any, r: _Resolver) -> Probe:

@@ -59,6 +59,11 @@ class Figures(Model):
     rto_error_s: float | None = None
     recovered: bool | None = None
     time_to_detect_s: float | None = None
+    time_to_detect_error_s: float | None = Field(
+        default=None,
+        description="the fault became visible between the last healthy answer and the "
+        "first failed send: this long a span before time_to_detect_s",
+    )
     downtime_s: float | None = None
     availability: float | None = None
     rpo_s: float | None = None
@@ -86,7 +91,9 @@ class ProbeRecovery(Model):
     recovered: bool
     impact_seen: bool
     rto_s: float | None
+    rto_error_s: float | None = None
     time_to_detect_s: float | None
+    time_to_detect_error_s: float | None = None
     downtime_s: float
     availability: float | None
     samples: int
