@@ -40,6 +40,8 @@ clean:
 # -- kind: the same scenarios on a local multi-zone cluster (needs docker, kind, kubectl, helm)
 KIND_CLUSTERS := ledgerdrill ledgerdrill-dr
 .PHONY: kind-up kind-down
+# chart and image versions of the kind stack, pinned in one place
+include deploy/kind/versions.env
 
 kind-up: $(STAMP)   # the venv too: the printed next step runs $(BIN)/ledgerdrill
 	@command -v docker >/dev/null || { echo "kind-up: docker is not installed (kind runs its nodes as docker containers)"; exit 1; }
@@ -54,9 +56,9 @@ kind-up: $(STAMP)   # the venv too: the printed next step runs $(BIN)/ledgerdril
 	  kind load docker-image ledgerdrill/erp:2026.11.0 --name $$c && \
 	  helm repo add cnpg https://cloudnative-pg.github.io/charts >/dev/null && \
 	  helm repo add traefik https://traefik.github.io/charts >/dev/null && \
-	  helm upgrade --install cnpg cnpg/cloudnative-pg -n cnpg-system --create-namespace --wait --kube-context kind-$$c && \
-	  helm upgrade --install traefik traefik/traefik -n traefik --create-namespace --wait --kube-context kind-$$c \
-	    --set service.type=NodePort --set ports.websecure.nodePort=30443 || exit 1; \
+	  helm upgrade --install cnpg cnpg/cloudnative-pg --version $(CNPG_CHART_VERSION) -n cnpg-system --create-namespace --wait --kube-context kind-$$c && \
+	  helm upgrade --install traefik traefik/traefik --version $(TRAEFIK_CHART_VERSION) -n traefik --create-namespace --wait --kube-context kind-$$c \
+	    --set service.spec.type=NodePort --set ports.websecure.nodePort=30443 || exit 1; \
 	done
 	deploy/kind/setup.sh   # the reference stack: primary, and dr with a CNPG replica cluster
 	@echo "kind clusters ready: contexts kind-ledgerdrill and kind-ledgerdrill-dr; try: $(BIN)/ledgerdrill plan --target targets/kind.yaml"

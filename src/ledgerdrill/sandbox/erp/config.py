@@ -1,8 +1,10 @@
 """The replica's settings, read from one private JSON file.
 
-The DSN and the Redis URL carry passwords, so they travel in a 0600 file (never argv,
-never an environment listing) and are ``SecretStr`` so a repr or a log line cannot leak
-them by accident.
+The DSN and the Redis URL carry passwords, so they travel in a private file (never
+argv, never an environment listing) and are ``SecretStr`` so a repr or a log line cannot
+leak them by accident. Private: no one but the ERP's own user -- and, where a platform
+hands the file over through a group (a Kubernetes Secret volume with ``fsGroup`` is
+root-owned, mode 0440, group fsGroup), its own group -- can read it.
 """
 
 from __future__ import annotations
@@ -61,8 +63,26 @@ class ErpConfig(BaseModel):
     @classmethod
     def load(cls, path: Path) -> ErpConfig:
         path = Path(path)
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
+        info = path.stat()
+        problem = exposure(stat.S_IMODE(info.st_mode), info.st_gid, {os.getgid(), *os.getgroups()})
+        if problem:
             # a secret readable by others is a setup bug: refuse rather than run with it
-            raise PermissionError(f"{path} is mode {mode:o}; the ERP config must be 0600")
+            raise PermissionError(f"{path}: {problem}")
         return cls.model_validate_json(path.read_text())
+
+
+def exposure(mode: int, file_gid: int, own_groups: set[int]) -> str:
+    """Why a config file with ``mode`` and group ``file_gid`` is not private to a process
+    in ``own_groups`` ("" when it is): nothing for others, no group write, and group
+    read only for a group the process itself belongs to."""
+    if mode & 0o007 or mode & 0o030:
+        return (
+            f"mode {mode:04o} lets others (or its group) change or read it; allowed: "
+            "0600 or 0400, or 0640/0440 with a group of the ERP's own"
+        )
+    if mode & 0o040 and file_gid not in own_groups:
+        return (
+            f"mode {mode:04o} lets group {file_gid} read it, a group the ERP is not in; "
+            "allowed: 0600 or 0400, or group read for a group of the ERP's own (fsGroup)"
+        )
+    return ""

@@ -15,6 +15,12 @@ from ledgerdrill.platforms.kubernetes import tls
 from ledgerdrill.platforms.kubernetes.fakeapi.server import FakeKubernetes
 from ledgerdrill.platforms.kubernetes.fakeapi.store import Obj
 
+# the kind stack's pinned operand image (deploy/kind/versions.env, checked by a test)
+POSTGRES_IMAGE = (
+    "ghcr.io/cloudnative-pg/postgresql:17.9-202602261636-system-bookworm"
+    "@sha256:9b98bb640afb610dab530b9afab07bdd0527df1c4e1045cf0a0c07a3db6428f4"
+)
+
 FIXTURES = Path(__file__).parent / "fixtures"
 ZONE, REGION = "topology.kubernetes.io/zone", "topology.kubernetes.io/region"
 ERP_LABELS = {"app.kubernetes.io/name": "ledgerdrill-erp"}
@@ -121,7 +127,7 @@ def seed_reference_stack(
     database: Obj = {
         "apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster",
         "metadata": {"name": "ledgerdrill-db"},
-        "spec": {"instances": 3, "imageName": "ghcr.io/cloudnative-pg/postgresql:17",
+        "spec": {"instances": 3, "imageName": POSTGRES_IMAGE,
                  "postgresql": {"synchronous": {"method": "any", "number": 1}},
                  "storage": {"size": "1Gi"}, "backup": {"barmanObjectStore": BACKUP_STORE}},
     }  # fmt: skip

@@ -1,0 +1,68 @@
+"""Every chart and image of the kind stack is pinned, in one place
+(``deploy/kind/versions.env``), and what the Makefile and manifests use is exactly that.
+A rolling tag (``postgresql:17``) or an unpinned chart is a stack that changes under a
+game day; a chart's value it no longer reads (Traefik >= 40 takes ``service.spec.type``,
+not ``service.type``) is a ``make kind-up`` that waits forever for a LoadBalancer."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from ledgerdrill.platforms.kubernetes.fakeapi.seed import POSTGRES_IMAGE as SEEDED
+
+REPO = Path(__file__).resolve().parents[2]
+KIND = REPO / "deploy" / "kind"
+
+
+def versions() -> dict[str, str]:
+    pairs = (
+        line.split("=", 1)
+        for line in (KIND / "versions.env").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def manifest_images() -> list[str]:
+    found = []
+    for path in sorted(KIND.rglob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            found += _images(doc)
+    return found
+
+
+def _images(node: object) -> list[str]:
+    if isinstance(node, dict):
+        own = [str(v) for k, v in node.items() if k in ("image", "imageName")]
+        return own + [i for v in node.values() for i in _images(v)]
+    if isinstance(node, list):
+        return [i for v in node for i in _images(v)]
+    return []
+
+
+def test_every_image_of_the_stack_is_one_of_the_pinned_versions() -> None:
+    pinned = {v for k, v in versions().items() if k.endswith("_IMAGE")}
+    ours = {"ledgerdrill/erp:2026.11.0", "ledgerdrill/gameday:dev"}  # built by make kind-up
+    images = set(manifest_images())
+    assert images - ours <= pinned, images - ours - pinned
+    assert versions()["POSTGRES_IMAGE"] in images
+    assert versions()["POSTGRES_IMAGE"] == SEEDED  # the fake API server seeds the same
+
+
+def test_the_database_image_is_immutable() -> None:
+    image = versions()["POSTGRES_IMAGE"]
+    # a date-stamped build with its digest, not a rolling major or minor tag
+    assert re.fullmatch(r"[^:]+:\d+\.\d+-\d{12}-\w+-\w+@sha256:[0-9a-f]{64}", image), image
+
+
+def test_the_makefile_installs_the_pinned_charts_with_values_they_read() -> None:
+    makefile = (REPO / "Makefile").read_text()
+    assert "include deploy/kind/versions.env" in makefile
+    helm = [line for line in makefile.splitlines() if "helm upgrade --install" in line]
+    assert len(helm) == 2 and all("--version $(" in line for line in helm)
+    assert "--set service.spec.type=NodePort" in makefile
+    assert "service.type=" not in makefile
+    assert int(versions()["TRAEFIK_CHART_VERSION"].split(".")[0]) >= 40
