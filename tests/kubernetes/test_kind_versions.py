@@ -66,3 +66,24 @@ def test_the_makefile_installs_the_pinned_charts_with_values_they_read() -> None
     assert "--set service.spec.type=NodePort" in makefile
     assert "service.type=" not in makefile
     assert int(versions()["TRAEFIK_CHART_VERSION"].split(".")[0]) >= 40
+
+
+def test_no_pod_of_the_stack_is_under_two_budgets() -> None:
+    """The eviction API refuses a pod under two PodDisruptionBudgets (HTTP 500), and
+    CloudNativePG makes its own budgets for database pods (labelled cnpg.io/cluster):
+    no manifest budget may select those, nor overlap another manifest budget."""
+    docs = [d for p in sorted(KIND.rglob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
+    budgets = [d for d in docs if d.get("kind") == "PodDisruptionBudget"]
+    pods = [
+        d["spec"]["template"]["metadata"].get("labels", {})
+        for d in docs if d.get("kind") in ("Deployment", "StatefulSet")
+    ]  # fmt: skip
+    pods.append({"cnpg.io/cluster": "ledgerdrill-db", "cnpg.io/instanceRole": "replica"})
+    for labels in pods:
+        covering = [
+            b["metadata"]["name"] for b in budgets
+            if all(labels.get(k) == v for k, v in b["spec"]["selector"]["matchLabels"].items())
+        ]  # fmt: skip
+        if "cnpg.io/cluster" in labels:
+            assert not covering, f"database pods already have CloudNativePG's budgets: {covering}"
+        assert len(covering) <= 1, (labels, covering)

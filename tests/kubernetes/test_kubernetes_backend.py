@@ -96,6 +96,40 @@ def test_drain_blocked_by_a_pdb_retries_429_and_never_forces(tmp_path: Path) -> 
         platform.restore_node(pod["spec"]["nodeName"])
 
 
+def test_a_pod_under_two_budgets_is_refused_like_the_real_api_and_the_drain_says_why(
+    tmp_path: Path,
+) -> None:
+    """Upstream pkg/registry/core/pod/storage/eviction.go: more than one matching
+    PodDisruptionBudget is a 500, whatever the budgets allow. The drain stops at once
+    with the reason (retrying cannot help) and never deletes the pod."""
+    with fake_cluster(tmp_path, drain={"timeout": "5s", "retry_interval": "100ms"}) as (
+        fake, platform,
+    ):  # fmt: skip
+        erp = {"app.kubernetes.io/name": "ledgerdrill-erp"}
+        fake.store.create("policy/poddisruptionbudgets", "ledgerdrill", {
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": "team-wide"},
+            "spec": {"maxUnavailable": 3, "selector": {"matchLabels": erp}},
+        })  # fmt: skip
+        pod = fake.store.list("core/pods", "ledgerdrill", "app.kubernetes.io/name=ledgerdrill-erp")[
+            0
+        ]
+        api = config.new_client_from_config(str(tmp_path / "kubeconfig"))
+        with pytest.raises(client.ApiException) as raw:
+            client.CoreV1Api(api).create_namespaced_pod_eviction(
+                pod["metadata"]["name"], "ledgerdrill",
+                client.V1Eviction(metadata=client.V1ObjectMeta(name=pod["metadata"]["name"])),
+            )  # fmt: skip
+        assert raw.value.status == 500
+        assert "more than one PodDisruptionBudget" in raw.value.body
+        assert '"reason"' not in raw.value.body  # upstream sets none
+        with pytest.raises(PlatformError, match="covered by more than one PodDisruptionBudget"):
+            platform.drain_node(pod["spec"]["nodeName"])
+        assert fake.store.get("core/pods", "ledgerdrill", pod["metadata"]["name"]) is not None
+        assert not any(r[0] == "DELETE" and "/pods/" in r[1] for r in fake.requests)
+        platform.restore_node(pod["spec"]["nodeName"])
+
+
 def test_watch_stream_reports_a_crash(tmp_path: Path) -> None:
     with fake_cluster(tmp_path) as (_fake, platform):
         api = config.new_client_from_config(str(tmp_path / "kubeconfig"))

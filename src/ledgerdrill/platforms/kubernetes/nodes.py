@@ -39,6 +39,9 @@ CONTROL_PLANE = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.
 CRASH_TAINT = "ledgerdrill.io/crashed"
 FAULT = "ledgerdrill.io/fault"
 WAS_UNSCHEDULABLE = "ledgerdrill.io/was-unschedulable"
+# the eviction API's refusal of a pod under two budgets (upstream
+# pkg/registry/core/pod/storage/eviction.go): a 500 with this message and no reason
+MULTIPLE_PDBS = "more than one PodDisruptionBudget"
 
 
 def ready(node: client.V1Node) -> bool:
@@ -201,6 +204,14 @@ class NodeOps:
         except PlatformError as exc:
             if status_of(exc) == 429:
                 return False
+            if status_of(exc) == 500 and MULTIPLE_PDBS in str(exc):
+                # permanent, not a hiccup: retrying cannot help
+                raise PlatformError(
+                    f"cannot evict pod {meta.namespace}/{meta.name}: it is covered by more "
+                    "than one PodDisruptionBudget, and the eviction API refuses such a pod "
+                    "outright (HTTP 500) whatever the budgets allow; keep one budget per "
+                    "pod (CloudNativePG makes its own for database pods)"
+                ) from exc
             if status_of(exc) != 404:
                 raise
         return True

@@ -66,10 +66,21 @@ class Controllers:
     # -- eviction (called by the API handler) ---------------------------------------------
     def check_eviction(self, ns: str, pod: Obj) -> None:
         labels = pod["metadata"].get("labels") or {}
-        for pdb in self.store.list(PDBS, ns):
+        covering = [
+            pdb for pdb in self.store.list(PDBS, ns)
+            if selector_matches(pdb.get("spec", {}).get("selector") or {}, labels)
+        ]  # fmt: skip
+        if len(covering) > 1:
+            # upstream pkg/registry/core/pod/storage/eviction.go: a pod under more than one
+            # budget is refused outright, whatever the budgets allow -- a Status of code 500
+            # and this message, no reason, no retry hint
+            raise ApiError(
+                500, "",
+                "This pod has more than one PodDisruptionBudget, which the eviction "
+                "subresource does not support.",
+            )  # fmt: skip
+        for pdb in covering:
             spec = pdb.get("spec", {})
-            if not selector_matches(spec.get("selector") or {}, labels):
-                continue
             matching = [
                 p
                 for p in self.store.list(PODS, ns)

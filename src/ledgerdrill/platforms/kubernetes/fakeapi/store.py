@@ -45,9 +45,10 @@ class ApiError(Exception):
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
             "code": self.code,
         }
+        if self.reason:  # metav1.Status.Reason is omitempty: upstream leaves some out
+            body["reason"] = self.reason
         if self.details is not None:
             body["details"] = self.details
         return body
