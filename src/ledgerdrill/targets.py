@@ -312,6 +312,16 @@ class AzureDatabaseSettings(Strict):
         description="resource group of a geo-restored server (default: the replica's, "
         "else resource_group)",
     )
+    geo_restore_subnet_id: str | None = Field(
+        default=None,
+        description="a private-access server's geo-restore: resource id of a subnet "
+        "delegated to Microsoft.DBforPostgreSQL/flexibleServers in the paired region",
+    )
+    geo_restore_private_dns_zone_id: str | None = Field(
+        default=None,
+        description="a private-access server's geo-restore: resource id of the private "
+        "DNS zone the restored server registers in",
+    )
 
     @model_validator(mode="after")
     def _writer_can_follow(self) -> AzureDatabaseSettings:

@@ -6,6 +6,7 @@ endpoint whose writer follows a Switchover promotion."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -138,8 +139,57 @@ def test_region_dr_without_a_replica_geo_restores(estate: AksEstate) -> None:
         platform.fail_over_to("northeurope")
         (put,) = estate.arm.requests_to(r"/flexibleServers/erp-pg-geo-latest$", "PUT")
         assert put.body["properties"]["createMode"] == "GeoRestore"
-        assert "pointInTimeUTC" not in put.body["properties"]  # the latest geo-backup
+        # ARM requires a point for a geo-restore: "now" restores the latest geo-backup
+        # (what the Azure CLI sends when none is given)
+        sent = datetime.fromisoformat(put.body["properties"]["pointInTimeUTC"])
+        assert abs((datetime.now(UTC) - sent).total_seconds()) < 120
         assert platform.application_database() == "erp-pg-geo-latest"
+    finally:
+        platform.close()
+
+
+def test_the_fake_refuses_a_geo_restore_without_a_point_in_time(estate: AksEstate) -> None:
+    """ServerProperties model docs: pointInTimeUTC "is required when 'createMode' is
+    'PointInTimeRestore' or 'GeoRestore' or 'ReviveDropped'"."""
+    source = (
+        f"/subscriptions/{SUB}/resourceGroups/{DB_RG}/providers/"
+        "Microsoft.DBforPostgreSQL/flexibleServers/erp-pg"
+    )
+    body = {"location": "northeurope",
+            "properties": {"createMode": "GeoRestore", "sourceServerResourceId": source}}
+    code, _, error = estate.arm._pg_create(SUB, DB_RG, "erp-pg-geo-x", body)
+    assert code == 400 and "pointInTimeUTC is required" in error["error"]["message"]
+
+
+def test_a_private_access_server_is_geo_restored_into_a_subnet_of_its_own(
+    estate: AksEstate,
+) -> None:
+    """network "is required to be passed only in case you want the server to be Private
+    access server": a VNet-integrated source needs one for its restore, from the target
+    file -- without it the run says which fields to set and sends nothing."""
+    primary = estate.arm.servers[(DB_RG.lower(), "erp-pg")]["properties"]
+    primary["network"] = {"publicNetworkAccess": "Disabled", "delegatedSubnetResourceId": "s1"}
+    target = estate.target()
+    database = target.platform.database.model_copy(update={"dr_replica": None})  # type: ignore[union-attr]
+    platform = estate.platform(database=database.model_dump())
+    try:
+        with pytest.raises(PlatformError, match=r"database\.geo_restore_subnet_id"):
+            platform.geo_restore()
+        assert estate.arm.requests_to(r"/flexibleServers/erp-pg-geo-latest$", "PUT") == []
+    finally:
+        platform.close()
+    subnet = "/subscriptions/x/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/v/subnets/pg"
+    zone = "/subscriptions/x/resourceGroups/net/providers/Microsoft.Network/privateDnsZones/z"
+    configured = database.model_copy(
+        update={"geo_restore_subnet_id": subnet, "geo_restore_private_dns_zone_id": zone}
+    )
+    platform = estate.platform(database=configured.model_dump())
+    try:
+        assert platform.geo_restore() == "erp-pg-geo-latest"
+        (put,) = estate.arm.requests_to(r"/flexibleServers/erp-pg-geo-latest$", "PUT")
+        assert put.body["properties"]["network"] == {
+            "delegatedSubnetResourceId": subnet, "privateDnsZoneArmResourceId": zone,
+        }  # fmt: skip
     finally:
         platform.close()
 

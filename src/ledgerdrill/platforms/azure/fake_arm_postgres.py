@@ -4,7 +4,12 @@ failover, point-in-time and geo-restore, replica promotion, virtual endpoints.
 Server payloads start from the published ``ServersGet`` example; a geo-restore
 request is checked against ``ServersCreateGeoRestoreWithDataEncryptionEnabled``'s
 shape (``createMode=GeoRestore``, ``sourceServerResourceId``, a location other than
-the source's). There is no published virtual-endpoint example in the fixtures, so
+the source's) and the ``ServerProperties`` model's rules: ``pointInTimeUTC`` "is
+required when 'createMode' is 'PointInTimeRestore' or 'GeoRestore' or 'ReviveDropped'",
+and ``network`` "is required to be passed only in case you want the server to be
+Private access server" -- so a restore of a private-access (VNet) source without one is
+refused. The error codes are ours; ARM's own wording for these refusals is not in the
+published examples. There is no published virtual-endpoint example in the fixtures, so
 that payload is modelled on the SDK's ``VirtualEndpoint`` /
 ``VirtualEndpointResourceProperties`` models (``endpointType``, ``members``,
 ``virtualEndpoints``), with the writer's host first and spelled ``.writer.``.
@@ -119,6 +124,27 @@ class FakePostgres:
         if source is None:
             return 404, {}, _error("ResourceNotFound", f"source server {source_id} not found")
         location = body.get("location", "westeurope")
+        if not props.get("pointInTimeUTC"):
+            return (
+                400,
+                {},
+                _error(
+                    "InvalidParameterValue", f"pointInTimeUTC is required for createMode {mode}"
+                ),
+            )
+        source_network = source["properties"].get("network") or {}
+        if source_network.get("publicNetworkAccess") == "Disabled" and not (
+            (props.get("network") or {}).get("delegatedSubnetResourceId")
+        ):
+            return (
+                400,
+                {},
+                _error(
+                    "InvalidParameterValue",
+                    "the source server has private access: the restored server needs "
+                    "network.delegatedSubnetResourceId (and a private DNS zone)",
+                ),
+            )
         if mode == "GeoRestore" and location == source["location"]:
             # ARM: a geo-restore goes to the paired region, not the source's own
             return (
@@ -140,6 +166,9 @@ class FakePostgres:
         created["properties"]["sourceServerResourceId"] = source_id
         created["properties"]["pointInTimeUTC"] = props.get("pointInTimeUTC")
         created["properties"]["createMode"] = mode
+        if props.get("network"):
+            created["properties"]["network"] = {**props["network"],
+                                                "publicNetworkAccess": "Disabled"}  # fmt: skip
 
         def apply() -> None:
             created["properties"]["state"] = "Ready"

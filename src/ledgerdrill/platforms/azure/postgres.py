@@ -14,6 +14,7 @@ from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.mgmt.postgresqlflexibleservers.models import (
+    Network,
     Replica,
     RestartParameter,
     Server,
@@ -55,6 +56,8 @@ class ServerView:
     replication_role: str
     location: str
     fqdn: str
+    # private access (VNet integration): a restore of it needs a subnet of its own
+    private_access: bool = False
 
     @staticmethod
     def of(server: Any) -> ServerView:
@@ -70,6 +73,7 @@ class ServerView:
             replication_role=_text(getattr(props, "replication_role", None)) or "None",
             location=_text(server.location),
             fqdn=_text(getattr(props, "fully_qualified_domain_name", None)),
+            private_access=_private(getattr(props, "network", None)),
         )
 
     @property
@@ -242,9 +246,15 @@ class FlexibleServers:
 
     def geo_restore(self, paired_region: str, point_in_time_iso: str | None) -> ServerView:
         """A new server in ``paired_region`` from the primary's geo-redundant backup
-        (``createMode=GeoRestore``). Without a restore point Azure uses the latest
-        geo-backup; the name is stamped with the point (or "latest") so a resumed run
-        finds the server it already made."""
+        (``createMode=GeoRestore``); the name is stamped with the point (or "latest") so
+        a resumed run finds the server it already made.
+
+        ARM requires ``pointInTimeUTC`` for a geo-restore ("required when 'createMode' is
+        'PointInTimeRestore' or 'GeoRestore' or 'ReviveDropped'": the ServerProperties
+        model docs); without a point we send the current time, as the Azure CLI does,
+        which restores the latest geo-backup. A private-access (VNet) source needs the
+        new server's ``network`` too: a delegated subnet and private DNS zone in the
+        paired region, from the target file."""
         point = _parse_point(point_in_time_iso) if point_in_time_iso else None
         stamp = point.strftime("%Y%m%d%H%M%S") if point else "latest"
         name = self.settings.geo_restore_server_template.format(
@@ -260,9 +270,10 @@ class FlexibleServers:
             source_server_resource_id=server_resource_id(
                 self.subscription_id, self.settings.resource_group, self.settings.server
             ),
+            point_in_time_utc=point or datetime.now(UTC),
         )
-        if point is not None:
-            properties.point_in_time_utc = point
+        if self._source_is_private():
+            properties.network = self._geo_network()
         self.runner.run(
             "postgres.servers.begin_create_or_update",
             [group, name],
@@ -271,6 +282,26 @@ class FlexibleServers:
             parameters=Server(location=paired_region, properties=properties),
         )
         return self.view(group, name)
+
+    def _source_is_private(self) -> bool:
+        """Read from the source server (ARM answers for it even while its region is
+        down); if it cannot be read, a configured subnet says the estate is private."""
+        try:
+            return self.primary().private_access
+        except PlatformError:
+            return bool(self.settings.geo_restore_subnet_id)
+
+    def _geo_network(self) -> Network:
+        subnet = self.settings.geo_restore_subnet_id
+        zone = self.settings.geo_restore_private_dns_zone_id
+        if not subnet or not zone:
+            raise PlatformError(
+                f"geo-restore of {self.settings.server}: it has private access (VNet), so "
+                "the restored server needs a delegated subnet and a private DNS zone in the "
+                "paired region: set database.geo_restore_subnet_id and "
+                "database.geo_restore_private_dns_zone_id in the target file"
+            )
+        return Network(delegated_subnet_resource_id=subnet, private_dns_zone_arm_resource_id=zone)
 
     def candidate_groups(self, server: str) -> list[str]:
         """Where a server of this estate may live (primary, replica, geo-restore groups)."""
@@ -327,3 +358,11 @@ def _parse_point(point_in_time_iso: str) -> datetime:
     except ValueError as exc:
         raise FaultError(f"restore point {point_in_time_iso!r} is not ISO 8601") from exc
     return point if point.tzinfo is not None else point.replace(tzinfo=UTC)
+
+
+def _private(network: Any) -> bool:
+    """VNet-integrated ("private access"): public access off or a delegated subnet."""
+    if network is None:
+        return False
+    public = str(getattr(network, "public_network_access", "") or "")
+    return public == "Disabled" or bool(getattr(network, "delegated_subnet_resource_id", None))
