@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,29 @@ def _replicas(fake: object, name: str) -> int:
 
 def _database(fake: object) -> dict:  # type: ignore[type-arg]
     return fake.store.get(CNPG, "ledgerdrill", "ledgerdrill-db")  # type: ignore[attr-defined,no-any-return]
+
+
+def _until(check: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "not seen in time"
+        time.sleep(0.05)
+
+
+def test_a_promoted_replica_cluster_cannot_follow_its_source_again(tmp_path: Path) -> None:
+    """CloudNativePG's docs (replica_cluster.md): disabling replication "is an
+    irreversible operation"; the fake's operator models it: switched back on after a
+    promotion, the cluster never becomes ready and says to re-clone it."""
+    with fake_clusters(tmp_path) as clusters:
+        dr = clusters.dr
+        timeline = _database(dr)["status"]["timelineID"]
+        promote = {"spec": {**_database(dr)["spec"], "replica": {"enabled": False}}}
+        dr.store.update(CNPG, "ledgerdrill", "ledgerdrill-db", lambda c: {**c, **promote})
+        _until(lambda: _database(dr)["status"]["timelineID"] == timeline + 1)
+        back = {"spec": {**_database(dr)["spec"], "replica": {"enabled": True}}}
+        dr.store.update(CNPG, "ledgerdrill", "ledgerdrill-db", lambda c: {**c, **back})
+        _until(lambda: "re-clone" in _database(dr)["status"].get("phase", ""))
+        assert _database(dr)["status"]["readyInstances"] == 0
 
 
 def test_regions_come_from_each_clusters_node_labels(tmp_path: Path) -> None:
@@ -59,6 +84,7 @@ def test_outage_failover_and_failback_through_the_journal_record(tmp_path: Path)
         assert "scale deployment ledgerdrill/ledgerdrill-erp 3→0" in fault.describe()
 
         timeline = _database(clusters.dr)["status"]["timelineID"]
+        promoted_uid = _database(clusters.dr)["metadata"]["uid"]
         platform.fail_over_to("dr")
         dr_db = _database(clusters.dr)
         assert dr_db["spec"]["replica"]["enabled"] is False
@@ -70,7 +96,12 @@ def test_outage_failover_and_failback_through_the_journal_record(tmp_path: Path)
                                    platform.dr_kube)  # fmt: skip
         fault_from_record(other, record).revert()
         assert _replicas(clusters.dr, "ledgerdrill-erp") == 0
-        assert _database(clusters.dr)["spec"]["replica"]["enabled"] is True
+        # re-cloned, not flipped back: a new cluster in replica mode, ready, no drill mark
+        dr_db = _database(clusters.dr)
+        assert dr_db["spec"]["replica"]["enabled"] is True
+        assert dr_db["metadata"]["uid"] != promoted_uid
+        assert "ledgerdrill.io/promoted-by-drill" not in (dr_db["metadata"].get("annotations") or {})
+        assert dr_db["status"]["readyInstances"] == 3
         assert _replicas(primary, "ledgerdrill-erp") == 3
         assert "cnpg.io/hibernation" not in (
             _database(primary)["metadata"].get("annotations") or {}

@@ -13,10 +13,12 @@ label (``primary``/``dr`` when unlabelled).
   then scale its ERP to the replica count the failed region ran. *Traffic*: each kind
   cluster has its own ingress; switching users' DNS or a global load balancer to the
   DR entry is outside the clusters, so "moving traffic" here ends at a serving DR ERP.
-- restore_region: fence the DR first (ERP back to its journaled replica count, replica
-  mode back on), then wake the region's database, then scale its Deployments back.
-  Writes the DR accepted while promoted are not copied back: the primary resumes from
-  its own data (a real fail-back would first make it a replica of the DR).
+- restore_region: fence the DR first (ERP back to its journaled replica count; a DR
+  database the runbook promoted is re-cloned as a replica cluster, since CloudNativePG
+  cannot turn replica mode back on after a promotion), then wake the region's database,
+  then scale its Deployments back. Writes the DR accepted while promoted are not copied
+  back: the primary resumes from its own data (a real fail-back would first make it a
+  replica of the DR).
 
 Every previous value (replica counts, the hibernation annotation, replica mode) is in
 ``region_snapshot``, which the fault journals before anything changes; the same values
@@ -26,6 +28,7 @@ works in a process that has no journal record.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -317,14 +320,53 @@ class RegionOps:
         if database is None or side.get("replica") is not True:
             return
         enabled = ((database.get("spec") or {}).get("replica") or {}).get("enabled")
-        if not enabled:  # demote a DR the runbook promoted
-            self._patch_database(
-                kube,
-                {
-                    "metadata": {"annotations": {PROMOTED: None}},
-                    "spec": {"replica": {"enabled": True}},
-                },
+        if not enabled:
+            self._reclone(kube, database)
+
+    def _reclone(self, kube: Kube, database: Mapping[str, Any]) -> None:
+        """Make a DR database the runbook promoted a replica cluster again. Not by
+        switching replica mode back on: CloudNativePG documents disabling replication as
+        irreversible (replica_cluster.md: the two clusters "become two independent
+        clusters definitively"), so the promoted cluster is deleted -- its volumes go with
+        it, and with them the writes it took while promoted, which a fail-back to the
+        primary discards anyway -- and created again from its own spec with replica mode
+        on: it bootstraps from the primary (pg_basebackup) and follows it. Only a cluster
+        this harness promoted (its annotation) is ever deleted."""
+        meta = database.get("metadata") or {}
+        notes = dict(meta.get("annotations") or {})
+        name, ns = str(meta.get("name")), str(meta.get("namespace"))
+        if notes.get(PROMOTED) != "true":
+            raise PlatformError(
+                f"{kube.context}: CNPG cluster {ns}/{name} is out of replica mode but was not "
+                "promoted by a drill: not re-cloned (that deletes it); make it a replica "
+                "cluster again by hand"
             )
+        spec = copy.deepcopy(dict(database.get("spec") or {}))
+        spec["replica"] = {**(spec.get("replica") or {}), "enabled": True}
+        notes.pop(PROMOTED, None)
+        body = {
+            "apiVersion": f"{CNPG_GROUP}/{CNPG_VERSION}", "kind": "Cluster",
+            "metadata": {"name": name, "namespace": ns, "labels": meta.get("labels") or {},
+                         "annotations": notes},
+            "spec": spec,
+        }  # fmt: skip
+        call(
+            f"{kube.context}: delete promoted CNPG cluster {ns}/{name} (to re-clone it)",
+            lambda: kube.custom.delete_namespaced_custom_object(
+                CNPG_GROUP, CNPG_VERSION, ns, CNPG_PLURAL, name
+            ),
+        )
+        self._wait(f"CNPG cluster {ns}/{name} to be gone", lambda: self._database(kube) is None)
+        call(
+            f"{kube.context}: create CNPG cluster {ns}/{name} as a replica cluster again",
+            lambda: kube.custom.create_namespaced_custom_object(
+                CNPG_GROUP, CNPG_VERSION, ns, CNPG_PLURAL, body
+            ),
+        )
+        self._wait(
+            f"the re-cloned CNPG cluster {ns}/{name} to be ready",
+            lambda: _db_ready(self._database(kube)),
+        )
 
     def _ready_replicas(self, kube: Kube, name: str) -> int:
         ns = self.settings.namespace

@@ -78,10 +78,24 @@ class CnpgOperator:
         self.controllers = controllers
         self.store = controllers.store
         self.replica_mode: dict[str, bool] = {}  # cluster uid -> spec.replica.enabled seen
+        # clusters promoted out of replica mode: CloudNativePG's docs (replica_cluster.md)
+        # call disabling replication "an irreversible operation ... the replica cluster
+        # and the source cluster become two independent clusters definitively"
+        self.detached: set[str] = set()
 
     def tick(self) -> None:
-        for cluster in self.store.list(CLUSTERS, None):
+        clusters = self.store.list(CLUSTERS, None)
+        self._collect_orphans({c["metadata"]["uid"] for c in clusters})
+        for cluster in clusters:
             self._cluster(cluster)
+
+    def _collect_orphans(self, live: set[str]) -> None:
+        """Kubernetes' garbage collector: a deleted Cluster's pods go with it (their
+        ownerReferences name it); its volumes too, so a re-created cluster starts empty."""
+        for pod in self.store.list(PODS, None):
+            owners = pod["metadata"].get("ownerReferences") or []
+            if any(o.get("kind") == "Cluster" and o.get("uid") not in live for o in owners):
+                self.store.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
 
     def _pods(self, ns: str, name: str) -> dict[str, Obj]:
         return {
@@ -123,7 +137,17 @@ class CnpgOperator:
         if was_replica and not replica:  # promotion of the designated primary
             status["timelineID"] = int(status.get("timelineID", 1)) + 1
             status["currentPrimaryTimestamp"] = now_iso()
+            self.detached.add(uid)
         self.replica_mode[uid] = replica
+        if replica and uid in self.detached:
+            # replica mode switched back on after a promotion: the instances restart in
+            # recovery from a source whose history they left (a new timeline of their
+            # own) and never become ready; only a re-clone (a new cluster) follows again
+            status.update(readyInstances=0, instanceNames=names,
+                          phase="Cannot follow the source: promoted out of replica mode "
+                          "(irreversible); re-clone the cluster")  # fmt: skip
+            self._put_status(cluster, status)
+            return
         primary, target = status["currentPrimary"], status["targetPrimary"]
         failed_over = False
         ready_replicas = [n for n in names if n != primary and n in pods and pod_ready(pods[n])]
