@@ -87,3 +87,28 @@ def test_no_pod_of_the_stack_is_under_two_budgets() -> None:
         if "cnpg.io/cluster" in labels:
             assert not covering, f"database pods already have CloudNativePG's budgets: {covering}"
         assert len(covering) <= 1, (labels, covering)
+
+
+def test_the_backups_survive_their_pod() -> None:
+    """The object store the database archives WAL and base backups to keeps them on a
+    claim, not an emptyDir: a regional drill scales it to 0 and a node crash moves it,
+    and either would wipe every backup a later point-in-time restore needs."""
+    docs = [d for p in sorted(KIND.glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
+    cluster = next(d for d in docs if d.get("kind") == "Cluster")
+    endpoint = cluster["spec"]["backup"]["barmanObjectStore"]["endpointURL"]
+    service = endpoint.split("//", 1)[1].split(".", 1)[0]  # http://<service>.<ns>.svc:port
+    selector = next(
+        d["spec"]["selector"] for d in docs
+        if d.get("kind") == "Service" and d["metadata"]["name"] == service
+    )  # fmt: skip
+    store = next(
+        d for d in docs if d.get("kind") == "Deployment"
+        and selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
+    )  # fmt: skip
+    pod = store["spec"]["template"]["spec"]
+    mounted = {m["name"] for c in pod["containers"] for m in c.get("volumeMounts", [])}
+    volumes = [v for v in pod["volumes"] if v["name"] in mounted]
+    assert volumes and all("persistentVolumeClaim" in v for v in volumes), volumes
+    claims = {d["metadata"]["name"] for d in docs if d.get("kind") == "PersistentVolumeClaim"}
+    assert {v["persistentVolumeClaim"]["claimName"] for v in volumes} <= claims
+    assert store["spec"].get("strategy", {}).get("type") == "Recreate"  # one ReadWriteOnce user
