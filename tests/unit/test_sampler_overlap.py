@@ -9,6 +9,7 @@ outage the test controls, so the truth (when it came back) is known on the same 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from ledgerdrill.measure import StabilityWindow, measure_recovery
@@ -127,3 +128,28 @@ def test_a_probe_without_twin_has_one_sample_in_flight() -> None:
     timeline, sampler = run_outage(Single(service), service, outage_s=1.5)
     assert sampler.max_in_flight == 1 and service.peak == 1 and sampler.instances == 1
     assert timeline.samples("svc")[-1].ok
+
+
+def test_every_instance_is_closed_when_sampling_stops_even_one_that_comes_back_late() -> None:
+    service = Service()
+    closed: list[int] = []
+
+    class Closing(LossyProbe):
+        def twin(self) -> Closing:
+            return Closing(self.service, self.honours_timeout)
+
+        def close(self) -> None:
+            closed.append(id(self))
+
+    probe = Closing(service, honours_timeout=False)
+    timeline = Timeline(SystemClock())
+    sampler = ProbeSampler(probe, timeline, interval_s=INTERVAL_S, timeout_s=0.3).start()
+    threading.Event().wait(0.6)  # the service is down from the start: calls pile up
+    sampler.stop()
+    made = sampler.instances
+    assert made > 1 and len(closed) < made  # the ones still waiting are not closed yet
+    service.resume(timeline)  # they come back now, after sampling ended
+    deadline = time.monotonic() + 5.0
+    while len(closed) < made and time.monotonic() < deadline:
+        threading.Event().wait(0.05)
+    assert len(closed) == made == len(set(closed))  # each instance closed exactly once

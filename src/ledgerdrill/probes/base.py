@@ -17,6 +17,7 @@ outstanding, so no recovery is declared on a probe that has gone quiet.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections.abc import Callable
@@ -124,6 +125,7 @@ class ProbeSampler:
         self._in_flight: list[_Call] = []
         self._idle: list[Probe] = [probe]  # instances not in a call
         self._instances = 1
+        self._closed = False  # sampling ended: instances are closed as they come back
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"probe-{probe.name}", daemon=True)
 
@@ -152,9 +154,21 @@ class ProbeSampler:
     def _finished(self, call: _Call) -> None:
         with self._lock:
             self._in_flight.remove(call)
-            self._idle.append(call.probe)
             if not call.given_up and call.sample is not None:
                 self._record(call.sample)
+            if not self._closed:
+                self._idle.append(call.probe)
+                return
+        _close(call.probe)  # a late call after sampling ended: its connections go too
+
+    def _close_instances(self) -> None:
+        """Sampling ended: close every instance's connections (the probe's own and its
+        twins'); one still in a call is closed when that call comes back."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for instance in idle:
+            _close(instance)
 
     def _give_up(self, call: _Call, ran_s: float) -> None:
         """Under the lock: one failed sample, dated at the call's start."""
@@ -237,3 +251,12 @@ class ProbeSampler:
             if self._stop.wait(max(0.0, wait)):
                 break
         self._drain()
+        self._close_instances()
+
+
+def _close(probe: Probe) -> None:
+    close = getattr(probe, "close", None)
+    if callable(close):
+        # closing is tidying up: a probe that fails to close changes no result
+        with contextlib.suppress(Exception):
+            close()
