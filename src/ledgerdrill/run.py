@@ -318,6 +318,7 @@ def scenario_report(
             default=None,
         ),
         rpo_s=loss.rpo_s if loss else None,
+        rpo_censored=loss.rpo_censored if loss else None,
         rpo_vs_restore_point_s=loss.rpo_vs_restore_point_s if loss else None,
         writes_attempted=loss.attempted if loss else None,
         lost_writes=len(loss.lost) if loss else None,

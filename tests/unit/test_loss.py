@@ -101,3 +101,22 @@ def test_set_properties(
         assert loss.rpo_s >= at(t_inject).seconds_since(loss.earliest_lost_ack) - 1e-9
         assert loss.rpo_s >= loss.loss_window_s
     assert loss.ok + loss.failed + loss.unknown == loss.attempted
+
+
+def test_the_canarys_first_write_lost_makes_the_rpo_a_lower_bound() -> None:
+    """The canary's history starts with its first acknowledged write: when that one is
+    lost, the loss may reach further back than the canary saw -- the figure is censored
+    (a lower bound), not the loss."""
+    writes = [w("a", "ok", 1), w("b", "ok", 2), w("c", "ok", 3)]
+    censored = measure_loss(writes, {"c": 1}, at(4))
+    assert censored.rpo_censored and abs(censored.rpo_s - 3.0) < 1e-9
+    whole = measure_loss(writes, {"a": 1, "c": 1}, at(4))
+    assert not whole.rpo_censored and abs(whole.rpo_s - 2.0) < 1e-9
+    assert not measure_loss(writes, {"a": 1, "b": 1, "c": 1}, at(4)).rpo_censored
+
+
+@given(st.lists(st.booleans(), min_size=1, max_size=30))
+def test_censored_exactly_when_the_earliest_acknowledged_write_is_lost(kept: list[bool]) -> None:
+    writes = [w(f"r{i}", "ok", 1 + i) for i in range(len(kept))]
+    loss = measure_loss(writes, {f"r{i}": 1 for i, k in enumerate(kept) if k}, at(100))
+    assert loss.rpo_censored == (not kept[0])

@@ -177,3 +177,16 @@ def test_the_error_rate_comes_from_the_per_request_record_when_there_is_one() ->
     j = judge(Objective(rto_s=None, rpo_s=None, max_error_rate_during_fault=0.05), m)
     assert j.verdict is Verdict.FAIL
     assert j.reasons == ["error rate during the fault 33.0% > 5.0%"]
+
+
+def test_a_censored_rpo_never_passes_a_target_it_could_exceed() -> None:
+    """The canary's first write lost: the RPO is a lower bound. Within the target it
+    proves nothing (INCONCLUSIVE, said why); already over the target it fails."""
+    writes = [Write(r, WriteOutcome.OK, at(t), at(t + 0.01)) for r, t in (("a", 1), ("b", 2))]
+    loss = measure_loss(writes, {}, at(3))  # both lost, the first among them
+    assert loss.rpo_censored
+    within = judge(Objective(rto_s=None, rpo_s=300), Measurements(True, loss=loss))
+    assert within.verdict is Verdict.INCONCLUSIVE
+    assert "RPO ≥ 1.99s" in within.reasons[0] and "may reach back further" in within.reasons[0]
+    over = judge(Objective(rto_s=None, rpo_s=1), Measurements(True, loss=loss))
+    assert over.verdict is Verdict.FAIL and "RPO ≥ 1.99s" in over.reasons[0]

@@ -58,6 +58,9 @@ class Loss:
     loss_window_s: float
     earliest_lost_ack: Instant | None
     rpo_vs_restore_point_s: float | None = None
+    # the canary's earliest acknowledged write is among the lost: the loss may reach back
+    # before the canary began, so rpo_s is a lower bound, not the loss
+    rpo_censored: bool = False
 
     @property
     def anomalies(self) -> int:
@@ -106,6 +109,9 @@ def measure_loss(
     # are lost too (a point-in-time restore drops everything after its restore point),
     # that difference understates the loss: the span of lost acks is the honest floor.
     rpo_s = max(0.0, t_inject.seconds_since(earliest), window_s) if earliest else 0.0
+    acked = [final[ref] for ref in ok]
+    first = min(acked, key=lambda w: (w.acked_at or w.attempted_at).mono_ns) if acked else None
+    censored = first is not None and first.ref in lost
     vs_restore: float | None = None
     if restore_point is not None:
         vs_restore = max(0.0, t_inject.seconds_since(restore_point))
@@ -123,4 +129,5 @@ def measure_loss(
         loss_window_s=window_s,
         earliest_lost_ack=earliest,
         rpo_vs_restore_point_s=vs_restore,
+        rpo_censored=censored,
     )

@@ -225,10 +225,20 @@ def _rpo_check(target_s: float, loss: Loss | None) -> Check:
             "rpo", False, f"{len(loss.lost)} acknowledged writes lost; the target is RPO 0"
         )
     ok = loss.rpo_s <= target_s
+    if loss.rpo_censored and ok:
+        # a lower bound within the target proves nothing: the loss may be larger
+        return Check(
+            "rpo",
+            None,
+            f"RPO ≥ {fmt_s(loss.rpo_s)}: the canary's first write is lost too, so the loss "
+            f"may reach back further than it saw; cannot show it is within target "
+            f"{fmt_s(target_s)}",
+        )
+    at_least = "≥ " if loss.rpo_censored else ""
     return Check(
         "rpo",
         ok,
-        f"RPO {fmt_s(loss.rpo_s)} ({len(loss.lost)} lost of {loss.ok} acknowledged)"
+        f"RPO {at_least}{fmt_s(loss.rpo_s)} ({len(loss.lost)} lost of {loss.ok} acknowledged)"
         f" {'≤' if ok else '>'} target {fmt_s(target_s)}",
     )
 

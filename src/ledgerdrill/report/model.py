@@ -67,6 +67,10 @@ class Figures(Model):
     downtime_s: float | None = None
     availability: float | None = None
     rpo_s: float | None = None
+    rpo_censored: bool | None = Field(
+        default=None,
+        description="true: the canary's first write was lost too, so rpo_s is a lower bound",
+    )
     rpo_vs_restore_point_s: float | None = None
     writes_attempted: int | None = None
     lost_writes: int | None = None

@@ -56,7 +56,7 @@ def row(s: ScenarioReport) -> list[str]:
         s.tier or "—",
         f"{rto} / {users_rto} ({target_rto})",  # compact: one line within 120 columns
         stall,
-        f"{_s(m.rpo_s)} ({target_rpo})",
+        f"{'≥ ' if m.rpo_censored else ''}{_s(m.rpo_s)} ({target_rpo})",
         lost,
         s.verdict,
     ]
