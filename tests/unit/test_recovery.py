@@ -1,4 +1,4 @@
-"""RTO, time to detect and downtime, from DESIGN.md's definitions."""
+"""RTO, time to detect and downtime, from the definitions in docs/architecture.md."""
 
 from __future__ import annotations
 

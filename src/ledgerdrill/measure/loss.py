@@ -105,7 +105,7 @@ def measure_loss(
     )
     earliest = lost_acks[0] if lost_acks else None
     window_s = lost_acks[-1].seconds_since(lost_acks[0]) if lost_acks else 0.0
-    # DESIGN.md: t_inject - earliest lost ack. When writes acknowledged *after* the fault
+    # docs/architecture.md: t_inject - earliest lost ack. When writes acknowledged *after* the fault
     # are lost too (a point-in-time restore drops everything after its restore point),
     # that difference understates the loss: the span of lost acks is the honest floor.
     rpo_s = max(0.0, t_inject.seconds_since(earliest), window_s) if earliest else 0.0

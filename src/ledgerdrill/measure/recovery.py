@@ -1,6 +1,6 @@
 """Recovery time (RTO), time to detect, downtime and availability from probe samples.
 
-Definitions (DESIGN.md, "Measurement definitions"):
+Definitions (docs/architecture.md, "Recovery (RTO) and detection"):
 
 - time to detect: the first failed sample at or after ``t_inject`` (its send), with an
   error bar back to the last healthy answer before it (or the injection, if later): the

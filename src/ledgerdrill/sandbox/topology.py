@@ -1,6 +1,6 @@
 """The sandbox's shape: regions, zones, and which programs run on which node.
 
-Defaults follow DESIGN.md: region ``primary`` with zones a, b, c -- an ERP node per
+The default shape: region ``primary`` with zones a, b, c -- an ERP node per
 zone, database nodes in zones a and b, Redis in zone c -- and region ``dr`` with a
 warm ERP node, the asynchronous database replica and its own (empty) session cache.
 Traefik stands outside both regions (the global entry point) and is not a node any

@@ -326,7 +326,7 @@ class RegionOps:
     def _reclone(self, kube: Kube, database: Mapping[str, Any]) -> None:
         """Make a DR database the runbook promoted a replica cluster again. Not by
         switching replica mode back on: CloudNativePG documents disabling replication as
-        irreversible (replica_cluster.md: the two clusters "become two independent
+        irreversible (CloudNativePG replica_cluster.md: the clusters "become two independent
         clusters definitively"), so the promoted cluster is deleted -- its volumes go with
         it, and with them the writes it took while promoted, which a fail-back to the
         primary discards anyway -- and created again from its own spec with replica mode
