@@ -141,6 +141,15 @@ def test_the_workflow_is_a_schedule_and_a_gate_that_publishes_the_report() -> No
     assert summary["if"] == "always()"  # a failed gate still shows its summary
 
 
+def test_no_expression_is_pasted_into_a_shell_script() -> None:
+    """GitHub expands ${{ }} before the shell runs: an input (or any expression) pasted
+    into a run script is a script injection. Values reach scripts through env: only."""
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    for job in workflow["jobs"].values():
+        for step in job["steps"]:
+            assert "${{" not in str(step.get("run", "")), step.get("name")
+
+
 def test_the_incluster_kubeconfig_names_the_kind_context(tmp_path: Path) -> None:
     from ledgerdrill.errors import ConfigError
     from ledgerdrill.platforms.kubernetes.incluster import incluster_kubeconfig
