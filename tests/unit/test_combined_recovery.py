@@ -4,9 +4,9 @@ Each probe that saw the fault brackets its own recovery: the truth lies in
 ``[rto - rto_error, rto]``. When every bracket shares a moment (one outage seen by fine
 and coarse probes alike), the service came back inside the intersection, so the earliest
 healthy answer dates it and the latest bracket start bounds it from below: the finest
-probe dates, the coarse ones confirm. When they share none (a probe saw a later recovery
-of its own), the service was back only when the last of them was: the latest healthy
-answer dates it, from the latest bracket start.
+probe dates, the coarse ones confirm. Probes already back before the latest bracket
+start do not date it (another probe saw a later recovery of its own); every other bracket
+holds that start, and the earliest healthy answer among them dates it.
 """
 
 from __future__ import annotations
@@ -45,6 +45,21 @@ def test_a_later_recovery_seen_by_one_probe_dates_the_service() -> None:
     assert combined is not None
     assert combined.rto_s == 5.0 and abs(combined.rto_error_s - 0.3) < 1e-9
     assert combined.probe == "post-journal-entry"
+
+
+def test_probes_already_back_do_not_date_and_the_rest_share_the_latest_start() -> None:
+    """From a game day (database crash): erp-health [2.04, 2.41] was back before
+    post-journal-entry could have been [2.43, 2.81]; ledger-integrity [2.04, 3.21] holds
+    2.43 too, so it confirms post-journal-entry's recovery rather than dating its own."""
+    combined = service_recovery([
+        recovery("post-journal-entry", 2.81, 0.38),
+        recovery("erp-health", 2.41, 0.37),
+        recovery("ledger-integrity", 3.21, 1.17),
+    ])  # fmt: skip
+    assert combined is not None and combined.probe == "post-journal-entry"
+    assert combined.rto_s == 2.81 and abs(combined.rto_error_s - 0.38) < 1e-9
+    assert "confirmed by ledger-integrity" in combined.reason
+    assert "erp-health" not in combined.reason
 
 
 def test_a_probe_not_recovered_is_the_answer() -> None:

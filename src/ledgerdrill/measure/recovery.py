@@ -173,13 +173,13 @@ def service_recovery(recoveries: Sequence[Recovery]) -> Recovery | None:
     """The service's recovery from its probes' (those that count for RTO).
 
     A probe not recovered is the answer. Otherwise each probe that saw the fault brackets
-    its recovery, ``[rto - rto_error, rto]``. When the brackets share a moment -- one
-    outage, seen by fine and coarse probes alike -- the service came back in their
-    intersection: the earliest healthy answer dates it and the latest bracket start
-    bounds it, so the finest probe dates and the coarse ones confirm. When they share
-    none, a probe saw a later recovery of its own: the service was back only when the
-    last one was, dated by the latest healthy answer, from the latest bracket start.
-    No probe saw the fault: "no impact seen" (RTO 0)."""
+    its recovery, ``[rto - rto_error, rto]``, and the service was certainly not back
+    before the latest bracket start ``L``. Probes whose healthy answer came before ``L``
+    had recovered already and do not bound the end; every other bracket holds ``L``, so
+    they share a moment -- one recovery, seen by fine and coarse probes alike -- and the
+    earliest healthy answer among them dates the service: the finest probe dates, the
+    coarse ones confirm. The error bar runs from ``L`` to that answer. No probe saw the
+    fault: "no impact seen" (RTO 0)."""
     if not recoveries:
         return None
     unrecovered = [r for r in recoveries if not r.recovered or r.rto_s is None]
@@ -189,14 +189,10 @@ def service_recovery(recoveries: Sequence[Recovery]) -> Recovery | None:
     if not seen:
         return recoveries[0]
     latest_start = max(_rto(r) - r.rto_error_s for r in seen)
-    earliest = min(seen, key=_rto)
-    if _rto(earliest) + _EPSILON_S >= latest_start:
-        dating = earliest
-        others = sorted(r.probe for r in seen if r is not earliest)
-        confirmed = f"; confirmed by {', '.join(others)}" if others else ""
-    else:
-        dating = max(seen, key=_rto)
-        confirmed = ""
+    holding = [r for r in seen if _rto(r) + _EPSILON_S >= latest_start]
+    dating = min(holding, key=_rto)
+    others = sorted(r.probe for r in holding if r is not dating)
+    confirmed = f"; confirmed by {', '.join(others)}" if others else ""
     error_s = max(0.0, _rto(dating) - latest_start)
     return replace(
         dating,
