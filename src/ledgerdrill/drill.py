@@ -23,7 +23,7 @@ from ledgerdrill.errors import LedgerdrillError, RevertError, SafetyViolation
 from ledgerdrill.faults.base import Fault
 from ledgerdrill.load.model import LoadResult, LoadSummary, Phase
 from ledgerdrill.load.phases import summarise
-from ledgerdrill.load.runner import LoadRun
+from ledgerdrill.load.runner import LOAD_RECORD_FLUSH_S, LoadRun
 from ledgerdrill.measure import (
     Check,
     InvariantReport,
@@ -131,6 +131,7 @@ class Drill:
         self._samplers: list[ProbeSampler] = []
         self._last_recovery_wait: float | None = None
         self._recovered_at: Instant | None = None  # when wait_for_recovery saw it
+        self._users_gave_up = False  # the users' record was waited on to its bound
         # the run's platform baseline (shared by its scenarios); a bare Drill keeps its own
         self.baseline = baseline if baseline is not None else RunBaseline()
         self.baseline_check: BaselineCheck | None = None
@@ -368,7 +369,8 @@ class Drill:
             recoveries = self._recoveries(t_inject, end=now, timeout_s=limit)
             # a probe whose answer is overdue may be hung: its silence is not health
             pending = any(s.overdue() for s in self._samplers if s.probe.counts_for_rto)
-            if recoveries and all(r.recovered for r in recoveries) and not pending:
+            probes_back = bool(recoveries) and all(r.recovered for r in recoveries)
+            if probes_back and not pending and not self._users_settling(t_inject, now, limit):
                 self.timeline.event("recovery.observed", self.scenario_id)
                 self._recovered_at = now
                 self._load_phase("recovery", now)
@@ -396,6 +398,35 @@ class Drill:
             clock.sleep(self.interval_s)
         self.timeline.event("fault.not-detected", self.scenario_id, timeout_s=timeout_s)
         return False
+
+    def _users_settling(self, t_inject: Instant, now: Instant, limit_s: float) -> bool:
+        """The probes are back; are the users, by the load's per-request record? Users
+        whose requests succeed again but not yet for a stability window are waited for
+        (else observation could end before their recovery can be judged, and the users'
+        check fails on a platform that is back). Bounded: past the RTO target (or the
+        recovery wait) plus one window the users' check fails anyway, so waiting on
+        proves nothing; a record that cannot be read does not hold the drill."""
+        if self.load is None or self.load.pid is None:
+            return False
+        target_s = self.objective.rto_s if self.objective is not None else None
+        bound_s = min(limit_s, target_s) if target_s is not None else limit_s
+        if now.seconds_since(t_inject) > bound_s + self.window.min_duration_s:
+            if not self._users_gave_up:
+                self._users_gave_up = True
+                self.timeline.event("recovery.users-not-back", self.scenario_id)
+            return False
+        try:
+            requests = self.load.requests_so_far()
+        except OSError:
+            return False
+        # the record lags by up to one flush: judge it up to what it can have seen
+        seen_until = now.wall.timestamp() - LOAD_RECORD_FLUSH_S
+        if seen_until <= t_inject.wall.timestamp():
+            return True
+        users = measure_users(
+            requests, t_inject=t_inject.wall.timestamp(), end=seen_until, window=self.window
+        )
+        return users.recovered is False
 
     def observe(self, seconds: float | None = None) -> None:
         """Keep sampling after the recovery: the recovery window, then -- when the load's

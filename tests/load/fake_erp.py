@@ -21,6 +21,13 @@ class FakeErp(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.path == "/control/fail-for":  # the test's switch: users' trouble, for s
+            self.server.failing_until = time.time() + float(body["seconds"])  # type: ignore[attr-defined]
+            self._answer(200, b"{}")
+            return
+        if time.time() < getattr(self.server, "failing_until", 0.0):
+            self._answer(503, b"unavailable")
+            return
         if self.path == "/web/session/authenticate":
             self.server.logins.append(time.time())  # type: ignore[attr-defined]
             result: Any = {"uid": 2}
@@ -31,7 +38,10 @@ class FakeErp(BaseHTTPRequestHandler):
         else:
             result = []
         data = json.dumps({"jsonrpc": "2.0", "id": body.get("id"), "result": result}).encode()
-        self.send_response(200)
+        self._answer(200, data)
+
+    def _answer(self, status: int, data: bytes) -> None:
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()

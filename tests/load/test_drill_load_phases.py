@@ -138,3 +138,49 @@ def test_a_failure_under_the_surge_is_a_relapse_and_the_rto_counts_to_the_final_
     assert "recovered again" in reasons, reasons
     # RTO to the final recovery: after the relapse, not the first recovery (about 2 s)
     assert scenario["measured"]["rto_s"] > relapse_at - injected
+
+
+# users keep failing 2 s after the probes see the node back (the fake heals it in 2 s):
+# the ERP answers the load 503 for 4 s from the fault, while the probes read the platform
+USERS_LAG = """
+import json, urllib.request
+import pytest
+from ledgerdrill.faults import NodeCrash
+from ledgerdrill.measure import Write, WriteOutcome, measure_loss
+
+@pytest.mark.loadprofile("surge-test")
+@pytest.mark.requires("NodeControl")
+def test_node_crash(drill, platform):
+    drill.steady_state()
+    with drill.inject(NodeCrash(platform, node=drill.param("node"))):
+        urllib.request.urlopen(urllib.request.Request(
+            "http://127.0.0.1:{port}/control/fail-for", data=json.dumps({{"seconds": 4}}).encode()
+        ), timeout=5).read()
+        drill.wait_for_recovery()
+        drill.observe()
+        now = drill.timeline.clock.now()
+        drill.record_loss(measure_loss([Write("r1", WriteOutcome.OK, now, now)], {{"r1": 1}}, now))
+"""
+
+
+def test_the_drill_waits_for_the_users_record_not_only_the_probes(
+    pytester: pytest.Pytester, erp: ThreadingHTTPServer
+) -> None:
+    # the 3.3 s CI failure of issue 27's kind: the probes were back, the users' requests
+    # succeeded again only 1.5 s before observation ended -- too short for their
+    # stability window, so "users not recovered" on a platform that was back
+    port = erp.server_address[1]
+    scenario: Any = run_scenario(pytester, port, USERS_LAG.format(port=port))
+    events = scenario["events"]
+    injected = epoch(next(e for e in events if e["kind"] == "fault.injected"))
+    recovered = epoch(next(e for e in events if e["kind"] == "recovery.observed"))
+    probes_rto = scenario["measured"]["rto_s"]
+    users = scenario["measured"]["users"]
+    # the probes were back well before the users (the fake heals in 2 s)
+    assert probes_rto < 3.5, probes_rto
+    assert users["recovered"] is True, users
+    assert users["rto_s"] >= 3.9, users  # the 503s lasted 4 s from just after the fault
+    # recovery was observed only once the users' record showed a stability window
+    assert recovered - injected >= users["rto_s"] + 0.3, (recovered - injected, users)
+    assert scenario["verdict"] == "PASS", scenario["reasons"]
+    assert not [e for e in events if e["kind"] == "recovery.users-not-back"]

@@ -51,6 +51,9 @@ LOG_FILE = "locust.log"
 OUTPUT_FILE = "locust.out"
 # Locust itself needs a moment to start and to write its stats at the end
 START_GRACE_S = 15.0
+# each Locust process appends its per-request record once a second (the locustfile's
+# flusher): a reader of the record mid-run sees up to this far behind
+LOAD_RECORD_FLUSH_S = 1.0
 
 EndedBy = Literal["profile-end", "stop", "time-limit", "killed", "crashed", "not-started"]
 
@@ -343,6 +346,12 @@ class LoadRun:
         self.stop()
 
     # -- results ---------------------------------------------------------------------
+    def requests_so_far(self) -> list[UserRequest]:
+        """The per-request record as written so far, while the load runs (each Locust
+        process appends its answered requests once a second; one still waiting is not in
+        it yet)."""
+        return collect_requests(self.out_dir)
+
     def user_requests(self) -> list[UserRequest]:
         """Every request as its user lived it (the locustfile's per-request record);
         stops the run first, so requests still waiting are in it as never answered."""
