@@ -511,3 +511,53 @@ def test_replicas_write_again_soon_after_a_switchover(stack: Stack, cluster: PgC
     print(f"\n[timing] writes again after switchover: {took:.2f}s")
     assert took < 5
     assert httpx.get(f"{stack.urls[0]}/web/health?db_server_status=1").json()["db_server_status"]
+
+
+def test_the_historical_xmlrpc_paths_answer_faults_with_odoo_string_codes(stack: Stack) -> None:
+    # Odoo's /xmlrpc/<service> (no /2): same services, faults coded by strings
+    # (xmlrpc_handle_exception_string in odoo/addons/base/controllers/rpc.py)
+    common = xmlrpc.client.ServerProxy(f"{stack.urls[0]}/xmlrpc/common")
+    uid: Any = common.login(DB, LOGIN, stack.password)
+    assert isinstance(uid, int) and uid > 0
+    assert xmlrpc.client.ServerProxy(f"{stack.urls[0]}/xmlrpc/db").list() == [DB]
+    models = xmlrpc.client.ServerProxy(f"{stack.urls[0]}/xmlrpc/object")
+    with pytest.raises(xmlrpc.client.Fault) as denied:
+        models.execute_kw(DB, uid, "bad password", "res.partner", "search", [[]])
+    assert denied.value.faultCode == "AccessDenied"
+    with pytest.raises(xmlrpc.client.Fault) as missing:
+        models.execute_kw(DB, uid, stack.password, "res.partner", "read", [[987654]])
+    assert str(denied.value.faultString) == "Access Denied"
+    assert str(missing.value.faultCode).startswith("warning -- MissingError\n\n")
+    # the versioned path keeps integer codes for the same faults
+    versioned = xmlrpc.client.ServerProxy(f"{stack.urls[0]}/xmlrpc/2/object")
+    with pytest.raises(xmlrpc.client.Fault) as again:
+        versioned.execute_kw(DB, uid, stack.password, "res.partner", "read", [[987654]])
+    assert again.value.faultCode == 2
+
+
+def test_web_client_json_routes_and_logout(stack: Stack) -> None:
+    with httpx.Client(base_url=stack.urls[0], timeout=10) as client:
+        version = jsonrpc(client, "/web/webclient/version_info", {})["result"]
+        assert version["server_serie"] == "2026.11" and version["protocol_version"] == 1
+        assert jsonrpc(client, "/web/database/list", {})["result"] == [DB]
+        login = {"db": DB, "login": LOGIN, "password": stack.password}
+        assert jsonrpc(client, "/web/session/authenticate", login)["result"]["uid"] > 0
+        context = jsonrpc(client, "/web/dataset/call_kw", {
+            "model": "res.users", "method": "context_get", "args": [], "kwargs": {},
+        })["result"]  # fmt: skip
+        assert context["tz"] == "UTC" and context["uid"] > 0
+        # a model a client looks up before using it, with Odoo's boolean False:
+        # "not set or false" (a NULL-only reading finds nothing)
+        found = jsonrpc(client, "/web/dataset/call_kw", {
+            "model": "ir.model", "method": "search_read",
+            "args": [[("transient", "=", False)]], "kwargs": {"fields": ["model"]},
+        })["result"]  # fmt: skip
+        assert {"res.partner", "account.move", "ir.model"} <= {r["model"] for r in found}
+        sid = client.cookies["session_id"]
+        assert jsonrpc(client, "/web/session/destroy", {})["result"] is None
+    # the session is gone on the server, not only the cookie in this client
+    with httpx.Client(base_url=stack.urls[1], timeout=10, cookies={"session_id": sid}) as other:
+        after = jsonrpc(other, "/web/dataset/call_kw", {
+            "model": "res.users", "method": "context_get", "args": [], "kwargs": {},
+        })  # fmt: skip
+        assert after["error"]["code"] == 100, after

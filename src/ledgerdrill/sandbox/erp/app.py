@@ -154,6 +154,9 @@ def create_app(config: ErpConfig, replica: str) -> Starlette:
 
     async def xmlrpc(request: Request) -> Response:
         service_name = request.path_params["service"]
+        # /xmlrpc/2/<service> answers faults with integer codes, /xmlrpc/<service> with
+        # Odoo's historical strings; both dispatch the same services
+        legacy = not request.url.path.startswith("/xmlrpc/2/")
         try:
             params, method = rpc.xml_request(await request.body())
             write = service_name == "object"
@@ -163,8 +166,35 @@ def create_app(config: ErpConfig, replica: str) -> Starlette:
             body = rpc.xml_result(result)
         except Exception as exc:
             _log_unexpected(exc)
-            body = rpc.xml_fault(exc)
+            body = rpc.xml_fault_legacy(exc) if legacy else rpc.xml_fault(exc)
         return Response(body, media_type="text/xml")
+
+    def json_route(answer: Callable[[dict[str, Any]], Any]) -> Callable[..., Any]:
+        """A web-client JSON route of Odoo's (``type='json'``, no session needed): the
+        JSON-RPC envelope around ``answer(params)``, run off the event loop."""
+
+        async def route(request: Request) -> Response:
+            request_id: object = None
+            try:
+                request_id, params = await json_body(request)
+                result = await blocking(lambda: answer(params), write=False)
+                return JSONResponse(rpc.json_result(request_id, result))
+            except Exception as exc:
+                return _json_failure(request_id, exc)
+
+        return route
+
+    async def session_destroy(request: Request) -> Response:
+        request_id: object = None
+        try:
+            request_id, _ = await json_body(request)
+            sid = request.cookies.get("session_id")
+            await blocking(lambda: service.session_destroy(sid), write=False)
+            response = JSONResponse(rpc.json_result(request_id, None))
+            response.delete_cookie("session_id")
+            return response
+        except Exception as exc:
+            return _json_failure(request_id, exc)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -188,7 +218,19 @@ def create_app(config: ErpConfig, replica: str) -> Starlette:
             Route("/web/session/get_session_info", session_info, methods=["POST"]),
             Route("/web/dataset/call_kw", call_kw, methods=["POST"]),
             Route("/web/dataset/call_kw/{path:path}", call_kw, methods=["POST"]),
+            Route("/web/session/destroy", session_destroy, methods=["POST"]),
+            Route(
+                "/web/webclient/version_info",
+                json_route(lambda _: service.dispatch("common", "version", [])),
+                methods=["POST"],
+            ),
+            Route(
+                "/web/database/list",
+                json_route(lambda _: service.dispatch("db", "list", [])),
+                methods=["POST"],
+            ),
             Route("/xmlrpc/2/{service:str}", xmlrpc, methods=["POST"]),
+            Route("/xmlrpc/{service:str}", xmlrpc, methods=["POST"]),
         ],
         middleware=[Middleware(ResponseHeaders, headers=headers)],
         lifespan=lifespan,

@@ -49,6 +49,11 @@ def _leaf(model: ModelSpec, term: Sequence[Any], params: list[Any]) -> sql.Compo
         raise invalid(f"Invalid operator {op!r}")
     op = op.lower()
     col = column(model, name)
+    spec = model.stored(name)
+    if value is False and op in ("=", "!=") and spec is not None and spec.kind == "bool":
+        # Odoo: a boolean that is False or not set is False (``odoo/osv/expression.py``
+        # reads ``('flag', '=', False)`` as "flag IS NULL or flag = FALSE")
+        return sql.SQL("{} IS NOT TRUE" if op == "=" else "{} IS TRUE").format(col)
     if value is False and op in ("=", "!="):
         # Odoo: ('field', '=', False) means "not set"
         return sql.SQL("{} IS NULL" if op == "=" else "{} IS NOT NULL").format(col)

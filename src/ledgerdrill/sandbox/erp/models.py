@@ -312,6 +312,8 @@ def execute(
         return [[r["id"], r["display_name"]] for r in read_rows(conn, model, ids, ["display_name"])]
     if method == "read_group":
         return read_group(conn, model, args, kw)
+    if method == "context_get":  # res.users: the caller's context (one language, UTC)
+        return {"lang": "en_US", "tz": "UTC", "uid": uid}
     if method == "create":
         return _create(conn, model, _arg(args, kw, 0, "vals_list", None), uid)
     ids = _ids(_arg(args, kw, 0, "ids", []))

@@ -73,6 +73,32 @@ def xml_fault(exc: BaseException) -> bytes:
     return xmlrpc.client.dumps(fault, methodresponse=True, allow_none=False).encode()
 
 
+# ``/xmlrpc/<service>`` (no ``/2``) is Odoo's historical entry point, kept for old clients:
+# its faults carry a string code (``xmlrpc_handle_exception_string`` in Odoo's
+# ``odoo/addons/base/controllers/rpc.py``). The checks run in Odoo's order: an access error
+# is a user error there too, and must be named as the former.
+_LEGACY_WARNINGS = (
+    ("odoo.exceptions.MissingError", "MissingError"),
+    ("odoo.exceptions.AccessError", "AccessError"),
+    ("odoo.exceptions.UserError", "UserError"),
+    ("odoo.exceptions.ValidationError", "UserError"),
+)
+
+
+def xml_fault_legacy(exc: BaseException) -> bytes:
+    odoo = as_odoo(exc)
+    code: Any  # a string here: typeshed says int, the protocol allows any value
+    kind = next((k for name, k in _LEGACY_WARNINGS if name == odoo.odoo_name), None)
+    if odoo.odoo_name == "odoo.exceptions.AccessDenied":
+        code, text = "AccessDenied", odoo.message
+    elif kind is not None:
+        code, text = f"warning -- {kind}\n\n{odoo.message}", ""
+    else:  # Odoo: the exception's text, and its traceback as the fault string
+        code, text = odoo.message, error_data(odoo)["debug"]
+    fault = xmlrpc.client.Fault(code, text)
+    return xmlrpc.client.dumps(fault, methodresponse=True, allow_none=False).encode()
+
+
 def xml_request(body: bytes) -> tuple[tuple[Any, ...], str]:
     try:
         params, method = xmlrpc.client.loads(body, use_builtin_types=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import psycopg
 
 from ledgerdrill.sandbox.erp.passwords import hash_password, verify_password
+from ledgerdrill.sandbox.erp.spec import MODELS
 
 # One key for every replica: concurrent ensure_schema calls run one after the other.
 SCHEMA_LOCK_KEY = 0x1ED6E4D1
@@ -35,6 +36,13 @@ CREATE TABLE IF NOT EXISTS res_users (
     partner_id integer NOT NULL REFERENCES res_partner(id),
     company_id integer NOT NULL REFERENCES res_company(id),
     active boolean NOT NULL DEFAULT true
+);
+CREATE TABLE IF NOT EXISTS ir_model (
+    id serial PRIMARY KEY,
+    model text NOT NULL UNIQUE,
+    name text NOT NULL,
+    transient boolean NOT NULL DEFAULT false,
+    abstract boolean NOT NULL DEFAULT false
 );
 CREATE TABLE IF NOT EXISTS account_account (
     id serial PRIMARY KEY,
@@ -176,6 +184,11 @@ def ensure_schema(dsn: str, admin_login: str, admin_password: str) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
         conn.execute(DDL)  # a constant, not user input
         conn.execute(SEED)
+        for name in MODELS:  # the models this ERP serves, as ir.model lists them
+            conn.execute(
+                "INSERT INTO ir_model (model, name) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                (name, name.replace(".", " ").title()),
+            )
         _ensure_admin(conn, admin_login, admin_password)
         conn.commit()
 

@@ -15,7 +15,7 @@ from ledgerdrill.sandbox.erp.db import Database
 from ledgerdrill.sandbox.erp.errors import AccessDenied, ServerError
 from ledgerdrill.sandbox.erp.ledger import Conn
 from ledgerdrill.sandbox.erp.sessions import Session, SessionStore
-from ledgerdrill.sandbox.erp.spec import READ
+from ledgerdrill.sandbox.erp.spec import READ_ONLY
 
 SLOW_POSTING_S = 2.0
 
@@ -69,7 +69,7 @@ class ErpService:
                 conn, uid, model_name=model, method=method, args=list(args), kwargs=kwargs
             )
 
-        return self.db.run(work, write=method not in READ and method != "read_group")
+        return self.db.run(work, write=method not in READ_ONLY)
 
     def _defects(self) -> None:
         """The release's deliberate faults, for rollout/rollback drills."""
@@ -155,8 +155,13 @@ class ErpService:
         session = self.sessions.get(sid)
         return {"uid": session.uid, "username": session.login, "db": session.db}
 
+    def session_destroy(self, sid: str | None) -> None:
+        """Log out: the session is gone, wherever the next request lands."""
+        if sid:
+            self.sessions.delete(sid)
+
     def db_ok(self) -> bool:
         return self.db.ping()
 
     def is_read(self, method: str) -> bool:
-        return method in READ or method == "read_group"
+        return method in READ_ONLY

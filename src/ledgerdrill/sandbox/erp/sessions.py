@@ -72,6 +72,16 @@ class SessionStore:
         except (ValueError, KeyError, TypeError):
             raise SessionExpired() from None
 
+    def delete(self, sid: str) -> None:
+        if self.client is None:
+            return
+        try:
+            self.client.delete(f"session:{sid}")
+        except redis.RedisError as exc:  # a logout that did not happen is said
+            raise ServerError(
+                f"session store unavailable: {type(exc).__name__}", "redis.exceptions.RedisError"
+            ) from None
+
     def ping(self) -> bool:
         if self.client is None:
             return False

@@ -43,10 +43,31 @@ class ModelSpec:
 
 
 READ = frozenset({"search_read", "search", "search_count", "read", "name_search", "fields_get"})
+# every method that only reads, across models: run on a read transaction, not retried as a
+# write. ``context_get`` is ``res.users``'s (clients call it right after logging in to
+# learn the user's language and time zone: odoorpc, odooly)
+READ_ONLY = READ | {"read_group", "context_get"}
 
 _MOVE_DISPLAY = "CASE WHEN name = '/' THEN 'Draft Entry (* ' || id || ')' ELSE name END"
 
 MODELS: dict[str, ModelSpec] = {
+    # the models this ERP has, as Odoo lists its own: clients look a model up here before
+    # they use it (odoorpc's ``env[...]``, erppeek's ``model()``, odooly); seeded from
+    # this dict by ``ensure_schema``
+    "ir.model": ModelSpec(
+        "ir.model",
+        "ir_model",
+        {
+            "id": FieldSpec("id"),
+            "model": FieldSpec("char"),
+            "name": FieldSpec("char"),
+            "transient": FieldSpec("bool"),  # odooly reads both
+            "abstract": FieldSpec("bool"),  # Odoo 19
+        },
+        "name",
+        order="model, id",
+        methods=READ,
+    ),
     "res.company": ModelSpec(
         "res.company",
         "res_company",
@@ -81,7 +102,7 @@ MODELS: dict[str, ModelSpec] = {
             "active": FieldSpec("bool"),
         },
         "login",
-        methods=READ,
+        methods=READ | {"context_get"},
     ),
     "account.account": ModelSpec(
         "account.account",
