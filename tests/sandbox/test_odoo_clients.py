@@ -10,7 +10,11 @@ The libraries (test extras in ``pyproject.toml``) and what they exercise:
 - ``odoo-client-lib`` (odoolib), twice: XML-RPC on the historical ``/xmlrpc/<service>``
   paths, and JSON-RPC on ``/jsonrpc``;
 - ``ERPpeek`` (erppeek): ``/xmlrpc/db``, ``/xmlrpc/common``, ``/xmlrpc/object``;
-- ``Odooly`` (odooly): XML-RPC, ``ir.model`` ``search_read`` of ``model``/``transient``.
+- ``Odooly`` (odooly): XML-RPC, ``ir.model`` ``search_read`` of ``model``/``transient``;
+- over Odoo 19's JSON-2 with the sandbox's API key: ``odoo-client-lib`` (``json2s``),
+  which reads ``/doc-bearer/<model>.json`` to name positional arguments; and raw HTTP.
+  (Odooly 2.6.7 with ``api_key=`` logs in over JSON-2 but was seen switching to the web
+  client's API mid-session when not verbose; not claimed here.)
 
 Before the routes of issue 37 only ``odoo-client-lib`` over JSON-RPC (of these five
 ways) could log in; the others met 404s on routes every Odoo serves.
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import erppeek  # type: ignore[import-untyped]
+import httpx
 import odoolib  # type: ignore[import-untyped]
 import odooly  # type: ignore[import-untyped]
 import odoorpc  # type: ignore[import-untyped]
@@ -43,6 +48,7 @@ class Login:
     db: str
     login: str
     password: str
+    api_key: str
 
 
 @pytest.fixture
@@ -122,12 +128,27 @@ def with_odooly(at: Login, ref: str) -> tuple[list[str], int]:
     return [p["name"] for p in partners], int(move.id)
 
 
+def with_odoolib_json2(at: Login, ref: str) -> tuple[list[str], int]:
+    # Odoo 19's JSON-2 with the API key (the library reads /doc-bearer/<model>.json to
+    # name positional arguments)
+    conn = odoolib.get_connection(hostname=at.host, port=at.port, protocol="json2s",
+                                  database=at.db, login=at.login, password=at.api_key)  # fmt: skip
+    partners = conn.get_model("res.partner").search_read([], ["name"])
+    ids = ids_by_code(lambda m, d, f: conn.get_model(m).search_read(d, f))
+    moves = conn.get_model("account.move")
+    created = moves.create(entry_values(ids, ref))
+    assert isinstance(created, list) and len(created) == 1, created  # JSON-2: ids, a list
+    moves.action_post([created[0]])
+    return [p["name"] for p in partners], created[0]
+
+
 CLIENTS = {
     "odoorpc-jsonrpc": with_odoorpc,
     "odoo-client-lib-xmlrpc": with_odoolib("xmlrpcs"),
     "odoo-client-lib-jsonrpc": with_odoolib("jsonrpcs"),
     "erppeek-xmlrpc": with_erppeek,
     "odooly-xmlrpc": with_odooly,
+    "odoo-client-lib-json2": with_odoolib_json2,
 }
 
 
@@ -138,7 +159,7 @@ def test_a_client_library_logs_in_reads_partners_and_posts_a_balanced_entry(
     s = trusted.status
     port = int(s["entry_url"].rsplit(":", 1)[1])
     ref = f"client-{client}-{secrets.token_hex(4)}"
-    at = Login("127.0.0.1", port, s["database"], s["login"], s["password"])
+    at = Login("127.0.0.1", port, s["database"], s["login"], s["password"], s["api_key"])
     partners, move_id = CLIENTS[client](at, ref)
     assert "Administrator" in partners, partners
     # the second witness: the database, not the ERP's answer
@@ -154,3 +175,76 @@ def test_a_client_library_logs_in_reads_partners_and_posts_a_balanced_entry(
     assert row[0] == move_id and row[1] == "posted", row
     assert str(row[2]).startswith("MISC/"), row
     assert row[3] == row[4] == 42.5 and row[5] == 2, row
+
+
+def json2(client: httpx.Client, path: str, body: object, key: str | None) -> httpx.Response:
+    headers = {"X-Odoo-Database": "ledgerdrill"}
+    if key is not None:
+        headers["Authorization"] = f"bearer {key}"
+    return client.post(path, json=body, headers=headers)
+
+
+def test_raw_json2_posts_an_entry_with_the_api_key_and_answers_odoo_statuses(
+    sandbox: LiveSandbox,
+) -> None:
+    s = sandbox.status
+    key = s["api_key"]
+    verify = ssl.create_default_context(cafile=s["ca_bundle"])
+    ref = f"json2-raw-{secrets.token_hex(4)}"
+    with httpx.Client(base_url=s["entry_url"], verify=verify, timeout=15) as client:
+        found = json2(client, "/json/2/account.account/search_read", {
+            "domain": [["code", "in", ["121000", "400000"]]], "fields": ["code"],
+        }, key)  # fmt: skip
+        assert found.status_code == 200, found.text
+        ids = {row["code"]: row["id"] for row in found.json()}
+        journal = json2(client, "/json/2/account.journal/search", {
+            "domain": [["code", "=", "MISC"]],
+        }, key).json()  # fmt: skip
+        ids["MISC"] = journal[0]
+        created = json2(client, "/json/2/account.move/create",
+                        {"vals_list": [entry_values(ids, ref)]}, key)  # fmt: skip
+        assert created.status_code == 200, created.text
+        [move_id] = created.json()
+        posted = json2(client, "/json/2/account.move/action_post", {"ids": [move_id]}, key)
+        assert posted.status_code == 200, posted.text
+        read = json2(client, "/json/2/account.move/read",
+                     {"ids": [move_id], "fields": ["state", "name"]}, key).json()  # fmt: skip
+        assert read[0]["state"] == "posted" and read[0]["name"].startswith("MISC/"), read
+        # Odoo's statuses and error objects: no key, a wrong key, an unknown parameter,
+        # ids to an @api.model method, an unknown model, a user error, not POST
+        cases = [
+            (None, "/json/2/res.partner/search_read", {}, 401, "werkzeug.exceptions.Unauthorized"),
+            ("0" * 40, "/json/2/res.partner/search_read", {}, 401,
+             "werkzeug.exceptions.Unauthorized"),
+            (key, "/json/2/res.partner/search_read", {"domain": [], "colour": "red"}, 422,
+             "werkzeug.exceptions.UnprocessableEntity"),
+            (key, "/json/2/res.partner/search_count", {"ids": [1], "domain": []}, 422,
+             "werkzeug.exceptions.UnprocessableEntity"),
+            (key, "/json/2/res.nothing/search_read", {}, 404, "werkzeug.exceptions.NotFound"),
+            (key, "/json/2/account.move/create", {"vals_list": [
+                {**entry_values(ids, ref), "ref": f"{ref}-unbalanced", "line_ids": [
+                    [0, 0, {"account_id": ids["121000"], "debit": 1, "credit": 0}]]}]}, None,
+             None),
+        ]  # fmt: skip
+        for sent_key, path, body, status, name in cases[:-1]:
+            answer = json2(client, path, body, sent_key)
+            assert answer.status_code == status, (path, body, answer.text)
+            error = answer.json()
+            assert error["name"] == name, error
+            assert set(error) == {"name", "message", "arguments", "context", "debug"}, error
+        # an unbalanced entry posts as a user error: 422 with Odoo's exception name
+        draft = json2(client, *cases[-1][1:3], key).json()  # fmt: skip
+        refused = json2(client, "/json/2/account.move/action_post", {"ids": draft}, key)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["name"] == "odoo.exceptions.UserError", refused.text
+        assert client.get("/json/2/res.partner/search_read").status_code == 405
+        # the method metadata clients read to name positional arguments
+        doc = client.get("/doc-bearer/account.move.json",
+                         headers={"Authorization": f"bearer {key}"}).json()  # fmt: skip
+        assert doc["methods"]["create"]["api"] == ["model"]
+        assert "api" not in doc["methods"]["action_post"]
+        assert list(doc["methods"]["search_read"]["parameters"])[:2] == ["domain", "fields"]
+    # the second witness: the posted entry in the database
+    with psycopg.connect(PgCluster(sandbox.state_dir).dsn()) as conn:
+        row = conn.execute("SELECT state FROM account_move WHERE id = %s", (move_id,)).fetchone()
+    assert row == ("posted",)

@@ -22,7 +22,9 @@ from ledgerdrill import __version__
 from ledgerdrill.report.model import RunReport
 
 MANIFEST = "manifest.json"
-SECRET_KEY = re.compile(r"(password|passwd|secret|token|dsn|credential|private.?key)", re.I)
+SECRET_KEY = re.compile(
+    r"(password|passwd|secret|token|dsn|credential|private.?key|api.?key)", re.I
+)
 URL_USERINFO = re.compile(r"(\w+://)[^/@\s:]*:[^/@\s]*@")
 DSN_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.I)
 

@@ -119,6 +119,7 @@ class Assembly:
             "database": APP_DATABASE,
             "login": ADMIN_LOGIN,
             "password": self.erp.admin_password,
+            "api_key": self.erp.admin_api_key,  # JSON-2's bearer key, the same user's
             "api_url": self.api.url if self.api else None,
             "regions": {r: self.topology.zones(r) for r in self.topology.regions()},
             "nodes": nodes,

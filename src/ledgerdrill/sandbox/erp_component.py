@@ -102,12 +102,21 @@ class ErpComponent:
     # -- secrets and config ----------------------------------------------------------------
     @property
     def admin_password(self) -> str:
-        path = self.folder / "admin-password"
+        return self._secret("admin-password", lambda: secrets.token_urlsafe(18))
+
+    @property
+    def admin_api_key(self) -> str:
+        """The demo user's API key for Odoo 19's JSON-2 (``Authorization: bearer``): 160
+        random bits in hex, as Odoo generates them (``res.users.apikeys``)."""
+        return self._secret("admin-api-key", lambda: secrets.token_hex(20))
+
+    def _secret(self, name: str, make: Callable[[], str]) -> str:
+        path = self.folder / name
         if not path.exists():
             self.folder.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_urlsafe(18))
+                out.write(make())
         return path.read_text().strip()
 
     def write_config(self) -> None:
@@ -123,7 +132,7 @@ class ErpComponent:
     # -- Component ---------------------------------------------------------------------------
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        ensure_schema(self._dsn(), ADMIN_LOGIN, self.admin_password)
+        ensure_schema(self._dsn(), ADMIN_LOGIN, self.admin_password, self.admin_api_key)
         self.write_config()
         for replica in self.replicas:
             replica.start()

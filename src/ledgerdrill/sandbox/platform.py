@@ -315,6 +315,7 @@ class SandboxPlatform(Platform):
             "database": status["database"],
             "login": status["login"],
             "password": status["password"],
+            "api_key": status.get("api_key", ""),
             # monitoring identity: pg_stat_replication's positions need a privileged role;
             # like the ERP's endpoint it names every member (after a regional failover the
             # dr member is the one that takes writes)

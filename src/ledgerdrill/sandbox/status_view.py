@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-SECRET_KEYS = {"password", "admin_password"}
+SECRET_KEYS = {"password", "admin_password", "api_key"}
 
 
 def public(status: dict[str, Any], *, show_secrets: bool) -> dict[str, Any]:

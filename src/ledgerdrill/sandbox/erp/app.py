@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ledgerdrill.sandbox.erp import rpc
+from ledgerdrill.sandbox.erp import json2, rpc
 from ledgerdrill.sandbox.erp.config import ErpConfig
 from ledgerdrill.sandbox.erp.errors import CommitNotConfirmed, OdooException, ServerError
 from ledgerdrill.sandbox.erp.service import ErpService
@@ -184,6 +184,45 @@ def create_app(config: ErpConfig, replica: str) -> Starlette:
 
         return route
 
+    async def json2_rpc(request: Request) -> Response:
+        """Odoo 19's ``/json/2/<model>/<method>`` (json2.py): statuses, not envelopes."""
+        context: object = None
+        try:
+            if request.method != "POST":
+                raise json2.Json2Error(
+                    405, "werkzeug.exceptions.MethodNotAllowed", "only POST is allowed here"
+                )
+            authorization = request.headers.get("Authorization")
+            database = request.headers.get("X-Odoo-Database")
+            uid = await blocking(lambda: service.json2_user(authorization, database), write=False)
+            try:
+                body: object = json.loads(await request.body() or b"{}")
+            except ValueError as exc:
+                problem = f"could not parse the body as json: {exc}"
+                raise json2.Json2Error(400, "werkzeug.exceptions.BadRequest", problem) from None
+            call = json2.bind(request.path_params["model"], request.path_params["method"], body)
+            context = call.context
+            result = await blocking(
+                lambda: service.json2_call(uid, call), write=not service.is_read(call.method)
+            )
+            return JSONResponse(result)
+        except Exception as exc:
+            _log_unexpected(exc)
+            status, error = json2.error(exc, context if isinstance(context, dict) else None)
+            return JSONResponse(error, status_code=status)
+
+    async def doc_bearer(request: Request) -> Response:
+        """``/doc-bearer/<model>.json``: what a model offers, for API discovery."""
+        try:
+            authorization = request.headers.get("Authorization")
+            database = request.headers.get("X-Odoo-Database")
+            await blocking(lambda: service.json2_user(authorization, database), write=False)
+            return JSONResponse(json2.doc_model(request.path_params["model"]))
+        except Exception as exc:
+            _log_unexpected(exc)
+            status, error = json2.error(exc)
+            return JSONResponse(error, status_code=status)
+
     async def session_destroy(request: Request) -> Response:
         request_id: object = None
         try:
@@ -229,6 +268,13 @@ def create_app(config: ErpConfig, replica: str) -> Starlette:
                 json_route(lambda _: service.dispatch("db", "list", [])),
                 methods=["POST"],
             ),
+            # every method: Odoo answers 405 itself rather than let another route take it
+            Route(
+                "/json/2/{model:str}/{method:str}",
+                json2_rpc,
+                methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            ),
+            Route("/doc-bearer/{model:str}.json", doc_bearer, methods=["GET"]),
             Route("/xmlrpc/2/{service:str}", xmlrpc, methods=["POST"]),
             Route("/xmlrpc/{service:str}", xmlrpc, methods=["POST"]),
         ],

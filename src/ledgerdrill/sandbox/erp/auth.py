@@ -13,6 +13,7 @@ from ledgerdrill.sandbox.erp.db import Database
 from ledgerdrill.sandbox.erp.errors import AccessDenied
 from ledgerdrill.sandbox.erp.ledger import Conn
 from ledgerdrill.sandbox.erp.passwords import verify_password
+from ledgerdrill.sandbox.erp.schema import API_KEY_INDEX_SIZE
 
 CACHE_TTL_S = 60.0
 
@@ -45,7 +46,10 @@ class Authenticator:
             return None if row is None else (int(row[0]), str(row[1]))
 
         found = self.db.run(lookup, write=False)
-        if found is None or not verify_password(password, found[1]):
+        if found is None:
+            return None
+        # Odoo takes an API key where RPC takes a password (``_check_credentials``)
+        if not verify_password(password, found[1]) and self._key_owner(password) != found[0]:
             return None
         self._store(key, found[0])
         self._store((f"uid:{found[0]}", key[1]), found[0])
@@ -68,10 +72,47 @@ class Authenticator:
             return None if row is None else str(row[0])
 
         stored = self.db.run(lookup, write=False)
-        if stored is None or not verify_password(password, stored):
+        if stored is None:
+            raise AccessDenied()
+        if not verify_password(password, stored) and self._key_owner(password) != uid:
             raise AccessDenied()
         self._store(key, uid)
         return uid
+
+    def api_key(self, db: str | None, key: str) -> int | None:
+        """The user whose API key ``key`` is (JSON-2's bearer), or None. ``db`` is the
+        ``X-Odoo-Database`` header, when sent."""
+        if (db is not None and db != self.database) or not key:
+            return None
+        cache_key = ("apikey", self._digest(key))
+        cached = self._cached(cache_key)
+        if cached is not None:
+            return cached
+        owner = self._key_owner(key)
+        if owner is not None:
+            self._store(cache_key, owner)
+        return owner
+
+    def _key_owner(self, key: str) -> int | None:
+        """Odoo's look-up: rows by the key's clear 8-character index, unexpired, of an
+        active user; then the hash decides."""
+
+        def lookup(conn: Conn) -> list[tuple[int, str]]:
+            rows = conn.execute(
+                "SELECT k.user_id, k.key FROM res_users_apikeys k"
+                " JOIN res_users u ON u.id = k.user_id"
+                " WHERE k.index = %s AND u.active"
+                " AND (k.expiration_date IS NULL OR k.expiration_date > now())",
+                (key[:API_KEY_INDEX_SIZE],),
+            ).fetchall()
+            return [(int(row[0]), str(row[1])) for row in rows]
+
+        if len(key) < API_KEY_INDEX_SIZE:
+            return None
+        for user_id, stored in self.db.run(lookup, write=False):
+            if verify_password(key, stored):
+                return user_id
+        return None
 
     def _cached(self, key: tuple[str, str]) -> int | None:
         with self._lock:

@@ -37,6 +37,19 @@ CREATE TABLE IF NOT EXISTS res_users (
     company_id integer NOT NULL REFERENCES res_company(id),
     active boolean NOT NULL DEFAULT true
 );
+-- API keys as Odoo keeps them (``res.users.apikeys``): the first 8 characters in clear as
+-- an index, the key itself only hashed; a key has a scope and an expiry
+CREATE TABLE IF NOT EXISTS res_users_apikeys (
+    id serial PRIMARY KEY,
+    user_id integer NOT NULL REFERENCES res_users(id),
+    name text NOT NULL,
+    scope text,
+    index varchar(8) NOT NULL,
+    key text NOT NULL,
+    create_date timestamptz NOT NULL DEFAULT now(),
+    expiration_date timestamptz
+);
+CREATE INDEX IF NOT EXISTS res_users_apikeys_index ON res_users_apikeys (index);
 CREATE TABLE IF NOT EXISTS ir_model (
     id serial PRIMARY KEY,
     model text NOT NULL UNIQUE,
@@ -176,10 +189,13 @@ ON CONFLICT (code) DO NOTHING;
 """
 
 
-def ensure_schema(dsn: str, admin_login: str, admin_password: str) -> None:
+def ensure_schema(
+    dsn: str, admin_login: str, admin_password: str, api_key: str | None = None
+) -> None:
     """Create tables, constraints and seed data if missing, and make ``admin_login`` a user
-    with ``admin_password`` (stored hashed). Safe to run from several replicas at once:
-    everything happens in one transaction under a transaction-scoped advisory lock."""
+    with ``admin_password`` (stored hashed) and, when given, ``api_key`` as one of its API
+    keys (hashed too). Safe to run from several replicas at once: everything happens in
+    one transaction under a transaction-scoped advisory lock."""
     with psycopg.connect(dsn, autocommit=False) as conn:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
         conn.execute(DDL)  # a constant, not user input
@@ -189,11 +205,33 @@ def ensure_schema(dsn: str, admin_login: str, admin_password: str) -> None:
                 "INSERT INTO ir_model (model, name) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                 (name, name.replace(".", " ").title()),
             )
-        _ensure_admin(conn, admin_login, admin_password)
+        user_id = _ensure_admin(conn, admin_login, admin_password)
+        if api_key is not None:
+            _ensure_api_key(conn, user_id, api_key)
         conn.commit()
 
 
-def _ensure_admin(conn: psycopg.Connection[tuple[object, ...]], login: str, password: str) -> None:
+API_KEY_INDEX_SIZE = 8  # Odoo's INDEX_SIZE: the clear prefix a key is looked up by
+API_KEY_DAYS = 90  # Odoo refuses keys that last more than three months
+
+
+def _ensure_api_key(conn: psycopg.Connection[tuple[object, ...]], user_id: int, key: str) -> None:
+    index = key[:API_KEY_INDEX_SIZE]
+    rows = conn.execute(
+        "SELECT key FROM res_users_apikeys WHERE user_id = %s AND index = %s"
+        " AND (expiration_date IS NULL OR expiration_date > now())",
+        (user_id, index),
+    ).fetchall()
+    if any(verify_password(key, str(row[0])) for row in rows):
+        return
+    conn.execute(
+        "INSERT INTO res_users_apikeys (user_id, name, scope, index, key, expiration_date)"
+        " VALUES (%s, 'ledgerdrill sandbox', 'rpc', %s, %s, now() + make_interval(days => %s))",
+        (user_id, index, hash_password(key), API_KEY_DAYS),
+    )
+
+
+def _ensure_admin(conn: psycopg.Connection[tuple[object, ...]], login: str, password: str) -> int:
     row = conn.execute(
         "SELECT id, password_hash FROM res_users WHERE login = %s", (login,)
     ).fetchone()
@@ -204,7 +242,7 @@ def _ensure_admin(conn: psycopg.Connection[tuple[object, ...]], login: str, pass
                 "UPDATE res_users SET password_hash = %s WHERE id = %s",
                 (hash_password(password), user_id),
             )
-        return
+        return int(str(user_id))
     partner = conn.execute(
         "INSERT INTO res_partner (name, email) VALUES (%s, %s) RETURNING id",
         ("Administrator", f"{login}@example.com" if "@" not in login else login),
@@ -212,8 +250,10 @@ def _ensure_admin(conn: psycopg.Connection[tuple[object, ...]], login: str, pass
     company = conn.execute("SELECT min(id) FROM res_company").fetchone()
     assert partner is not None
     assert company is not None
-    conn.execute(
+    created = conn.execute(
         "INSERT INTO res_users (login, password_hash, partner_id, company_id)"
-        " VALUES (%s, %s, %s, %s)",
+        " VALUES (%s, %s, %s, %s) RETURNING id",
         (login, hash_password(password), partner[0], company[0]),
-    )
+    ).fetchone()
+    assert created is not None
+    return int(str(created[0]))

@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ledgerdrill.sandbox.erp import models
+from ledgerdrill.sandbox.erp import json2, models
 from ledgerdrill.sandbox.erp.auth import Authenticator
 from ledgerdrill.sandbox.erp.config import ErpConfig
 from ledgerdrill.sandbox.erp.db import Database
@@ -159,6 +159,18 @@ class ErpService:
         """Log out: the session is gone, wherever the next request lands."""
         if sid:
             self.sessions.delete(sid)
+
+    # -- Odoo 19's JSON-2 (json2.py) ------------------------------------------------------
+    def json2_user(self, authorization: str | None, database: str | None) -> int:
+        """The user a JSON-2 request acts as: its bearer API key's owner, or 401."""
+        uid = self.auth.api_key(database, json2.bearer_key(authorization))
+        if uid is None:
+            raise json2.unauthorized()
+        return uid
+
+    def json2_call(self, uid: int, call: json2.Call) -> Any:
+        value = self.execute(uid, call.model, call.method, call.args, call.kwargs)
+        return json2.result(call.method, value)
 
     def db_ok(self) -> bool:
         return self.db.ping()
