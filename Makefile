@@ -26,7 +26,7 @@ unit: $(STAMP)
 test: lint typecheck unit
 
 gameday: $(STAMP)
-	$(BIN)/ledgerdrill gameday --target targets/sandbox.yaml
+	$(BIN)/ledgerdrill gameday --target targets/sandbox.yaml $(if $(ERP_API),--erp-api $(ERP_API))
 
 plan: $(STAMP)
 	$(BIN)/ledgerdrill plan --target targets/sandbox.yaml

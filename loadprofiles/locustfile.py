@@ -21,6 +21,9 @@ a command line, where ``ps`` would show them):
                                ``error``, ``unanswered``, ``not-sent``); requests still
                                waiting when Locust stops are written with ``e``/``o`` null
 ``LEDGERDRILL_LOAD_RUN_ID``    prefix of every posting reference (default: random)
+``LEDGERDRILL_ERP_API``        ``jsonrpc`` (default: a session, ``/web/dataset/call_kw``) or
+                               ``json2`` (Odoo 19's ``/json/2``, ``LEDGERDRILL_ERP_API_KEY``
+                               as the bearer key; HTTP statuses instead of error envelopes)
 
 Flows (one is drawn per iteration from the current stage's mix):
 
@@ -32,7 +35,8 @@ Flows (one is drawn per iteration from the current stage's mix):
 - bank_feed: a statement line posted in BNK with an idempotency reference; with the stage's
   ``replay_share`` it re-sends a reference it already sent, and the ERP's refusal
   (a ValidationError "already exists") is the expected outcome, counted as a success;
-- login: drop the session and authenticate again (a reconnect storm).
+- login: drop the session and authenticate again (a reconnect storm); over JSON-2, which
+  has no session, check the key again (``res.users.context_get``).
 
 Every posting carries a unique reference (``<run id>-<role>-<counter>-<random>``), so a
 checker can find lost and duplicated postings. A JSON-RPC error object (HTTP 200 with
@@ -67,6 +71,11 @@ DATABASE = ENV.get("LEDGERDRILL_ERP_DB", "")
 LOGIN = ENV.get("LEDGERDRILL_ERP_LOGIN", "")
 PASSWORD = ENV.get("LEDGERDRILL_ERP_PASSWORD", "")
 CA_BUNDLE = ENV.get("LEDGERDRILL_ERP_CA_BUNDLE", "")
+# jsonrpc (a session, /web/dataset/call_kw) or json2 (Odoo 19: an API key, /json/2)
+API = ENV.get("LEDGERDRILL_ERP_API") or "jsonrpc"
+API_KEY = ENV.get("LEDGERDRILL_ERP_API_KEY", "")
+if API == "json2":  # positional calls named as Odoo's signatures name them
+    from ledgerdrill.odoo_api import json2_body
 RUN_ID = ENV.get("LEDGERDRILL_LOAD_RUN_ID") or f"ld-{uuid.uuid4().hex[:8]}"
 ROLES = ("accountant", "treasury", "controller", "bank_feed", "login")
 
@@ -189,8 +198,41 @@ class FinanceUser(FastHttpUser):
             resp.failure(f"{kind}: {_REF_IN_TEXT.sub('<ref>', message)[:160]}")
             raise RpcFailed(name)
 
+    def _json2(self, model: str, method: str, body: dict[str, Any], name: str,
+               duplicate_ok: bool = False) -> Any:  # fmt: skip
+        """One JSON-2 call: 200 and the result, else a status and Odoo's error object."""
+        headers = {"Authorization": f"bearer {API_KEY}", "X-Odoo-Database": DATABASE}
+        post = self.client.post
+        with _in_flight(), post(f"/json/2/{model}/{method}", json=body, headers=headers,
+                                name=name, catch_response=True) as resp:  # fmt: skip
+            try:
+                answer = resp.json()
+            except ValueError:
+                answer = None
+            if resp.status_code == 200 and answer is not None:
+                resp.success()
+                return answer
+            if not isinstance(answer, dict) or "name" not in answer:  # a gateway's answer
+                resp.failure(f"HTTP {resp.status_code}: {resp.error or ''}"[:200])
+                raise RpcFailed(name)
+            kind, message = str(answer["name"]), str(answer.get("message") or "")
+            if duplicate_ok and kind.endswith("ValidationError") and "already exists" in message:
+                resp.success()
+                return DUPLICATE
+            shown = _REF_IN_TEXT.sub("<ref>", message)[:150]
+            resp.failure(f"HTTP {resp.status_code} {kind}: {shown}")
+            raise RpcFailed(name)
+
     def call(self, role: str, model: str, method: str, *args: Any, **kwargs: Any) -> Any:
         duplicate_ok = bool(kwargs.pop("duplicate_ok", False))
+        if API == "json2":
+            name = f"{role}: {model}.{method}"
+            result = self._json2(model, method, json2_body(method, args, kwargs), name,
+                                 duplicate_ok=duplicate_ok)  # fmt: skip
+            # one dict created answers its id over JSON-RPC, a list of one over JSON-2
+            if method == "create" and isinstance(result, list) and len(result) == 1:
+                return result[0]
+            return result
         params = {"model": model, "method": method, "args": list(args), "kwargs": kwargs}
         return self._rpc(
             f"/web/dataset/call_kw/{model}/{method}",
@@ -202,8 +244,11 @@ class FinanceUser(FastHttpUser):
     def _login(self) -> None:
         self.client.cookiejar.clear()
         self.uid = None
-        params = {"db": DATABASE, "login": LOGIN, "password": PASSWORD}
-        info = self._rpc("/web/session/authenticate", params, "session: authenticate")
+        if API == "json2":  # no session to open: the key is checked, the user learnt
+            info = self._json2("res.users", "context_get", {}, "session: context_get")
+        else:
+            params = {"db": DATABASE, "login": LOGIN, "password": PASSWORD}
+            info = self._rpc("/web/session/authenticate", params, "session: authenticate")
         self.uid = int(info["uid"]) if isinstance(info, dict) and info.get("uid") else None
         if self.uid is None:
             raise RpcFailed("authenticate gave no uid")

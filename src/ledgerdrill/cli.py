@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     gameday.add_argument("--keep-sandbox", action="store_true",
                          help="leave a sandbox this run started running afterwards")  # fmt: skip
     gameday.add_argument("--probe-interval", metavar="DURATION", help="e.g. 100ms")
+    gameday.add_argument("--erp-api", choices=("jsonrpc", "json2"),
+                         help="the ERP API to speak (default: the target's erp_api)")  # fmt: skip
     gameday.add_argument("--cleanup-first", action="store_true",
                          help="revert faults a killed run left behind before starting")  # fmt: skip
     gameday.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
@@ -161,6 +163,8 @@ def _run_pytest(args: argparse.Namespace, *, dry_run: bool) -> int:
             pytest_args.append(f"--junitxml={args.junitxml}")
         if args.probe_interval:
             pytest_args.append(f"--probe-interval={args.probe_interval}")
+        if args.erp_api:
+            pytest_args.append(f"--erp-api={args.erp_api}")
         if args.cleanup_first:
             pytest_args.append("--cleanup-first")
         if args.interactive:

@@ -27,6 +27,7 @@ from ledgerdrill.errors import (
     UnsupportedCapability,
 )
 from ledgerdrill.measure import Objective, Verdict
+from ledgerdrill.odoo_api import ERP_APIS
 from ledgerdrill.platforms.base import CAPABILITIES, Platform
 from ledgerdrill.report.live import LiveProgress
 from ledgerdrill.report.summary import plan_text, terminal_table
@@ -67,6 +68,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--probe-interval", "ledgerdrill_probe_interval",
         "probe sampling interval, e.g. 200ms (default: the target's)",
         metavar="DURATION")  # fmt: skip
+    add("--erp-api", "ledgerdrill_erp_api",
+        "the ERP API probes, canary and load speak: jsonrpc or json2 (default: the target's "
+        "erp_api)", metavar="API")  # fmt: skip
     add("--require-platform", "ledgerdrill_require_platform",
         "fail instead of skip when this platform kind (or a capability) is unavailable",
         metavar="KIND")  # fmt: skip
@@ -117,6 +121,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if not target:
         return
     interval = _option(config, "ledgerdrill_probe_interval")
+    erp_api = _option(config, "ledgerdrill_erp_api")
+    if erp_api not in (None, *ERP_APIS):
+        raise pytest.UsageError(f"--erp-api {erp_api}: allowed: {', '.join(ERP_APIS)}")
     try:
         run = RunSession(
             Path(target),
@@ -127,6 +134,7 @@ def pytest_configure(config: pytest.Config) -> None:
             confirm_production=_option(config, "ledgerdrill_confirm_production"),
             override_blackout=list(_option(config, "ledgerdrill_override_blackout") or []),
             clock=config.stash.get(CALENDAR_CLOCK_KEY, None),
+            erp_api=erp_api,
         )
         run.profile_folders.append(config.rootpath / "loadprofiles")
         run.claim_target(cleanup_first=bool(_option(config, "ledgerdrill_cleanup_first")))

@@ -15,6 +15,7 @@ from ledgerdrill.errors import ConfigError, SafetyViolation
 from ledgerdrill.load.profile import find_profile
 from ledgerdrill.load.runner import LoadRun
 from ledgerdrill.measure import fmt_s
+from ledgerdrill.odoo_api import ErpApi
 from ledgerdrill.platforms.base import Platform
 from ledgerdrill.platforms.registry import build_platform
 from ledgerdrill.probes.base import Probe
@@ -58,8 +59,11 @@ class RunSession:
         state_dir: Path = DEFAULT_STATE_DIR,
         override_blackout: Sequence[str] = (),
         clock: Clock | None = None,
+        erp_api: ErpApi | None = None,
     ) -> None:
         self.target: Target = load_target(target_path)  # ConfigError -> usage error
+        if erp_api is not None:  # the command line's choice over the file's
+            self.target = self.target.model_copy(update={"erp_api": erp_api})
         # a window named on the command line must exist: a typo must not look like consent
         require_windows(self.target.safety.calendar, override_blackout, str(target_path))
         self.override_blackout = tuple(override_blackout)
@@ -94,6 +98,7 @@ class RunSession:
             target=self.target.name,
             environment=self.target.environment,
             platform=self.target.platform.kind,
+            erp_api=self.target.erp_api,
             dry_run=dry_run,
             started_at=datetime.now(UTC),
         )
@@ -135,7 +140,7 @@ class RunSession:
             return [], None
         if self.catalogue is None or self.catalogue_path is None:
             return list(self.platform.default_probes()), None
-        facts = self.platform.probe_facts()
+        facts = {**self.platform.probe_facts(), "erp_api": self.target.erp_api}
         probes = build_probes(self.catalogue, facts, self.catalogue_path)
         # unique across runs and scenarios: the ERP refuses a reference posted before
         run_id = f"{self.journal.run_id}-{scenario}"
@@ -179,6 +184,8 @@ class RunSession:
             login=facts["login"],
             password=facts["password"],
             ca_bundle=facts.get("ca_bundle"),
+            erp_api=self.target.erp_api,
+            api_key=str(facts.get("api_key") or ""),
             out_dir=self.run_dir / "load" / scenario,
             max_duration_s=self.target.scenario(scenario).recovery_timeout + 120,
             workers=self.target.scenario(scenario).load_workers,

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ledgerdrill.config_errors import load_yaml_mapping, validate
 from ledgerdrill.durations import Duration
 from ledgerdrill.measure.verdict import Objective
+from ledgerdrill.odoo_api import ErpApi
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 NAME_RULE = "lower-case letters, digits, '.', '_' or '-', at most 63 characters"
@@ -475,6 +476,11 @@ class Target(Strict):
     default_tier: str | None = None
     scenarios: dict[str, ScenarioSettings] = Field(default_factory=dict)
     probes: ProbeSettings = Field(default_factory=ProbeSettings)
+    erp_api: ErpApi = Field(
+        default="jsonrpc",
+        description="the ERP API probes, the canary and the load speak: jsonrpc (Odoo 17/18: "
+        "a session, /web/dataset/call_kw) or json2 (Odoo 19: an API key, /json/2)",
+    )
     stability: StabilitySettings = Field(default_factory=StabilitySettings)
     safety: SafetySettings = Field(default_factory=SafetySettings)
 

@@ -15,10 +15,12 @@ import time
 from pathlib import Path
 
 import psutil
+import psycopg
 import pytest
 
 from ledgerdrill.load.phases import summarise
 from ledgerdrill.load.runner import LoadRun
+from ledgerdrill.sandbox.postgres import PgCluster
 
 REPO = Path(__file__).resolve().parents[2]
 LOCUSTFILE = REPO / "loadprofiles" / "locustfile.py"
@@ -44,7 +46,8 @@ def gone(pid: int, within_s: float = 10.0) -> bool:
     return False
 
 
-def make_run(sandbox, tmp_path: Path, max_duration_s: float, workers: int = 0) -> LoadRun:  # type: ignore[no-untyped-def]
+def make_run(sandbox, tmp_path: Path, max_duration_s: float, workers: int = 0,  # type: ignore[no-untyped-def]
+             erp_api: str = "jsonrpc") -> LoadRun:  # fmt: skip
     profile = tmp_path / "live-test.yaml"
     profile.write_text(PROFILE)
     status = sandbox.status
@@ -52,7 +55,30 @@ def make_run(sandbox, tmp_path: Path, max_duration_s: float, workers: int = 0) -
         profile, url=status["entry_url"], database=status["database"], login=status["login"],
         password=status["password"], ca_bundle=status["ca_bundle"], out_dir=tmp_path / "out",
         max_duration_s=max_duration_s, locustfile=LOCUSTFILE, workers=workers,
+        erp_api=erp_api, api_key=status["api_key"],  # type: ignore[arg-type]
     )  # fmt: skip
+
+
+def test_the_load_over_json2_posts_what_it_says_it_posted(sandbox, tmp_path):  # type: ignore[no-untyped-def]
+    # every flow over Odoo 19's JSON-2 with the API key: no failures, and the database
+    # holds a posted entry for each posting the load counted as a success
+    run = make_run(sandbox, tmp_path, max_duration_s=8, erp_api="json2")
+    with run:
+        assert run.wait(timeout_s=30), "the profile did not end on its own"
+    result = run.result()
+    assert result.ended_by == "profile-end", result.log_tail
+    assert result.requests > 20 and result.failures == 0, result.errors
+    names = json.loads((tmp_path / "out" / "locust.json").read_text())
+    posts = sum(e["num_requests"] - e["num_failures"] for e in names
+                if e["name"].endswith("account.move.action_post"))  # fmt: skip
+    assert posts > 0, [e["name"] for e in names]
+    assert any(e["name"] == "session: context_get" for e in names), [e["name"] for e in names]
+    with psycopg.connect(PgCluster(sandbox.state_dir).dsn()) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM account_move WHERE ref LIKE %s AND state = 'posted'",
+            (f"{run.run_id}-%",),
+        ).fetchone()
+    assert row is not None and row[0] == posts, (row, posts)
 
 
 def test_a_profile_runs_and_per_second_counts_sum_to_locusts_totals(sandbox, tmp_path):

@@ -36,6 +36,13 @@ import odoorpc  # type: ignore[import-untyped]
 import psycopg
 import pytest
 
+from ledgerdrill.probes.odoo_rpc import (
+    OdooError,
+    OdooSession,
+    OdooTarget,
+    balanced_entry,
+    find_accounts,
+)
 from ledgerdrill.sandbox.postgres import PgCluster
 
 LiveSandbox = Any  # tests/sandbox/conftest.py
@@ -248,3 +255,42 @@ def test_raw_json2_posts_an_entry_with_the_api_key_and_answers_odoo_statuses(
     with psycopg.connect(PgCluster(sandbox.state_dir).dsn()) as conn:
         row = conn.execute("SELECT state FROM account_move WHERE id = %s", (move_id,)).fetchone()
     assert row == ("posted",)
+
+
+@pytest.mark.parametrize("api", ["jsonrpc", "json2"])
+def test_the_harness_client_speaks_either_api_with_the_same_answers(
+    sandbox: LiveSandbox, api: str
+) -> None:
+    # what the transaction probe and the canary use (erp_api of the target)
+    s = sandbox.status
+    target = OdooTarget(s["entry_url"], s["database"], s["login"],
+                        s["password"] if api == "jsonrpc" else "", s["ca_bundle"],
+                        api=api, api_key=s["api_key"] if api == "json2" else "")  # type: ignore[arg-type]  # fmt: skip
+    session = OdooSession(target, timeout_s=10)
+    try:
+        assert session.authenticate() > 0
+        accounts = find_accounts(session)
+        ref = f"harness-{api}-{secrets.token_hex(4)}"
+        move = session.call("account.move", "create", [balanced_entry(accounts, ref)])
+        assert isinstance(move, int)  # one id, whichever API
+        session.call("account.move", "action_post", [[move]])
+        [read] = session.call("account.move", "read", [[move]], {"fields": ["state", "ref"]})
+        assert read["state"] == "posted" and read["ref"] == ref
+        # a refused posting is the ERP's answer (the canary's "failed"), not a transport error
+        draft = session.call("account.move", "create", [{
+            **balanced_entry(accounts, f"{ref}-x"),
+            "line_ids": [(0, 0, {"account_id": accounts.debit_account_id, "debit": 1.0,
+                                 "credit": 0.0})],
+        }])  # fmt: skip
+        with pytest.raises(OdooError) as refused:
+            session.call("account.move", "action_post", [[draft]])
+        assert refused.value.name == "odoo.exceptions.UserError", refused.value
+    finally:
+        session.close()
+    if api == "json2":
+        wrong = OdooSession(OdooTarget(s["entry_url"], s["database"], s["login"], "",
+                                       s["ca_bundle"], api="json2", api_key="0" * 40))  # fmt: skip
+        with pytest.raises(OdooError) as denied:
+            wrong.call("res.partner", "search_count", [[]])
+        wrong.close()
+        assert denied.value.code == 401 and denied.value.name.endswith("Unauthorized")

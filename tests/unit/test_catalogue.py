@@ -127,3 +127,23 @@ def test_bad_port_fact(tmp_path: Path) -> None:
     path = write(tmp_path, "probes:\n  - {name: t, kind: tls, port: 'http'}\n")
     with pytest.raises(ConfigError, match="not a TCP port"):
         build_probes(load_catalogue(path), facts(tmp_path), path)
+
+
+def test_json2_takes_the_api_key_and_never_the_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, "probes:\n  - {name: o, kind: odoo-transaction}\n")
+    json2 = {**facts(tmp_path), "erp_api": "json2"}
+    del json2["password"]  # a JSON-2 target may have no password at all
+    with pytest.raises(ConfigError, match=r"probe o: no ERP API key \(erp_api: json2\)"):
+        build_probes(load_catalogue(path), json2, path)
+    probe = build_probes(load_catalogue(path), {**json2, "api_key": "k" * 40}, path)[0]
+    assert isinstance(probe, OdooTransactionProbe)
+    assert probe.target.api == "json2" and probe.target.api_key == "k" * 40
+    assert probe.target.password == ""
+    assert "k" * 40 not in repr(probe.target)
+    # a key of one's own, from the environment, wins over the platform's
+    path = write(tmp_path, "probes:\n  - {name: o, kind: odoo-transaction, api_key_env: K}\n")
+    monkeypatch.setenv("K", "from-env")
+    probe = build_probes(load_catalogue(path), {**json2, "api_key": "k" * 40}, path)[0]
+    assert probe.target.api_key == "from-env"  # type: ignore[attr-defined]

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ledgerdrill.odoo_api import REQUIRED, SIGNATURES, json2_body
 from ledgerdrill.sandbox.erp import json2
 from ledgerdrill.sandbox.erp.errors import AccessError, MissingError, ServerError, ValidationError
 from ledgerdrill.sandbox.erp.spec import MODELS
@@ -106,3 +107,42 @@ def test_create_answers_a_list_of_ids_even_for_one_record() -> None:
     assert json2.result("create", 7) == [7]
     assert json2.result("create", [7, 8]) == [7, 8]
     assert json2.result("search_count", 7) == 7
+
+
+# -- the harness's side: a positional call named for JSON-2 (odoo_api.json2_body) --------
+def test_positional_calls_are_named_as_odoo_names_them() -> None:
+    assert json2_body("search_read", [[("code", "=", "MISC")]], {"fields": ["id"]}) == {
+        "domain": [("code", "=", "MISC")], "fields": ["id"],
+    }  # fmt: skip
+    assert json2_body("action_post", [[4, 5]]) == {"ids": [4, 5]}
+    assert json2_body("read", [[4], ["name"]]) == {"ids": [4], "fields": ["name"]}
+    assert json2_body("create", [{"name": "x"}]) == {"vals_list": [{"name": "x"}]}
+    assert json2_body("context_get") == {}
+
+
+@pytest.mark.parametrize(
+    ("method", "args", "kwargs"),
+    [
+        ("unlink", [[1]], {}),  # no signature known: never a guessed name
+        ("search_count", [[], 5, "extra"], {}),  # more positional arguments than it has
+        ("search", [[]], {"domain": []}),  # the same argument twice
+    ],
+)
+def test_a_call_that_cannot_be_named_is_the_callers_bug(
+    method: str, args: list[object], kwargs: dict[str, object]
+) -> None:
+    with pytest.raises(ValueError, match=method):
+        json2_body(method, args, kwargs)
+
+
+@given(st.lists(st.integers(min_value=1), max_size=5), st.sampled_from(sorted(SIGNATURES)))
+def test_what_the_client_sends_the_server_binds(ids: list[int], method: str) -> None:
+    # the harness's naming and the ERP's binding agree for every method: the required
+    # parameters given positionally come out as the call the server runs
+    signature = SIGNATURES[method]
+    required = [[] for name, default in signature.params if default is REQUIRED]
+    args = required if signature.model_level else [ids, *required]
+    model = next(spec.name for spec in MODELS.values() if method in spec.methods)
+    call = json2.bind(model, method, json2_body(method, args))
+    assert call.method == method
+    assert call.args == ([] if signature.model_level else [ids])

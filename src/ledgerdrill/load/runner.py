@@ -44,6 +44,7 @@ from ledgerdrill.load.collect import (
 from ledgerdrill.load.model import PHASES, LoadResult, Phase
 from ledgerdrill.load.profile import LoadProfile, load_profile
 from ledgerdrill.measure.users import UserRequest
+from ledgerdrill.odoo_api import ErpApi
 
 PLAN_FILE = "plan.json"
 PHASE_FILE = "phase.json"  # the drill's phase, for the shape in the Locust master
@@ -92,8 +93,14 @@ class LoadRun:
         master_port: int | None = None,
         remote_workers: int = 0,
         follow_drill: bool = False,
+        erp_api: ErpApi = "jsonrpc",
+        api_key: str = "",
     ) -> None:
         self.profile_path = Path(profile_path)
+        if erp_api == "json2" and not api_key:
+            raise ConfigError("load over JSON-2 (erp_api: json2) needs an API key")
+        self.erp_api: ErpApi = erp_api
+        self._api_key = api_key
         # True: the stages follow the drill's phases (enter_phase); the harness ends the
         # load. False: the stages run back to back from Locust's start and then end.
         self.follow_drill = follow_drill
@@ -244,6 +251,8 @@ class LoadRun:
             LEDGERDRILL_ERP_DB=database,
             LEDGERDRILL_ERP_LOGIN=login,
             LEDGERDRILL_ERP_PASSWORD=password,
+            LEDGERDRILL_ERP_API=self.erp_api,
+            LEDGERDRILL_ERP_API_KEY=self._api_key,
             LEDGERDRILL_ERP_CA_BUNDLE=str(self.ca_bundle.resolve()) if self.ca_bundle else "",
             LEDGERDRILL_LOAD_PLAN=str((self.out_dir / PLAN_FILE).resolve()),
             LEDGERDRILL_LOAD_SECONDS=str((self.out_dir / SECONDS_FILE).resolve()),

@@ -59,6 +59,11 @@ class _OdooFields(_Entry):
     database: str = "{database}"
     login: str = "{login}"
     password_env: str | None = Field(default=None, description="env var holding the password")
+    api_key_env: str | None = Field(
+        default=None,
+        description="env var holding the API key, for a target whose erp_api is json2 "
+        "(default: the platform's, e.g. the sandbox's demo key)",
+    )
     ca_bundle: str | None = "{ca_bundle}"
 
 
@@ -214,12 +219,22 @@ class _Resolver:
         ca = self.text(entry, "ca_bundle", entry.ca_bundle) if entry.ca_bundle else None
         if ca is not None and not Path(ca).is_file():
             raise ConfigError(f"{self.source}: probe {entry.name}: ca_bundle {ca} is not a file")
+        api = self.facts.get("erp_api", "jsonrpc")
+        # JSON-2 authenticates with a key and never sends the password; JSON-RPC the reverse
+        password = api_key = ""
+        if api == "json2":
+            what = "ERP API key (erp_api: json2)"
+            api_key = self.secret(entry, entry.api_key_env, "api_key", what)
+        else:
+            password = self.secret(entry, entry.password_env, "password", "ERP password")
         return OdooTarget(
             url=self.text(entry, "url", entry.url),
             database=self.text(entry, "database", entry.database),
             login=self.text(entry, "login", entry.login),
-            password=self.secret(entry, entry.password_env, "password", "ERP password"),
+            password=password,
             ca_bundle=ca,
+            api=api,
+            api_key=api_key,
         )
 
 

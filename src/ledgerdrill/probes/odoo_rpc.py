@@ -1,5 +1,7 @@
-"""A small client for Odoo's external JSON-RPC API (``/web/session/authenticate`` and
-``/web/dataset/call_kw``), shared by the transaction probe and the ledger canary.
+"""A small client for Odoo's external API, shared by the transaction probe and the ledger
+canary: JSON-RPC (``/web/session/authenticate`` and ``/web/dataset/call_kw``, a session
+cookie) or Odoo 19's JSON-2 (``/json/2/<model>/<method>``, an API key, HTTP statuses),
+as the target's ``erp_api`` says.
 
 Only the documented wire format is used, so it works the same against the sandbox's
 reference ERP and a real Odoo. Errors are classified for the canary: an Odoo error
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+from ledgerdrill.odoo_api import ErpApi, json2_body
 
 SESSION_EXPIRED = 100
 
@@ -47,6 +51,8 @@ class OdooTarget:
     login: str
     password: str  # secret: never logged, never in a repr
     ca_bundle: str | None = None
+    api: ErpApi = "jsonrpc"
+    api_key: str = ""  # JSON-2's bearer key (secret, like the password)
 
     def __repr__(self) -> str:
         return f"OdooTarget(url={self.url!r}, database={self.database!r}, login={self.login!r})"
@@ -102,8 +108,40 @@ class OdooSession:
             )
         return payload.get("result") if isinstance(payload, dict) else None
 
+    def _json2(self, model: str, method: str, body: dict[str, Any], timeout_s: float | None) -> Any:
+        """One JSON-2 call: 200 and the result, else Odoo's error object with a status."""
+        extra = {} if timeout_s is None else {"timeout": timeout_s}
+        headers = {"Authorization": f"bearer {self.target.api_key}",
+                   "X-Odoo-Database": self.target.database}  # fmt: skip
+        path = f"/json/2/{model}/{method}"
+        response = self.client.post(path, json=body, headers=headers, **extra)  # type: ignore[arg-type]
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if response.status_code == 200 and payload is not None:
+            return payload
+        if not isinstance(payload, dict) or "name" not in payload:
+            # a gateway's answer (Traefik's 502/503/504), not the ERP's
+            raise httpx.HTTPStatusError(
+                f"HTTP {response.status_code} from {path}",
+                request=response.request,
+                response=response,
+            )
+        raise OdooError(
+            response.status_code, str(payload.get("name", "")), str(payload.get("message", ""))
+        )
+
     def authenticate(self, timeout_s: float | None = None) -> int:
         self.logins += 1
+        if self.target.api == "json2":  # no session: the key is checked on every call
+            try:
+                context = self._json2("res.users", "context_get", {}, timeout_s)
+                self.uid = int(context["uid"])
+            except Exception:
+                self.login_failures += 1
+                raise
+            return self.uid
         try:
             result = self._rpc(
                 "/web/session/authenticate",
@@ -133,7 +171,15 @@ class OdooSession:
         *,
         timeout_s: float | None = None,
     ) -> Any:
-        """``call_kw`` as the session's user; one re-login if the session was lost."""
+        """``call_kw`` as the session's user; one re-login if the session was lost. Over
+        JSON-2, the same call with its arguments named (``odoo_api.json2_body``)."""
+        if self.target.api == "json2":
+            body = json2_body(method, args or [], kwargs)
+            result = self._json2(model, method, body, timeout_s)
+            # XML-RPC's and JSON-RPC's create of one dict answers its id, JSON-2 a list
+            first = (args or [None])[0]
+            single = method == "create" and isinstance(first, dict)
+            return result[0] if single and isinstance(result, list) and result else result
         if self.uid is None:
             self.authenticate(timeout_s)
         params = {"model": model, "method": method, "args": args or [], "kwargs": kwargs or {}}

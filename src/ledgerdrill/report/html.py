@@ -103,7 +103,7 @@ def render_markdown(report: RunReport) -> str:
     for scenario in report.scenarios:
         counts[scenario.verdict] += 1
     lines = [
-        f"### ledgerdrill {report.run_id} on {report.target}",
+        f"### ledgerdrill {report.run_id} on {report.target} (ERP API {report.erp_api})",
         "",
         " · ".join(f"{MARKS.get(v, '')} {n} {v}" for v, n in sorted(counts.items())),
         "",

@@ -198,6 +198,8 @@ class RunReport(Model):
     target: str
     environment: str
     platform: str
+    # the ERP API the probes, the canary and the load spoke (the target's erp_api)
+    erp_api: str = "jsonrpc"
     dry_run: bool
     inventory: dict[str, object] = Field(default_factory=dict)
     started_at: datetime

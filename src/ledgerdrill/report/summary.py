@@ -68,7 +68,8 @@ WIDE_ENOUGH_FOR_FAULT = 160
 
 
 def terminal_table(report: RunReport, width: int = 140) -> str:
-    table = Table(title=f"ledgerdrill run {report.run_id} on {report.target}", title_justify="left")
+    title = f"ledgerdrill run {report.run_id} on {report.target} (ERP API {report.erp_api})"
+    table = Table(title=title, title_justify="left")
     shown = [h for h in HEADERS if h != "fault" or width >= WIDE_ENOUGH_FOR_FAULT]
     for header in shown:
         if header == "scenario":  # what people look for: folded if it must be, never cut
@@ -101,7 +102,10 @@ def markdown_table(report: RunReport) -> str:
 
 
 def plan_text(report: RunReport) -> str:
-    lines = [f"Plan for target {report.target} ({report.platform}, {report.environment}):"]
+    lines = [
+        f"Plan for target {report.target} ({report.platform}, {report.environment}, "
+        f"ERP API {report.erp_api}):"
+    ]
     regions = report.inventory.get("regions")
     if isinstance(regions, dict):
         for region, zones in regions.items():

@@ -15,8 +15,9 @@ odoo/documentation 19.0, ``addons/web/controllers/json2.py`` of odoo/odoo):
   Odoo's own exceptions carry their status (``http_status`` in ``odoo/exceptions.py``:
   a user error 422, an access error 403, a missing record 404); anything else is 500.
 
-Each call is its own transaction, as in Odoo. The signatures below are Odoo 17-19's for
-the methods this ERP serves; a parameter Odoo has and we ignore is still accepted.
+Each call is its own transaction, as in Odoo. The methods' signatures are Odoo's
+(``ledgerdrill.odoo_api``, shared with the harness's own clients); a parameter Odoo has
+and this ERP ignores is still accepted.
 """
 
 from __future__ import annotations
@@ -25,61 +26,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ledgerdrill.odoo_api import REQUIRED, SIGNATURES
 from ledgerdrill.sandbox.erp.errors import OdooException
 from ledgerdrill.sandbox.erp.rpc import as_odoo, error_data
 from ledgerdrill.sandbox.erp.spec import MODELS
-
-REQUIRED = object()  # a parameter without a default
-
-
-@dataclass(frozen=True)
-class Signature:
-    params: tuple[tuple[str, Any], ...]  # (name, default or REQUIRED), in order
-    model_level: bool  # ``@api.model``: called without ids
-
-    def text(self) -> str:
-        shown = [n if d is REQUIRED else f"{n}={d!r}" for n, d in self.params]
-        return f"({', '.join(shown)})"
-
-
-def _sig(*params: tuple[str, Any], model: bool) -> Signature:
-    return Signature(tuple(params), model)
-
-
-SIGNATURES: dict[str, Signature] = {
-    "search_read": _sig(
-        ("domain", None),
-        ("fields", None),
-        ("offset", 0),
-        ("limit", None),
-        ("order", None),
-        model=True,
-    ),
-    "search": _sig(
-        ("domain", REQUIRED), ("offset", 0), ("limit", None), ("order", None), model=True
-    ),
-    "search_count": _sig(("domain", REQUIRED), ("limit", None), model=True),
-    "read": _sig(("fields", None), ("load", "_classic_read"), model=False),
-    "create": _sig(("vals_list", REQUIRED), model=True),
-    "fields_get": _sig(("allfields", None), ("attributes", None), model=True),
-    "name_search": _sig(
-        ("name", ""), ("domain", None), ("operator", "ilike"), ("limit", 100), model=True
-    ),
-    "read_group": _sig(
-        ("domain", REQUIRED),
-        ("fields", REQUIRED),
-        ("groupby", REQUIRED),
-        ("offset", 0),
-        ("limit", None),
-        ("orderby", False),
-        ("lazy", True),
-        model=True,
-    ),
-    "action_post": _sig(model=False),
-    "button_draft": _sig(model=False),
-    "button_cancel": _sig(model=False),
-    "context_get": _sig(model=True),
-}
 
 
 class Json2Error(Exception):
