@@ -132,6 +132,7 @@ class Drill:
         self._last_recovery_wait: float | None = None
         self._recovered_at: Instant | None = None  # when wait_for_recovery saw it
         self._users_gave_up = False  # the users' record was waited on to its bound
+        self._users_checked: tuple[Instant, bool] | None = None  # (when, still settling)
         # the run's platform baseline (shared by its scenarios); a bare Drill keeps its own
         self.baseline = baseline if baseline is not None else RunBaseline()
         self.baseline_check: BaselineCheck | None = None
@@ -415,6 +416,10 @@ class Drill:
                 self._users_gave_up = True
                 self.timeline.event("recovery.users-not-back", self.scenario_id)
             return False
+        # the record grows once a second: reading it more often only repeats the answer
+        checked = self._users_checked
+        if checked is not None and now.seconds_since(checked[0]) < LOAD_RECORD_FLUSH_S:
+            return checked[1]
         try:
             requests = self.load.requests_so_far()
         except OSError:
@@ -426,6 +431,7 @@ class Drill:
         users = measure_users(
             requests, t_inject=t_inject.wall.timestamp(), end=seen_until, window=self.window
         )
+        self._users_checked = (now, users.recovered is False)
         return users.recovered is False
 
     def observe(self, seconds: float | None = None) -> None:

@@ -40,6 +40,7 @@ from ledgerdrill.load.collect import (
     SECONDS_FILE,
     collect,
     collect_requests,
+    read_requests,
 )
 from ledgerdrill.load.model import PHASES, LoadResult, Phase
 from ledgerdrill.load.profile import LoadProfile, load_profile
@@ -130,6 +131,8 @@ class LoadRun:
         self.stop_timeout_s = stop_timeout_s
         self.python = python
         self.run_id = f"ld-{uuid.uuid4().hex[:8]}"
+        self._record_offset = 0  # how far requests_so_far has read the record
+        self._record_rows: list[UserRequest] = []
         self._proc: subprocess.Popen[bytes] | None = None
         self._launched_epoch = 0.0
         self._lock = threading.Lock()
@@ -358,8 +361,19 @@ class LoadRun:
     def requests_so_far(self) -> list[UserRequest]:
         """The per-request record as written so far, while the load runs (each Locust
         process appends its answered requests once a second; one still waiting is not in
-        it yet)."""
-        return collect_requests(self.out_dir)
+        it yet). Read incrementally: only whole lines appended since the last call are
+        parsed, so a drill may ask every second of a long month-end load."""
+        path = self.out_dir / REQUESTS_FILE
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(self._record_offset)
+                appended = handle.read()
+        except OSError:
+            return list(self._record_rows)
+        whole = appended[: appended.rfind(b"\n") + 1]  # a line still being written waits
+        self._record_offset += len(whole)
+        self._record_rows += read_requests(whole.decode("utf-8", errors="replace"))
+        return sorted(self._record_rows, key=lambda r: r.start)
 
     def user_requests(self) -> list[UserRequest]:
         """Every request as its user lived it (the locustfile's per-request record);
