@@ -489,6 +489,23 @@ def _flush_requests(final: bool) -> None:
     if rows:
         with open(REQUESTS_FILE, "a", encoding="utf-8") as handle:
             handle.write("".join(json.dumps(row) + "\n" for row in rows))
+    _write_waiting(final)
+
+
+def _write_waiting(final: bool) -> None:
+    """Who is waiting now, for a reader of the record while we run (the drill): a request
+    hung on a frozen server has no row until it ends, yet its user is stuck. One file per
+    process, replaced whole at each flush (written beside, then renamed); gone at the end,
+    when the still-waiting are rows of their own."""
+    assert REQUESTS_FILE
+    path = f"{REQUESTS_FILE}.waiting.{PID}"
+    if final:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        return
+    with open(f"{path}.tmp", "w", encoding="utf-8") as handle:
+        json.dump(sorted(_waiting.values()), handle)
+    os.replace(f"{path}.tmp", path)
 
 
 def _flush(upto: float) -> None:

@@ -158,6 +158,8 @@ class LoadRun:
         (self.out_dir / PLAN_FILE).write_text(json.dumps(plan, indent=1), encoding="utf-8")
         for stale in (SECONDS_FILE, REQUESTS_FILE, "locust.json", PHASE_FILE):
             (self.out_dir / stale).unlink(missing_ok=True)
+        for stale_path in self.out_dir.glob(f"{REQUESTS_FILE}.waiting.*"):
+            stale_path.unlink(missing_ok=True)
         command = [
             self.python, "-m", "locust",
             "-f", str(self.locustfile.resolve()),
@@ -369,11 +371,25 @@ class LoadRun:
                 handle.seek(self._record_offset)
                 appended = handle.read()
         except OSError:
-            return list(self._record_rows)
+            appended = b""
         whole = appended[: appended.rfind(b"\n") + 1]  # a line still being written waits
         self._record_offset += len(whole)
         self._record_rows += read_requests(whole.decode("utf-8", errors="replace"))
-        return sorted(self._record_rows, key=lambda r: r.start)
+        # and those still waiting at each process's last flush (no row of their own yet)
+        waiting = [UserRequest(start, None, None) for start in self._waiting_now()]
+        return sorted([*self._record_rows, *waiting], key=lambda r: r.start)
+
+    def _waiting_now(self) -> list[float]:
+        starts: list[float] = []
+        for path in self.out_dir.glob(f"{REQUESTS_FILE}.waiting.*"):
+            if path.suffix == ".tmp":
+                continue
+            try:
+                found = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):  # replaced or removed as we read: next time
+                continue
+            starts += [float(t) for t in found if isinstance(t, int | float)]
+        return starts
 
     def user_requests(self) -> list[UserRequest]:
         """Every request as its user lived it (the locustfile's per-request record);
