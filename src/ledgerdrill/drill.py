@@ -365,13 +365,20 @@ class Drill:
         limit = self.settings.recovery_timeout if timeout_s is None else timeout_s
         self._last_recovery_wait = limit
         clock = self.timeline.clock
+        probes_back_at: Instant | None = None  # since when the probes are all back
         while True:
             now = clock.now()
             recoveries = self._recoveries(t_inject, end=now, timeout_s=limit)
             # a probe whose answer is overdue may be hung: its silence is not health
             pending = any(s.overdue() for s in self._samplers if s.probe.counts_for_rto)
             probes_back = bool(recoveries) and all(r.recovered for r in recoveries)
-            if probes_back and not pending and not self._users_settling(t_inject, now, limit):
+            if not probes_back or pending:
+                probes_back_at = None
+            elif probes_back_at is None:
+                probes_back_at = now
+            if probes_back_at is not None and not self._users_settling(
+                t_inject, now, limit, probes_back_at
+            ):
                 self.timeline.event("recovery.observed", self.scenario_id)
                 self._recovered_at = now
                 self._load_phase("recovery", now)
@@ -400,13 +407,18 @@ class Drill:
         self.timeline.event("fault.not-detected", self.scenario_id, timeout_s=timeout_s)
         return False
 
-    def _users_settling(self, t_inject: Instant, now: Instant, limit_s: float) -> bool:
+    def _users_settling(
+        self, t_inject: Instant, now: Instant, limit_s: float, probes_back_at: Instant
+    ) -> bool:
         """The probes are back; are the users, by the load's per-request record? Users
         whose requests succeed again but not yet for a stability window are waited for
         (else observation could end before their recovery can be judged, and the users'
-        check fails on a platform that is back). Bounded: past the RTO target (or the
-        recovery wait) plus one window the users' check fails anyway, so waiting on
-        proves nothing; a record that cannot be read does not hold the drill."""
+        check fails on a platform that is back). So is any request sent before the
+        probes came back and still unanswered: it may sit on the failed part (a frozen
+        replica holds it until the entry point's timeout) and end as trouble -- its
+        outcome is not known yet, like a probe's overdue answer. Bounded: past the RTO
+        target (or the recovery wait) plus one window the users' check fails anyway, so
+        waiting on proves nothing; a record that cannot be read does not hold the drill."""
         if self.load is None or self.load.pid is None:
             return False
         target_s = self.objective.rto_s if self.objective is not None else None
@@ -424,15 +436,21 @@ class Drill:
             requests = self.load.requests_so_far()
         except OSError:
             return False
-        # the record lags by up to one flush: judge it up to what it can have seen
-        seen_until = now.wall.timestamp() - LOAD_RECORD_FLUSH_S
-        if seen_until <= t_inject.wall.timestamp():
-            return True
-        users = measure_users(
-            requests, t_inject=t_inject.wall.timestamp(), end=seen_until, window=self.window
-        )
-        self._users_checked = (now, users.recovered is False)
-        return users.recovered is False
+        # Two readings, both must say recovered. The record lags by up to one flush, so
+        # a stable run is judged only up to what it can have seen; but who is waiting is
+        # judged to now -- a user hung since before the last flush is still hung, and cut
+        # at the flush its wait would look too short to count (the CI failure of 053eba5)
+        inject_s, now_s = t_inject.wall.timestamp(), now.wall.timestamp()
+        seen_until = now_s - LOAD_RECORD_FLUSH_S
+        back_s = probes_back_at.wall.timestamp()
+        # who was waiting when the probes came back is known from the first flush after
+        settling = seen_until <= max(inject_s, back_s)
+        settling = settling or any(r.end is None and r.start < back_s for r in requests)
+        for end in [now_s] if settling else [seen_until, now_s]:
+            users = measure_users(requests, t_inject=inject_s, end=end, window=self.window)
+            settling = settling or users.recovered is False
+        self._users_checked = (now, settling)
+        return settling
 
     def observe(self, seconds: float | None = None) -> None:
         """Keep sampling after the recovery: the recovery window, then -- when the load's
