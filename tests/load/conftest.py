@@ -14,6 +14,7 @@ from fake_erp import FakeErp
 def erp() -> Iterator[ThreadingHTTPServer]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeErp)
     server.logins = []  # type: ignore[attr-defined]
+    server.hung = []  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

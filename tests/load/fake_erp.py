@@ -25,8 +25,19 @@ class FakeErp(BaseHTTPRequestHandler):
             self.server.failing_until = time.time() + float(body["seconds"])  # type: ignore[attr-defined]
             self._answer(200, b"{}")
             return
+        if self.path == "/control/hang-window":  # requests arriving in it hang, then 504
+            now = time.time()
+            self.server.hang = (now + body["from"], now + body["to"], body["seconds"])  # type: ignore[attr-defined]
+            self._answer(200, b"{}")
+            return
         if time.time() < getattr(self.server, "failing_until", 0.0):
             self._answer(503, b"unavailable")
+            return
+        start, stop, seconds = getattr(self.server, "hang", (0.0, 0.0, 0.0))
+        if start <= time.time() <= stop:
+            self.server.hung.append(time.time())  # type: ignore[attr-defined]
+            time.sleep(seconds)  # a frozen replica holds it until the entry point's timeout
+            self._answer(504, b"gateway timeout")
             return
         if self.path == "/web/session/authenticate":
             self.server.logins.append(time.time())  # type: ignore[attr-defined]

@@ -184,3 +184,32 @@ def test_the_drill_waits_for_the_users_record_not_only_the_probes(
     assert recovered - injected >= users["rto_s"] + 0.3, (recovered - injected, users)
     assert scenario["verdict"] == "PASS", scenario["reasons"]
     assert not [e for e in events if e["kind"] == "recovery.users-not-back"]
+
+
+# one request hangs on a "frozen replica" from 1.6 s after the fault for 2.5 s: when the
+# probes see the node back (~2.3 s), it has waited under a second -- no trouble yet
+USERS_HUNG = USERS_LAG.replace(
+    '/control/fail-for", data=json.dumps({{"seconds": 4}})',
+    '/control/hang-window", data=json.dumps({{"from": 1.6, "to": 1.9, "seconds": 2.5}})',
+)
+assert USERS_HUNG != USERS_LAG
+
+
+def test_a_request_sent_before_the_probes_came_back_holds_the_recovery_until_it_ends(
+    pytester: pytest.Pytester, erp: ThreadingHTTPServer
+) -> None:
+    port = erp.server_address[1]
+    scenario: Any = run_scenario(pytester, port, USERS_HUNG.format(port=port))
+    hung: list[float] = erp.hung  # type: ignore[attr-defined]
+    assert hung, "no load request arrived in the hang window: the test proves nothing"
+    events = scenario["events"]
+    recovered = epoch(next(e for e in events if e["kind"] == "recovery.observed"))
+    probes_back = epoch(next(e for e in events if e["kind"] == "fault.injected")) + float(
+        scenario["measured"]["rto_s"]
+    )
+    assert probes_back < hung[0] + 1.0, "the request had waited a second already"
+    # not before the hung request's 504 (and the users' stability window after it): on
+    # 1235db7's drill recovery was observed 0.8 s after the request hung, 1.7 s before
+    # its 504 -- the users' check then failed on a platform that was back
+    assert recovered >= hung[-1] + 2.5, (recovered, hung)
+    assert scenario["measured"]["users"]["recovered"] is True, scenario["measured"]["users"]
