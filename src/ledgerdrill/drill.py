@@ -40,7 +40,7 @@ from ledgerdrill.measure import (
     measure_recovery,
 )
 from ledgerdrill.measure.recovery import relapse
-from ledgerdrill.measure.users import UsersFigures, measure_users
+from ledgerdrill.measure.users import UserRequest, UsersFigures, measure_users
 from ledgerdrill.platforms.base import Platform
 from ledgerdrill.platforms.shape import BaselineCheck
 from ledgerdrill.probes.base import Probe, ProbeSampler
@@ -680,9 +680,14 @@ class Drill:
         t_post_s = None
         if post_epoch is not None and origin is not None and t_recovered_s is not None:
             t_post_s = max(post_epoch - origin, t_recovered_s)
+        try:  # each request in the phase its answer fell in, when the record is there
+            requests: list[UserRequest] | None = self.load.user_requests() or None
+        except Exception:  # the users' figures report an unreadable record
+            requests = None
         summary = self.load_summary = summarise(
-            result, t_inject_s, t_recovered_s, t_post_recovery_s=t_post_s
-        )
+            result, t_inject_s, t_recovered_s, t_post_recovery_s=t_post_s,
+            requests=requests, origin_epoch_s=origin,
+        )  # fmt: skip
         fault_phase = next((p for p in summary.phases if p.phase == "fault"), None)
         rate = fault_phase.error_rate if fault_phase is not None and fault_phase.requests else None
         return LoadFigures(rate, summary.p95_back_after_s, summary.p95_back_reason)

@@ -80,6 +80,12 @@ class PhaseStats(_Model):
 class LoadSummary(_Model):
     """Load degradation per phase: what users experienced before, during and after."""
 
+    phases_source: Literal["requests", "seconds"] = Field(
+        default="seconds",
+        description="requests: each request in the phase its answer fell in (the per-request "
+        "record); seconds: one-second buckets by their midpoint (no record)",
+    )
+
     profile: str
     t_inject_s: float | None
     t_recovered_s: float | None

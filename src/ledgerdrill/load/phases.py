@@ -9,6 +9,12 @@ A one-second bucket ``[t, t+1)`` belongs to the phase holding its midpoint ``t +
 so every second is in exactly one phase. No injection: everything is baseline. Not
 recovered: the fault phase lasts to the end.
 
+With the per-request record (``requests``, each request's own send and answer times),
+the phases' counts and latencies come from it instead: a request is in the phase its
+answer fell in, exactly (``[start, end)`` of each phase, no bucket rounding); one never
+answered is a failure of the phase it was sent in; latencies are each answered request's
+own. ``phases_source`` says which was used. The p95-back figure stays per second.
+
 "p95 back within tolerance": the first second at or after ``R`` from which ``stable_s``
 consecutive seconds each have requests and a p95 at most
 ``max(baseline_p95 x (1 + tolerance), baseline_p95 + tolerance_ms)``. A second with no
@@ -21,6 +27,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 
 from ledgerdrill.load.model import PHASES, LoadResult, LoadSummary, Phase, PhaseStats, SecondStats
+from ledgerdrill.measure.users import UserRequest
 
 
 def merge(hists: Iterable[Mapping[int, int]]) -> dict[int, int]:
@@ -94,6 +101,51 @@ def phase_stats(
     )
 
 
+def _exact_percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile, as ``percentile`` does for histograms."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(q * len(ordered))) - 1]
+
+
+def request_phase_stats(
+    phase: Phase,
+    start_s: float,
+    end_s: float,
+    requests: Sequence[UserRequest],
+    origin_epoch_s: float,
+    *,
+    first: bool,
+    last: bool,
+) -> PhaseStats:
+    """One phase from the per-request record (times relative to ``origin_epoch_s``).
+    The first phase also takes what came before its start, the last what came after its
+    end: every request is in exactly one phase."""
+
+    def at(r: UserRequest) -> float:
+        return (r.end if r.end is not None else r.start) - origin_epoch_s
+
+    mine = [r for r in requests
+            if (first or at(r) >= start_s) and (last or at(r) < end_s)]  # fmt: skip
+    failures = sum(1 for r in mine if r.outcome != "ok")
+    latencies = [(r.end - r.start) * 1000 for r in mine if r.end is not None]
+    span = max(0.0, end_s - start_s)
+    return PhaseStats(
+        phase=phase,
+        start_s=start_s,
+        end_s=max(start_s, end_s),
+        seconds=round(span),
+        requests=len(mine),
+        failures=failures,
+        error_rate=(failures / len(mine)) if mine else None,
+        throughput_rps=(len(mine) / span) if span > 0 else None,
+        p50_ms=_exact_percentile(latencies, 0.50),
+        p95_ms=_exact_percentile(latencies, 0.95),
+        p99_ms=_exact_percentile(latencies, 0.99),
+    )
+
+
 def p95_limit(baseline_p95_ms: float, tolerance: float, tolerance_ms: float) -> float:
     return max(baseline_p95_ms * (1 + tolerance), baseline_p95_ms + tolerance_ms)
 
@@ -133,6 +185,8 @@ def summarise(
     p95_tolerance: float = 0.5,
     p95_tolerance_ms: float = 25.0,
     stable_s: int = 3,
+    requests: Sequence[UserRequest] | None = None,
+    origin_epoch_s: float | None = None,
 ) -> LoadSummary:
     """Split ``result`` into the four phases and measure each (see the module's doc)."""
     if t_inject_s is None and t_recovered_s is not None:
@@ -160,9 +214,19 @@ def summarise(
         ),
         "post-recovery": (post if post is not None else end, end),
     }
-    phases = [
-        phase_stats(p, min(bounds[p][0], end), min(bounds[p][1], end), parts[p]) for p in PHASES
-    ]
+    exact = requests is not None and origin_epoch_s is not None
+    if requests is not None and origin_epoch_s is not None:
+        # the record's own end: the last answer or send, not the last whole second
+        end = max([end, *((r.end or r.start) - origin_epoch_s for r in requests)])
+        phases = [
+            request_phase_stats(p, min(bounds[p][0], end), min(bounds[p][1], end), requests,
+                                origin_epoch_s, first=p == PHASES[0], last=p == PHASES[-1])
+            for p in PHASES
+        ]  # fmt: skip
+    else:
+        phases = [
+            phase_stats(p, min(bounds[p][0], end), min(bounds[p][1], end), parts[p]) for p in PHASES
+        ]
     baseline_p95 = phases[0].p95_ms
     limit = back = None
     reason = ""
@@ -190,4 +254,5 @@ def summarise(
         p95_limit_ms=limit,
         p95_back_after_s=back,
         p95_back_reason=reason,
+        phases_source="requests" if exact else "seconds",
     )
