@@ -87,17 +87,21 @@ class Injection:
 
         bounded(look, limit, f"reading the platform before {fault.kind}")
         overridden = [w.name for w in self.guard.blackouts()[1]]
-        self.entry_id = self.journal.intent(
-            fault.undo_record(),
-            target=self.guard.target.name,
-            target_file=self.target_file,
-            platform=fault.platform.kind,
-            touches=self.touches,
-            overrides=overridden,
-            baseline=self.baseline,
-        )
-        if self.on_journaled is not None:
-            self.on_journaled(self)
+        undo = fault.undo_record()
+        # the undo record on disk and this object holding its id: both or neither (an
+        # interrupt between them would leave an entry the revert cannot mark)
+        with deferred_signals():
+            self.entry_id = self.journal.intent(
+                undo,
+                target=self.guard.target.name,
+                target_file=self.target_file,
+                platform=fault.platform.kind,
+                touches=self.touches,
+                overrides=overridden,
+                baseline=self.baseline,
+            )
+            if self.on_journaled is not None:
+                self.on_journaled(self)
         try:
             # the fault takes effect with its first action (a zone outage kills node after
             # node; a SIGKILL acts at once, the wait for the processes to go comes after):

@@ -24,6 +24,7 @@ from ledgerdrill.safety.approval import ApprovalRequest, Approver, Decision
 from ledgerdrill.safety.bounded import bounded
 from ledgerdrill.safety.guard import SafetyGuard
 from ledgerdrill.safety.journal import FaultJournal
+from ledgerdrill.safety.signals import deferred_signals
 from ledgerdrill.timeline import Instant, Timeline
 
 
@@ -100,18 +101,23 @@ def run_step(
             f"{decision.reason or 'not approved'}"
         )
     timeline.event("runbook.approved", action.kind, by=decision.by, waited_s=waited)
-    entry = journal.intent(
-        action.record(),
-        target=guard.target.name,
-        target_file=target_file,
-        platform=action.platform.kind,
-        touches=[str(t) for t in action.targets()],
-        baseline=baseline,
-        resolves=resolves_entry,
-    )
-    record.entry_id = entry
-    if on_journaled is not None:  # from here on an interrupt leaves a step to finish
-        on_journaled(record)
+    touches = [str(t) for t in action.targets()]
+    # the entry on disk and the caller knowing of it: both or neither. A Ctrl-C that
+    # lands between them (the interrupt trials' SIGINT at the step's intent did, once in
+    # a fresh-clone CI run) left an entry nobody finished: "1 journal entries pending"
+    with deferred_signals():
+        entry = journal.intent(
+            action.record(),
+            target=guard.target.name,
+            target_file=target_file,
+            platform=action.platform.kind,
+            touches=touches,
+            baseline=baseline,
+            resolves=resolves_entry,
+        )
+        record.entry_id = entry
+        if on_journaled is not None:  # from here on an interrupt leaves a step to finish
+            on_journaled(record)
 
     def journal_stage(name: str, data: JSONParams) -> None:
         journal.stage(entry, name, data)
