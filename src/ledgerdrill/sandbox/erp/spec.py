@@ -150,7 +150,8 @@ MODELS: dict[str, ModelSpec] = {
         },
         _MOVE_DISPLAY,
         order="date desc, name desc, id desc",
-        methods=READ | {"create", "action_post", "button_draft", "button_cancel"},
+        # read_group: public on every model in Odoo (odoo/models.py); the ledger probe's totals
+        methods=READ | {"create", "action_post", "button_draft", "button_cancel", "read_group"},
     ),
     "account.move.line": ModelSpec(
         "account.move.line",
