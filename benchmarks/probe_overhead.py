@@ -14,12 +14,17 @@ Usage: .venv/bin/python benchmarks/probe_overhead.py [--hz 5] [--seconds 6]
 from __future__ import annotations
 
 import argparse
+import http.client
+import resource
+import ssl
 import statistics
 import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import httpx
 import psutil
 
 from ledgerdrill.errors import LedgerdrillError
@@ -104,9 +109,12 @@ def measure(
     timeline = Timeline(SystemClock())
     me = psutil.Process()
     cpu0, srv0, t0 = me.cpu_times(), cpu_seconds(server), time.monotonic()
+    # each probe with its catalogue timeout, as a drill samples it (without one the
+    # sampler's default is 80% of the interval: a tight deadline whose timeouts and
+    # reconnects would be measured instead of a healthy drill's sampling)
     samplers = [
         ProbeSampler(p, timeline, interval_s=(own_intervals and getattr(p, "interval_s", None))
-                     or 1.0 / hz).start()
+                     or 1.0 / hz, timeout_s=getattr(p, "timeout_s", None)).start()
         for p in probes
     ]  # fmt: skip
     time.sleep(seconds)
@@ -115,7 +123,65 @@ def measure(
     elapsed = time.monotonic() - t0
     cpu1, srv1 = me.cpu_times(), cpu_seconds(server)
     harness = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / elapsed * 100
+    failed = {p.name: sum(1 for s in timeline.samples(p.name) if not s.ok) for p in probes}
+    if any(failed.values()):
+        # a CPU figure taken while probes fail is not a healthy drill's: say so
+        print("    failed samples: " + ", ".join(f"{k} {v}" for k, v in failed.items() if v))
     return harness, (srv1 - srv0) / elapsed * 100
+
+
+def fill_windows(target: OdooTarget, window: int) -> None:
+    """Post balanced entries until every journal has ``window`` posted ones: the ledger
+    probe's cost depends on a full window, as on any ledger in use (a fresh sandbox
+    has a handful of entries, and a full read of a handful is cheap)."""
+    session = OdooSession(target, timeout_s=30)
+    journals = session.call("account.journal", "search_read", [[]], {"fields": ["code"]})
+    for journal in journals:
+        posted = session.call(
+            "account.move", "search_count",
+            [[("journal_id", "=", journal["id"]), ("state", "=", "posted")]],
+        )  # fmt: skip
+        missing = window - int(posted)
+        if missing <= 0:
+            continue
+        accounts = find_accounts(session, journal_code=str(journal["code"]))
+        for first in range(0, missing, 50):
+            batch = [balanced_entry(accounts, f"overhead-fill-{time.time_ns()}-{i}")
+                     for i in range(first, min(missing, first + 50))]  # fmt: skip
+            moves = session.call("account.move", "create", [batch])
+            session.call("account.move", "action_post", [moves])
+        print(f"    {journal['code']}: posted {missing} entries to fill the window")
+    session.close()
+
+
+def http_cpu_per_request(url: str, ca_bundle: str | None, requests: int = 300) -> dict[str, float]:
+    """CPU ms per HTTPS GET on one kept-open connection: httpx (what the probes use)
+    and the standard library's http.client (the floor of a Python client)."""
+    parsed = urlsplit(url)
+    path = "/web/health"
+    client = httpx.Client(base_url=url, verify=ssl.create_default_context(cafile=ca_bundle))
+    connection = http.client.HTTPSConnection(
+        parsed.hostname or "127.0.0.1", parsed.port,
+        context=ssl.create_default_context(cafile=ca_bundle),
+    )  # fmt: skip
+
+    def stdlib() -> None:
+        connection.request("GET", path, headers={"Host": "localhost"})
+        answer = connection.getresponse()
+        answer.read()
+
+    out: dict[str, float] = {}
+    for name, call in (("httpx", lambda: client.get(path).read()), ("http.client", stdlib)):
+        call()  # connect first: the per-request cost, not the handshake
+        before = resource.getrusage(resource.RUSAGE_THREAD)
+        for _ in range(requests):
+            call()
+        after = resource.getrusage(resource.RUSAGE_THREAD)
+        used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        out[name] = used / requests * 1000
+    client.close()
+    connection.close()
+    return out
 
 
 def pct(values: list[float], q: float) -> float:
@@ -139,6 +205,11 @@ def main() -> int:
         catalogue = load_catalogue(catalogue_path)
         facts = platform.probe_facts()
         server = sandbox_processes(state_dir)
+        odoo = OdooTarget(facts["entry_url"], facts["database"], facts["login"],
+                          facts["password"], facts["ca_bundle"])  # fmt: skip
+        windows = [int(getattr(p, "window", 0)) for p in build_probes(catalogue, facts,
+                                                                     catalogue_path)]  # fmt: skip
+        fill_windows(odoo, max(windows, default=0))
         idle_harness, idle_server = measure([], args.hz, args.seconds, server)
         print(f"\nper probe at {args.hz:g} Hz for {args.seconds:g}s (idle: harness "
               f"{idle_harness:.2f}%, sandbox {idle_server:.2f}% of one core)")  # fmt: skip
@@ -163,8 +234,11 @@ def main() -> int:
                 harness, srv = measure(every, args.hz, args.seconds, server)
                 harness, srv = harness - idle_harness, srv - idle_server
                 figures[path].append(harness)
+                full = [f"{p.full_reads} full reads" for p in every
+                        if isinstance(p, LedgerIntegrityProbe)]  # fmt: skip
                 print(f"all {len(every)} probes at {args.hz:g} Hz, {path:6}: "
-                      f"harness {harness:.2f}% + sandbox {srv:.2f}%")  # fmt: skip
+                      f"harness {harness:.2f}% + sandbox {srv:.2f}% (ledger-integrity: "
+                      f"{', '.join(full)})")  # fmt: skip
         now, before = statistics.fmean(figures["now"]), statistics.fmean(figures["before"])
         print(f"harness CPU, mean of two: {now:.2f}% now, {before:.2f}% before issue 38's "
               f"ledger probe ({before / now if now > 0 else float('nan'):.2f}x)")  # fmt: skip
@@ -176,8 +250,9 @@ def main() -> int:
               f"harness {cat_h - idle_harness:.2f}% + "
               f"sandbox {cat_s - idle_server:.2f}%")  # fmt: skip
 
-        odoo = OdooTarget(facts["entry_url"], facts["database"], facts["login"],
-                          facts["password"], facts["ca_bundle"])  # fmt: skip
+        floor = http_cpu_per_request(facts["entry_url"], facts["ca_bundle"])
+        print("\nCPU per HTTPS request on a kept-open connection: "
+              + ", ".join(f"{k} {v:.2f} ms" for k, v in floor.items()))  # fmt: skip
         load = Load(odoo, args.load_rps)
         quiet = load.run_for(args.seconds)
         samplers = [ProbeSampler(p, Timeline(SystemClock()), interval_s=1.0 / args.hz).start()

@@ -13,20 +13,22 @@ lines decoded and re-checked per sample). So a sample reads the whole window onl
 it must, and otherwise what changed:
 
 - a **full read** (the window of every journal, and its lines) at the first sample,
-  every ``full_read_every_s``, and whenever the cheap check below does not add up;
-- in between, an **incremental read**: the entries posted with an id above the highest
-  one already read, their lines, and per journal the *totals of the whole posted
-  ledger* (posted entries, posted lines, debit and credit sums: two ``read_group``
-  calls, one row per journal). The totals must equal the last verified totals plus the
-  new entries' share; then the new entries are merged into the windows and checked.
+  every ``full_read_every_s``, and whenever the check below does not add up;
+- in between, an **incremental read**: the entries posted since, found by number (a
+  journal's numbers are given in posting order, so "posted since" is exactly "numbered
+  after the newest one read" -- an entry created early and posted late included), their
+  lines, and per journal the totals of the lines of every posted entry numbered up to
+  the newest one read now (how many, debit and credit sums: one ``read_group`` call, a
+  row per journal, on Odoo's stored ``account.move.line.move_name``). Those totals must
+  equal the last ones plus the new entries' share; then the new entries join the windows.
 
-Anything that deletes a posted entry, posts one that is not new (a late-posted draft),
-un-posts one, or changes a posted line's amount changes a total the new entries do not
-explain, and the sample falls back to a full read: those are found at the next sample,
-as before. An in-place edit that changes no line and no count (a renamed entry, an
-edited reference) is found by the periodic full read, within ``full_read_every_s``.
-A concurrent posting between the reads looks the same as a change and costs one full
-read, never a wrong verdict.
+An entry posted while the probe reads gets a later number, outside the totals: it
+cannot make them disagree. What does: a posted entry deleted, un-posted or given other
+amounts, or posted with a number before the newest (another year's sequence). Then the
+sample is a full read, and the change is found as before, at the next sample. An edit
+that changes no line and no count (a renamed entry, an edited reference) is found by
+the periodic full read, within ``full_read_every_s``; so is a deletion in the instant
+between a full read's window and its totals.
 """
 
 from __future__ import annotations
@@ -50,22 +52,18 @@ _MAX_NEW_ENTRIES = 1000
 
 @dataclass(frozen=True)
 class JournalTotals:
-    """One journal's posted ledger, summed by the ERP."""
+    """One journal's posted lines, summed by the ERP."""
 
-    entries: int = 0
     lines: int = 0
     debit: Decimal = Decimal(0)
     credit: Decimal = Decimal(0)
 
-    def plus(self, entries: int, lines: int, debit: Decimal, credit: Decimal) -> JournalTotals:
-        return JournalTotals(
-            self.entries + entries, self.lines + lines, self.debit + debit, self.credit + credit
-        )
+    def plus(self, lines: int, debit: Decimal, credit: Decimal) -> JournalTotals:
+        return JournalTotals(self.lines + lines, self.debit + debit, self.credit + credit)
 
     def matches(self, other: JournalTotals) -> bool:
         return (
-            self.entries == other.entries
-            and self.lines == other.lines
+            self.lines == other.lines
             and abs(self.debit - other.debit) <= _AMOUNT_TOLERANCE
             and abs(self.credit - other.credit) <= _AMOUNT_TOLERANCE
         )
@@ -81,11 +79,10 @@ class _Move:
 
 @dataclass
 class _Verified:
-    """The windows as last read, and the ledger's totals they were read under."""
+    """The windows as last read, and the ledger's totals up to their newest entries."""
 
-    windows: dict[int, list[_Move]]  # journal id -> newest entries, by name descending
-    max_id: int
-    totals: dict[int, JournalTotals]
+    windows: dict[int, list[_Move]]  # journal id -> newest entries, by number descending
+    totals: dict[int, JournalTotals]  # journal id -> posted entries numbered up to the newest
     report: InvariantReport
     full_read_at: Instant
 
@@ -110,9 +107,9 @@ class LedgerIntegrityProbe:
         self.incremental = incremental
         self.full_read_every_s = full_read_every_s
         self._session: OdooSession | None = None
-        self._verified: _Verified | None = None
         self._journals: list[int] | None = None
-        self.full_reads = 0  # how many samples needed the whole window (for benchmarks)
+        self._verified: _Verified | None = None
+        self.full_reads = 0  # samples that read the whole window (for benchmarks)
 
     def sample(self, timeline: Timeline, timeout_s: float) -> Sample:
         start = timeline.clock.now()
@@ -149,20 +146,12 @@ class LedgerIntegrityProbe:
         not by id, because an entry created early and posted late gets a late number --
         a window by id would show that as a gap."""
         self.full_reads += 1
-        before = self._totals(session, timeout_s) if self.incremental else None
-        unknown = before is not None and not before.keys() <= set(self._journals or [])
-        if self._journals is None or unknown:
-            rows = session.call(
+        if self._journals is None:
+            found = session.call(
                 "account.journal", "search_read", [[]], {"fields": ["id"]}, timeout_s=timeout_s
             )
-            self._journals = [int(r["id"]) for r in rows]
-        newest: list[dict[str, Any]] = []
-        if before is not None:
-            newest = session.call(
-                "account.move", "search_read", [[("state", "=", "posted")]],
-                {"fields": ["id"], "order": "id desc", "limit": 1}, timeout_s=timeout_s,
-            )  # fmt: skip
-        rows = []
+            self._journals = [int(r["id"]) for r in found]
+        rows: list[dict[str, Any]] = []
         for journal in self._journals:
             rows += session.call(
                 "account.move",
@@ -172,20 +161,16 @@ class LedgerIntegrityProbe:
                  "limit": self.window},
                 timeout_s=timeout_s,
             )  # fmt: skip
-        moves = self._with_lines(session, timeout_s, rows)
-        windows: dict[int, list[_Move]] = {}
-        for move in moves:
+        windows: dict[int, list[_Move]] = {journal: [] for journal in self._journals}
+        for move in self._with_lines(session, timeout_s, rows):
             windows.setdefault(move.journal, []).append(move)
         report = check_invariants(_entries(windows), full_sequence=False)
-        if before is not None:
-            after = self._totals(session, timeout_s)
-            # the window and the totals describe one ledger only if nothing changed while
-            # they were read; otherwise this verdict stands, and the next sample reads again
-            if _same(before, after):
-                max_id = max((int(r["id"]) for r in newest), default=0)
-                self._verified = _Verified(windows, max_id, after, report, now)
-            else:
-                self._verified = None
+        if self.incremental:
+            # entries posted from now on are numbered after the window's newest: outside
+            # these totals, whenever they are read
+            self._verified = _Verified(
+                windows, self._totals(session, timeout_s, _newest(windows)), report, now
+            )
         return report
 
     def _incremental_read(
@@ -193,41 +178,42 @@ class LedgerIntegrityProbe:
     ) -> _Verified | None:
         """The windows with the entries posted since, or None when the ledger changed in
         a way the new entries do not explain."""
+        newest = _newest(verified.windows)
+        known = list(verified.windows)
+        after = [
+            [("journal_id", "=", j), ("state", "=", "posted"), ("name", ">", newest[j])]
+            if j in newest
+            else [("journal_id", "=", j), ("state", "=", "posted")]
+            for j in known
+        ]
+        # and any journal made since: its entries make this sample a full read
+        after.append([("journal_id", "not in", known), ("state", "=", "posted")])
         rows = session.call(
-            "account.move", "search_read",
-            [[("state", "=", "posted"), ("id", ">", verified.max_id)]],
-            {"fields": ["id", "name", "ref", "journal_id"], "order": "id",
+            "account.move", "search_read", [_any_of(after)],
+            {"fields": ["id", "name", "ref", "journal_id"], "order": "name",
              "limit": _MAX_NEW_ENTRIES + 1},
             timeout_s=timeout_s,
         )  # fmt: skip
         if len(rows) > _MAX_NEW_ENTRIES:
             return None
         new = self._with_lines(session, timeout_s, rows)
-        totals = self._totals(session, timeout_s)
+        if any(move.journal not in verified.windows for move in new):
+            self._journals = None
+            return None
+        windows = {journal: list(moves) for journal, moves in verified.windows.items()}
         expected = dict(verified.totals)
         for move in new:
+            windows[move.journal].append(move)
             expected[move.journal] = expected.get(move.journal, JournalTotals()).plus(
-                1, move.lines, move.entry.debit, move.entry.credit
+                move.lines, move.entry.debit, move.entry.credit
             )
-        if not _same(expected, totals):
-            return None
-        if not new:
-            return _Verified(
-                verified.windows, verified.max_id, totals, verified.report, verified.full_read_at
-            )
-        windows = {journal: list(moves) for journal, moves in verified.windows.items()}
-        for move in new:
-            windows.setdefault(move.journal, []).append(move)
         for journal in {move.journal for move in new}:
             merged = sorted(windows[journal], key=lambda m: m.entry.name, reverse=True)
             windows[journal] = merged[: self.window]
-        return _Verified(
-            windows,
-            max(move.id for move in new),
-            totals,
-            check_invariants(_entries(windows), full_sequence=False),
-            verified.full_read_at,
-        )
+        if not _same(expected, self._totals(session, timeout_s, _newest(windows))):
+            return None
+        report = check_invariants(_entries(windows), full_sequence=False) if new else None
+        return _Verified(windows, expected, report or verified.report, verified.full_read_at)
 
     @staticmethod
     def _with_lines(
@@ -259,30 +245,30 @@ class LedgerIntegrityProbe:
         return moves
 
     @staticmethod
-    def _totals(session: OdooSession, timeout_s: float) -> dict[int, JournalTotals]:
-        """Per journal: posted entries, posted lines and their sums (two ``read_group``)."""
-        by_moves = session.call(
-            "account.move", "read_group",
-            [[("state", "=", "posted")], ["journal_id"], ["journal_id"]], timeout_s=timeout_s,
-        )  # fmt: skip
-        by_lines = session.call(
+    def _totals(
+        session: OdooSession, timeout_s: float, newest: dict[int, str]
+    ) -> dict[int, JournalTotals]:
+        """Per journal, the lines of posted entries numbered up to ``newest``: how many,
+        and their sums (one ``read_group``). Lines, not entries, are counted: a posted
+        entry has at least one (the ERP refuses to post one without), deleting an entry
+        deletes its lines, and un-posting one takes its lines out of ``parent_state``."""
+        if not newest:
+            return {}
+        groups = session.call(
             "account.move.line", "read_group",
-            [[("parent_state", "=", "posted")], ["debit:sum", "credit:sum"], ["journal_id"]],
+            [_any_of([[("journal_id", "=", j), ("parent_state", "=", "posted"),
+                       ("move_name", "<=", name)] for j, name in newest.items()]),
+             ["debit:sum", "credit:sum"], ["journal_id"]],
             timeout_s=timeout_s,
         )  # fmt: skip
-        totals: dict[int, JournalTotals] = {}
-        for group in by_moves:
-            journal = _id(group["journal_id"])
-            totals[journal] = JournalTotals(entries=int(group["journal_id_count"]))
-        for group in by_lines:
-            journal = _id(group["journal_id"])
-            totals[journal] = JournalTotals(
-                totals.get(journal, JournalTotals()).entries,
+        return {
+            _id(group["journal_id"]): JournalTotals(
                 int(group["journal_id_count"]),
                 Decimal(str(group["debit"])),
                 Decimal(str(group["credit"])),
             )
-        return totals
+            for group in groups
+        }
 
 
 def _id(value: Any) -> int:
@@ -290,6 +276,18 @@ def _id(value: Any) -> int:
     if isinstance(value, list | tuple):
         return int(value[0])
     return int(value) if value else 0
+
+
+def _newest(windows: dict[int, list[_Move]]) -> dict[int, str]:
+    return {journal: moves[0].entry.name for journal, moves in windows.items() if moves}
+
+
+def _any_of(domains: list[list[Any]]) -> list[Any]:
+    """Odoo's prefix notation: ``['|', A, B]`` for A or B, terms of one side and-ed."""
+    out: list[Any] = ["|"] * (len(domains) - 1)
+    for domain in domains:
+        out += ["&"] * (len(domain) - 1) + domain
+    return out
 
 
 def _entries(windows: dict[int, list[_Move]]) -> Iterable[PostedEntry]:

@@ -249,7 +249,9 @@ def post_moves(conn: Conn, ids: Sequence[int], uid: int) -> None:
             (number, move_id),
         )
         conn.execute(
-            "UPDATE account_move_line SET parent_state = 'posted' WHERE move_id = %s", (move_id,)
+            "UPDATE account_move_line SET parent_state = 'posted', move_name = %s"
+            " WHERE move_id = %s",
+            (number, move_id),
         )
     for (journal_id, year), next_number in numbers.items():
         conn.execute(

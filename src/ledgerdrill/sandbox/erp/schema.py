@@ -102,11 +102,19 @@ CREATE TABLE IF NOT EXISTS account_move_line (
     name text,
     date date NOT NULL,
     parent_state text NOT NULL DEFAULT 'draft',
+    move_name text,
     debit numeric(16, 2) NOT NULL DEFAULT 0 CHECK (debit >= 0),
     credit numeric(16, 2) NOT NULL DEFAULT 0 CHECK (credit >= 0),
     balance numeric(16, 2) GENERATED ALWAYS AS (debit - credit) STORED,
     CONSTRAINT account_move_line_one_side CHECK (debit = 0 OR credit = 0)
 );
+-- Odoo's account.move.line.move_name: the entry's number, a stored related field
+-- (related='move_id.name', store=True, in addons/account/models/account_move_line.py);
+-- added to a database made before it existed
+ALTER TABLE account_move_line ADD COLUMN IF NOT EXISTS move_name text;
+UPDATE account_move_line AS line SET move_name = move.name
+  FROM account_move AS move
+ WHERE line.move_id = move.id AND line.move_name IS NULL AND move.state = 'posted';
 CREATE INDEX IF NOT EXISTS account_move_line_move ON account_move_line (move_id);
 CREATE INDEX IF NOT EXISTS account_move_line_account ON account_move_line (account_id);
 -- one row per journal and year; posting locks it, so numbers are gapless across replicas

@@ -165,6 +165,7 @@ MODELS: dict[str, ModelSpec] = {
             "name": FieldSpec("char"),
             "date": FieldSpec("date"),
             "parent_state": FieldSpec("selection"),
+            "move_name": FieldSpec("char"),
             "debit": FieldSpec("float"),
             "credit": FieldSpec("float"),
             "balance": FieldSpec("float"),
