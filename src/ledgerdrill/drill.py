@@ -388,11 +388,14 @@ class Drill:
                 return False
             clock.sleep(self.interval_s)
 
-    def wait_for_detection(self, timeout_s: float = 30.0) -> bool:
+    def wait_for_detection(self, timeout_s: float | None = None) -> bool:
         """Wait until a probe sees the fault (its first failed sample after injection):
-        a runbook step (roll back, rotate, fail over) answers a detected incident."""
+        a runbook step (roll back, rotate, fail over) answers a detected incident. At
+        most ``timeout_s``, by default the target's ``probes.detection_timeout``."""
         if self.dry_run:
             return True
+        if timeout_s is None:
+            timeout_s = self.target.probes.detection_timeout
         t_inject = self._t_inject()
         clock = self.timeline.clock
         names = {p.name for p in self.probes if p.counts_for_rto}

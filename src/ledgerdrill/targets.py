@@ -83,6 +83,12 @@ class ProbeSettings(Strict):
         description="how long the steady-state gate waits for a healthy window (a platform "
         "still settling after an earlier scenario) before the scenario is INCONCLUSIVE",
     )
+    detection_timeout: Duration = Field(
+        default=30.0,
+        description="how long a scenario whose runbook answers a detected incident waits "
+        "for a probe to see the fault; then the runbook runs anyway and the timeline says "
+        "fault.not-detected",
+    )
 
     @field_validator("interval")
     @classmethod

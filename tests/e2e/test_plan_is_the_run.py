@@ -16,7 +16,8 @@ SCENARIOS = [
     "node-crash", "node-freeze", "zone-outage", "database-failover[crash]",
     "database-failover[switchover]", "cache-loss", "certificate[expired]",
 ]  # fmt: skip
-# the certificate scenario waits up to 30 s for a detection the fake's probe cannot make
+# the certificate scenario waits for a detection the fake's probe cannot make: up to the
+# target's detection_timeout (30 s by default; 2 s here)
 KEYWORD = (
     "node_crash or node_freeze or zone_outage or database_failover or cache_loss "
     "or (certificate and expired)"
@@ -28,7 +29,7 @@ tiers:
   finance-core: {rto: 5m, rpo: 0s}
   integrations: {rto: 30m, rpo: 5m}
   portals: {rto: 4h, rpo: 1h}
-probes: {interval: 100ms, steady_state: 300ms}
+probes: {interval: 100ms, steady_state: 300ms, detection_timeout: 2s}
 stability: {samples: 3, duration: 300ms}
 scenarios:
   node-crash: {params: {node: node-b}}
@@ -96,6 +97,11 @@ def test_the_plan_lists_what_the_run_then_does(tmp_path: Path) -> None:
         assert [(a["fault"], a["chosen_when_run"]) for a in run_actions] == [
             (a["fault"], a["chosen_when_run"]) for a in plan_actions
         ], scenario
+    # the fake cannot show an expired certificate: the runbook ran after the target's
+    # detection_timeout, and the timeline says so
+    [missed] = [e for e in done["certificate[expired]"]["events"]
+                if e["kind"] == "fault.not-detected"]  # fmt: skip
+    assert missed["attributes"]["timeout_s"] == 2.0, missed
     # a failover's revert leaves the new primary in place: the second failover drill
     # acts on it, and the plan had said it would be chosen then
     crash = done["database-failover[crash]"]["actions"][0]

@@ -109,10 +109,13 @@ class LedgerIntegrityProbe:
         self._session: OdooSession | None = None
         self._journals: list[int] | None = None
         self._verified: _Verified | None = None
-        self.full_reads = 0  # samples that read the whole window (for benchmarks)
+        # for benchmarks: samples taken, and how many of them read the whole window
+        self.samples = 0
+        self.full_reads = 0
 
     def sample(self, timeline: Timeline, timeout_s: float) -> Sample:
         start = timeline.clock.now()
+        self.samples += 1
         if self._session is None:
             self._session = OdooSession(self.target, timeout_s=timeout_s)
         try:
