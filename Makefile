@@ -57,6 +57,10 @@ kind-up: $(STAMP)   # the venv too: the printed next step runs $(BIN)/ledgerdril
 	  helm repo add cnpg https://cloudnative-pg.github.io/charts >/dev/null && \
 	  helm repo add traefik https://traefik.github.io/charts >/dev/null && \
 	  helm upgrade --install cnpg cnpg/cloudnative-pg --version $(CNPG_CHART_VERSION) -n cnpg-system --create-namespace --wait --kube-context kind-$$c && \
+	  kubectl --context kind-$$c apply -f https://github.com/cert-manager/cert-manager/releases/download/$(CERT_MANAGER_VERSION)/cert-manager.yaml && \
+	  kubectl --context kind-$$c wait --for=condition=Available --timeout=300s -n cert-manager deployment --all && \
+	  kubectl --context kind-$$c apply -f https://github.com/cloudnative-pg/plugin-barman-cloud/releases/download/v$(BARMAN_CLOUD_PLUGIN_VERSION)/manifest.yaml && \
+	  kubectl --context kind-$$c rollout status --timeout=300s -n cnpg-system deployment/barman-cloud && \
 	  helm upgrade --install traefik traefik/traefik --version $(TRAEFIK_CHART_VERSION) -n traefik --create-namespace --wait --kube-context kind-$$c \
 	    --set service.spec.type=NodePort --set ports.websecure.nodePort=30443 || exit 1; \
 	done

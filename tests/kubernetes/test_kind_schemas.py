@@ -16,7 +16,11 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 # checked by their own tests, not by the Kubernetes schemas: CloudNativePG's resources
-CUSTOM = {"postgresql.cnpg.io/v1": {"Cluster", "ScheduledBackup"}}
+# and the Barman Cloud plugin's
+CUSTOM = {
+    "postgresql.cnpg.io/v1": {"Cluster", "ScheduledBackup"},
+    "barmancloud.cnpg.io/v1": {"ObjectStore"},
+}
 
 
 def pinned_version() -> str:

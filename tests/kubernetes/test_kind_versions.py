@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from ledgerdrill.platforms.kubernetes.archive import wal_archive
 from ledgerdrill.platforms.kubernetes.fakeapi.seed import POSTGRES_IMAGE as SEEDED
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,6 +59,23 @@ def test_the_database_image_is_immutable() -> None:
     assert re.fullmatch(r"[^:]+:\d+\.\d+-\d{12}-\w+-\w+@sha256:[0-9a-f]{64}", image), image
 
 
+def test_backups_go_through_the_pinned_barman_cloud_plugin() -> None:
+    """No in-tree barmanObjectStore (removed in CloudNativePG 1.31): the plugin, installed
+    by make kind-up at the pinned version with cert-manager before it, and the base
+    backups scheduled through it."""
+    docs = [d for p in sorted(KIND.rglob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
+    assert not [d for d in docs if "barmanObjectStore" in yaml.safe_dump(d)]
+    makefile = (REPO / "Makefile").read_text()
+    plugin = makefile.index(
+        "plugin-barman-cloud/releases/download/v$(BARMAN_CLOUD_PLUGIN_VERSION)/"
+    )
+    assert makefile.index("cert-manager/releases/download/$(CERT_MANAGER_VERSION)/") < plugin
+    assert re.fullmatch(r"\d+\.\d+\.\d+", versions()["BARMAN_CLOUD_PLUGIN_VERSION"])
+    scheduled = next(d for d in docs if d.get("kind") == "ScheduledBackup")
+    assert scheduled["spec"]["method"] == "plugin"
+    assert scheduled["spec"]["pluginConfiguration"]["name"] == "barman-cloud.cloudnative-pg.io"
+
+
 def test_the_makefile_installs_the_pinned_charts_with_values_they_read() -> None:
     makefile = (REPO / "Makefile").read_text()
     assert "include deploy/kind/versions.env" in makefile
@@ -95,7 +113,13 @@ def test_the_backups_survive_their_pod() -> None:
     and either would wipe every backup a later point-in-time restore needs."""
     docs = [d for p in sorted(KIND.glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
     cluster = next(d for d in docs if d.get("kind") == "Cluster")
-    endpoint = cluster["spec"]["backup"]["barmanObjectStore"]["endpointURL"]
+    archive = wal_archive(cluster)
+    assert archive is not None and archive.object_store, "the database archives no WAL"
+    store_object = next(
+        d for d in docs
+        if d.get("kind") == "ObjectStore" and d["metadata"]["name"] == archive.object_store
+    )  # fmt: skip
+    endpoint = store_object["spec"]["configuration"]["endpointURL"]
     service = endpoint.split("//", 1)[1].split(".", 1)[0]  # http://<service>.<ns>.svc:port
     selector = next(
         d["spec"]["selector"] for d in docs

@@ -4,13 +4,14 @@
   to the second. The database pods run on nodes of the same cluster, whose clocks the
   API server's agrees with (kind: one host clock; AKS: NTP); the floor makes the restore
   point err towards *before* the bad change. Refused (``UnsupportedCapability``) when the
-  Cluster has no ``spec.backup.barmanObjectStore``: without WAL archiving there is nothing
-  to restore from, and the fault must know that before it changes anything.
+  Cluster archives no WAL (neither the Barman Cloud plugin nor the in-tree
+  ``spec.backup.barmanObjectStore``; ``archive.py``): then there is nothing to restore
+  from, and the fault must know that before it changes anything.
 - restore_to_point_in_time: a new ``Cluster`` ``<cluster>-pitr-<UTC time>`` bootstrapped
-  with ``bootstrap.recovery`` from an ``externalClusters`` entry on the same object store
-  (``serverName`` = the original cluster) and ``recoveryTarget.targetTime``, the layout
-  of CloudNativePG's "Recovery" documentation; its own WAL goes under its own server
-  name. Waits until every instance is ready.
+  with ``bootstrap.recovery`` from an ``externalClusters`` entry on the same archive
+  (``serverName`` = the original cluster's) and ``recoveryTarget.targetTime``, the layout
+  of CloudNativePG's "Recovery" documentation and of the plugin's; it archives its own
+  WAL the same way, under its own server name. Waits until every instance is ready.
 - switch_application_database: the ERP's database host ``<old>-rw`` becomes ``<new>-rw``
   wherever the ERP reads it: the reference ERP's ``erp.json`` in the Secret its pods
   mount (PUT with the resourceVersion read), and container env values (the official
@@ -46,6 +47,7 @@ from ledgerdrill.platforms.kubernetes.api import (
     status_of,
     wait_for,
 )
+from ledgerdrill.platforms.kubernetes.archive import BARMAN_PLUGIN, WalArchive, wal_archive
 from ledgerdrill.targets import KubernetesPlatformSettings
 
 RESTORED_FROM = "ledgerdrill.io/restored-from"
@@ -77,19 +79,20 @@ class PitrOps:
     def _pitr_ns(self) -> str:
         return self.settings.database_namespace or self.settings.namespace
 
-    def _object_store(self) -> dict[str, Any]:
-        store = ((self._cluster().get("spec") or {}).get("backup") or {}).get("barmanObjectStore")
-        if not isinstance(store, dict):
+    def _wal_archive(self) -> WalArchive:
+        archive = wal_archive(self._cluster())
+        if archive is None:
             raise UnsupportedCapability(
                 self.kind,
                 "DatabaseControl.restore_to_point_in_time",
-                f"CNPG cluster {self.settings.database_cluster} has no "
+                f"CNPG cluster {self.settings.database_cluster} archives no WAL: neither the "
+                f"{BARMAN_PLUGIN} plugin (spec.plugins, isWALArchiver) nor "
                 "spec.backup.barmanObjectStore (no WAL archive to restore from)",
             )
-        return store
+        return archive
 
     def database_time_iso(self) -> str:
-        self._object_store()
+        self._wal_archive()
         _, _, headers = call(
             "read the API server's clock", client.VersionApi(self.kube.api).get_code_with_http_info
         )
@@ -103,7 +106,7 @@ class PitrOps:
 
     def restore_to_point_in_time(self, point_in_time_iso: str) -> str:
         source = self._cluster()
-        store = self._object_store()
+        archive = self._wal_archive()
         origin = str(self.settings.database_cluster)
         when = datetime.fromisoformat(point_in_time_iso).astimezone(UTC)
         name = f"{origin}-pitr-{when:%Y%m%dt%H%M%S}"
@@ -124,16 +127,8 @@ class PitrOps:
                         "recoveryTarget": {"targetTime": when.isoformat()},
                     }
                 },
-                "externalClusters": [
-                    {
-                        "name": "origin",
-                        "barmanObjectStore": {
-                            **store,
-                            "serverName": store.get("serverName", origin),
-                        },
-                    }
-                ],
-                "backup": {"barmanObjectStore": {**store, "serverName": name}},
+                "externalClusters": [archive.recovery_source("origin")],
+                **archive.archiving_for(name),
             },
         }
         ns = self._pitr_ns

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ledgerdrill.errors import LedgerdrillError
+from ledgerdrill.platforms.kubernetes.archive import wal_archive
 
 if TYPE_CHECKING:
     from ledgerdrill.platforms.kubernetes.platform import KubernetesPlatform
@@ -48,11 +49,11 @@ def _database(platform: KubernetesPlatform) -> list[str]:
     topology = platform.database_topology()
     members = ", ".join(f"{m.name} {m.role} on {m.node or '?'}" for m in topology.members)
     cluster = platform._cluster()
-    store = ((cluster.get("spec") or {}).get("backup") or {}).get("barmanObjectStore") or {}
+    archive = wal_archive(cluster)
     backups = (
-        f"PITR restores from {store.get('destinationPath')} into a new Cluster"
-        if store
-        else "no backup object store: PITR skips"
+        f"PITR restores from {archive.describe()} into a new Cluster"
+        if archive
+        else "no WAL archive (Barman Cloud plugin or barmanObjectStore): PITR skips"
     )
     return [
         f"database CNPG cluster {platform.settings.database_cluster}: {members}; "

@@ -12,7 +12,12 @@ What it does, as the real operator does it (https://cloudnative-pg.io/documentat
   turning replica mode off promotes it, which starts a new timeline (``status.timelineID``);
 - bootstrap from a backup (``spec.bootstrap.recovery``): admission refuses a recovery
   whose ``source`` is not in ``spec.externalClusters`` or whose ``recoveryTarget.targetTime``
-  is not a timestamp (the operator's validating webhook does the same).
+  is not a timestamp (the operator's validating webhook does the same);
+- WAL archiving: admission refuses a WAL-archiver plugin beside the in-tree
+  ``spec.backup.barmanObjectStore``, and more than one WAL-archiver plugin (the webhook's
+  ``validatePluginConfiguration``, ``internal/webhook/v1/cluster_webhook.go``); a
+  recovery through the Barman Cloud plugin from an ``ObjectStore`` that does not exist
+  never gets an instance (the real recovery job fails: there is no bucket to read).
 
 Not faithful: no PostgreSQL runs, so there is no data, no WAL and no lag; a recovery
 "replays" instantly; a demoted cluster is not re-cloned from its source.
@@ -25,12 +30,14 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from ledgerdrill.platforms.kubernetes.archive import BARMAN_PLUGIN, wal_archiver_plugins
 from ledgerdrill.platforms.kubernetes.fakeapi.store import ApiError, Obj, now_iso, pod_ready
 
 if TYPE_CHECKING:
     from ledgerdrill.platforms.kubernetes.fakeapi.controllers import Controllers
 
 PODS, CLUSTERS = "core/pods", "postgresql.cnpg.io/clusters"
+OBJECT_STORES = "barmancloud.cnpg.io/objectstores"
 HIBERNATION = "cnpg.io/hibernation"
 
 
@@ -49,7 +56,22 @@ def instances_status(names: list[str], pods: dict[str, Obj]) -> dict[str, list[s
 
 def admit(cluster: Obj) -> None:
     """The validating webhook's checks for what the backend creates: a 422 ``Invalid``."""
-    recovery = ((cluster.get("spec") or {}).get("bootstrap") or {}).get("recovery")
+    spec = cluster.get("spec") or {}
+    archivers = [str(p.get("name")) for p in wal_archiver_plugins(spec)]
+    name = f'Cluster.postgresql.cnpg.io "{(cluster.get("metadata") or {}).get("name")}" is invalid'
+    if archivers and (spec.get("backup") or {}).get("barmanObjectStore") is not None:
+        raise ApiError(
+            422, "Invalid",
+            f"{name}: spec.plugins: Invalid value: {archivers}: Cannot enable a WAL archiver "
+            "plugin when barmanObjectStore is configured",
+        )  # fmt: skip
+    if len(archivers) > 1:
+        raise ApiError(
+            422, "Invalid",
+            f"{name}: spec.plugins: Invalid value: {archivers}: Cannot enable more than one "
+            "WAL archiver plugin",
+        )  # fmt: skip
+    recovery = (spec.get("bootstrap") or {}).get("recovery")
     if recovery is None:
         return
     external = {e.get("name") for e in cluster["spec"].get("externalClusters") or []}
@@ -148,6 +170,13 @@ class CnpgOperator:
                           "(irreversible); re-clone the cluster")  # fmt: skip
             self._put_status(cluster, status)
             return
+        missing = self._missing_recovery_store(cluster)
+        if missing is not None and not status.get("instanceNames"):
+            status.update(readyInstances=0, instances=0, phase=(
+                f"Setting up primary: the recovery job cannot read ObjectStore {missing}: "
+                "not found"))  # fmt: skip
+            self._put_status(cluster, status)
+            return
         primary, target = status["currentPrimary"], status["targetPrimary"]
         failed_over = False
         ready_replicas = [n for n in names if n != primary and n in pods and pod_ready(pods[n])]
@@ -191,6 +220,19 @@ class CnpgOperator:
         status.update(instances=len(pods), readyInstances=ready, instanceNames=names, phase=phase,
                       instancesStatus=instances_status(names, pods))  # fmt: skip
         self._put_status(cluster, status)
+
+    def _missing_recovery_store(self, cluster: Obj) -> str | None:
+        """The ObjectStore a plugin recovery reads from, when it does not exist."""
+        spec = cluster["spec"]
+        source = ((spec.get("bootstrap") or {}).get("recovery") or {}).get("source")
+        for external in spec.get("externalClusters") or []:
+            plugin = external.get("plugin") or {}
+            if external.get("name") != source or plugin.get("name") != BARMAN_PLUGIN:
+                continue
+            store = str((plugin.get("parameters") or {}).get("barmanObjectName") or "")
+            if self.store.get(OBJECT_STORES, cluster["metadata"]["namespace"], store) is None:
+                return store or "(none named)"
+        return None
 
     def _recreate(self, cluster: Obj, inst: str, role: str, siblings: list[Obj]) -> Obj | None:
         """The operator re-creates a lost instance with the same name (its PVC survives)

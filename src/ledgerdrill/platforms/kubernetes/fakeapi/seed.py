@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 
 from ledgerdrill.platforms.kubernetes import tls
+from ledgerdrill.platforms.kubernetes.archive import BARMAN_PLUGIN
+from ledgerdrill.platforms.kubernetes.fakeapi.cnpg import OBJECT_STORES
 from ledgerdrill.platforms.kubernetes.fakeapi.server import FakeKubernetes
 from ledgerdrill.platforms.kubernetes.fakeapi.store import Obj
 
@@ -24,7 +26,9 @@ POSTGRES_IMAGE = (
 FIXTURES = Path(__file__).parent / "fixtures"
 ZONE, REGION = "topology.kubernetes.io/zone", "topology.kubernetes.io/region"
 ERP_LABELS = {"app.kubernetes.io/name": "ledgerdrill-erp"}
-# the barman object store the database archives WAL and base backups to (deploy/kind)
+# the object store the database archives WAL and base backups to, through the Barman
+# Cloud plugin's ObjectStore (deploy/kind/database.yaml)
+OBJECT_STORE = "ledgerdrill-backups"
 BACKUP_STORE: Obj = {
     "destinationPath": "s3://ledgerdrill-backups/",
     "endpointURL": "http://minio.ledgerdrill.svc:9000",
@@ -129,13 +133,23 @@ def seed_reference_stack(
         "metadata": {"name": "ledgerdrill-db"},
         "spec": {"instances": 3, "imageName": POSTGRES_IMAGE,
                  "postgresql": {"synchronous": {"method": "any", "number": 1}},
-                 "storage": {"size": "1Gi"}, "backup": {"barmanObjectStore": BACKUP_STORE}},
+                 "storage": {"size": "1Gi"},
+                 "plugins": [{"name": BARMAN_PLUGIN, "isWALArchiver": True,
+                              "parameters": {"barmanObjectName": OBJECT_STORE}}]},
     }  # fmt: skip
+    store.create(OBJECT_STORES, namespace, {
+        "apiVersion": "barmancloud.cnpg.io/v1", "kind": "ObjectStore",
+        "metadata": {"name": OBJECT_STORE},
+        "spec": {"configuration": {**BACKUP_STORE, "wal": {"compression": "gzip"}},
+                 "retentionPolicy": "7d"},
+    })  # fmt: skip
     if replica_of is not None:  # deploy/kind/dr/database.yaml
         database["spec"]["replica"] = {"enabled": True, "source": replica_of}
         database["spec"]["postgresql"] = {}
-        database["spec"]["externalClusters"] = [{"name": replica_of, "barmanObjectStore": {
-            **BACKUP_STORE, "serverName": replica_of}}]  # fmt: skip
+        source = {"barmanObjectName": OBJECT_STORE, "serverName": replica_of}
+        database["spec"]["externalClusters"] = [
+            {"name": replica_of, "plugin": {"name": BARMAN_PLUGIN, "parameters": source}}
+        ]
     store.create("postgresql.cnpg.io/clusters", namespace, database)
     pem = tls.make_certificate(["erp.localtest.me"])
     store.create("core/secrets", namespace, {

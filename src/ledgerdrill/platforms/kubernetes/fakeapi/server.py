@@ -48,6 +48,7 @@ KINDS = {
     "nodes": "Node", "pods": "Pod", "secrets": "Secret", "namespaces": "Namespace",
     "deployments": "Deployment", "replicasets": "ReplicaSet", "services": "Service",
     "poddisruptionbudgets": "PodDisruptionBudget", "clusters": "Cluster",
+    "objectstores": "ObjectStore",
 }  # fmt: skip
 CLUSTER_SCOPED = {"nodes", "namespaces"}
 WITH_STATUS = {"deployments", "clusters", "poddisruptionbudgets", "nodes", "pods"}
