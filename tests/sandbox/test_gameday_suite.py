@@ -61,8 +61,11 @@ def verdicts(report: dict[str, Any] | None) -> dict[str, str]:
 
 
 def test_a_fast_suite_passes_on_the_sandbox(tmp_path: Path, sandbox: Any) -> None:
+    # one scenario of each kind the sandbox serves here (node, database, certificate);
+    # the switchover and the removed certificate run in `make gameday` (make test within
+    # 15 minutes: issue 27)
     code, out, report = gameday(
-        tmp_path, sandbox, "node_crash or test_database_failover or certificate"
+        tmp_path, sandbox, "node_crash or (test_database_failover and crash) or expired"
     )
     # the sandbox's real passwords (ERP, PostgreSQL roles, Redis) are in none of: the
     # terminal, the reports, timelines, evidence, Locust's logs, the sandbox's own logs
@@ -77,9 +80,7 @@ def test_a_fast_suite_passes_on_the_sandbox(tmp_path: Path, sandbox: Any) -> Non
     assert found == {
         "node-crash": "PASS",
         "database-failover[crash]": "PASS",
-        "database-failover[switchover]": "PASS",
         "certificate[expired]": "PASS",
-        "certificate[removed]": "PASS",
     }, out[-3000:]
     assert code == 0, out[-3000:]
     assert report is not None
