@@ -40,6 +40,13 @@ from ledgerdrill.targets import SandboxPlatformSettings
 
 REPO = Path(__file__).resolve().parents[1]
 GOAL_S = 1.0
+# a wait this long means a request met the frozen replica. The client and the load's
+# users are different users: with the hardened entry point a replica is out of rotation
+# within ~0.5 s, and the few requests routed to it in that time may all be the client's
+# (or all the users'). Then their waits differ and neither figure is wrong: such a run
+# is not compared (said in the table), and the bound is checked instead.
+MET_S = 1.0
+BOUND_S = 3.0  # hardened: the 2 s forwarding timeout and a second of margin
 TARGET = """
 name: users-witness
 environment: sandbox
@@ -144,24 +151,33 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args()
     rows = [one_run(style) for _ in range(args.runs) for style in args.styles.split(",")]
-    if args.json is not None:
-        args.json.write_text(json.dumps(rows, indent=2))
     print(f"{'style':9} {'verdict':8} {'probes RTO':>10} {'users RTO':>9} {'users stall':>11}"
           f" {'longest wait':>12} {'client stall':>12} {'gap':>6}")  # fmt: skip
-    gaps = []
+    gaps, unbounded = [], []
     for row in rows:
         wait, client = row["users_longest_wait_s"], row["client_stall_s"]
         gap = abs(wait - client) if wait is not None else float("inf")
-        gaps.append(gap)
+        hardened = row["style"] == "hardened"
+        one_sided = hardened and wait is not None and (wait >= MET_S) != (client >= MET_S)
+        row["compared"] = not one_sided
+        if not one_sided:
+            gaps.append(gap)
+        if hardened and max(wait or 0.0, client) > BOUND_S:
+            unbounded.append(f"{row['style']}: a wait over {BOUND_S:g} s")
+        note = "  not compared: only one side met the frozen replica" if one_sided else ""
         print(f"{row['style']:9} {row['verdict']:8} {row['probes_rto_s'] or 0:10.2f}"
               f" {row['users_rto_s'] or 0:9.2f} {row['users_stall_s'] or 0:11.2f}"
-              f" {wait or 0:12.2f} {client:12.2f} {gap:6.2f}")  # fmt: skip
+              f" {wait or 0:12.2f} {client:12.2f} {gap:6.2f}{note}")  # fmt: skip
         for reason in row["reasons"]:
             print(f"          {reason}")
-    worst = max(gaps)
-    verdict = "PASS" if worst <= GOAL_S else "FAIL"
+    if args.json is not None:
+        args.json.write_text(json.dumps(rows, indent=2))
+    for problem in unbounded:
+        print(f"unbounded: {problem}")
+    worst = max(gaps, default=float("nan"))
+    verdict = "PASS" if gaps and worst <= GOAL_S and not unbounded else "FAIL"
     print(f"users' longest wait vs an independent client's stall, worst gap: {worst:.2f} s"
-          f" (goal <= {GOAL_S:g} s) {verdict}")  # fmt: skip
+          f" over {len(gaps)} of {len(rows)} runs (goal <= {GOAL_S:g} s) {verdict}")  # fmt: skip
     return 0 if verdict == "PASS" else 1
 
 

@@ -5,7 +5,8 @@ sandbox of its own, while a plain httpx client -- not Locust, not the probes -- 
 the ERP through the entry point. Naive Traefik (no forwarding timeouts) leaves users
 hanging on the frozen replica: the verdict must FAIL naming the users, and the users'
 longest wait must agree with the client's stall within a second. Hardened Traefik
-bounds the wait: PASS, the same agreement. About four minutes (two sandboxes)."""
+bounds the wait: PASS, every wait within the bound, and the same agreement whenever both
+the users and the client met the frozen replica. About a minute (two sandboxes)."""
 
 from __future__ import annotations
 
@@ -45,5 +46,15 @@ def test_users_stall_agrees_with_an_independent_client(tmp_path: Path) -> None:
     # response-header timeout, which the probes' 1 s client timeout does not wait for
     assert hardened["verdict"] == "PASS", hardened
     assert hardened["users_rto_s"] is not None and hardened["probes_rto_s"] is not None
-    assert abs(hardened["users_longest_wait_s"] - hardened["client_stall_s"]) <= 1.0, hardened
+    # the bound holds for both; they agree when both met the frozen replica. In one CI run
+    # of 38217a9 only the client did (its wait 2.01 s, the users' longest 0.08 s: the
+    # replica was out of rotation before any user's request reached it) -- different
+    # users, neither figure wrong; the benchmark then says "not compared"
+    wait, client = hardened["users_longest_wait_s"], hardened["client_stall_s"]
+    assert wait is not None and wait <= 3.0 and client <= 3.0, hardened
+    if (wait >= 1.0) == (client >= 1.0):
+        assert hardened["compared"] and abs(wait - client) <= 1.0, hardened
+    else:
+        assert not hardened["compared"], hardened
+    assert naive["compared"], naive
     assert out.strip().splitlines()[-1].endswith("PASS"), out[-2000:]
