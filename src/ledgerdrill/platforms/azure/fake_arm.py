@@ -385,7 +385,8 @@ class FakeArmServer:
         self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
         self.base_url = f"https://127.0.0.1:{self._httpd.server_address[1]}"
         self.arm.base_url = self.base_url
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # a short shutdown poll: serve_forever's default 0.5 s made every stop() wait
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
 
     def endpoint_file(self, path: Path) -> Path:
         """The file ``LEDGERDRILL_TEST_FAKE_ARM`` names, so a ``ledgerdrill`` process a
