@@ -63,6 +63,14 @@ def start_fake(*, dr: bool = False) -> FakeKubernetes:
     return fake
 
 
+def assert_nothing_dropped(*fakes: FakeKubernetes) -> None:
+    """A field of a CloudNativePG object the backend wrote that the CRD does not know
+    would be dropped by a real API server, silently for our client: the backend would
+    believe it set something it never did."""
+    dropped = [field for fake in fakes for field in fake.unknown_fields]
+    assert not dropped, f"fields a real API server would drop: {dropped}"
+
+
 @contextmanager
 def fake_clusters(folder: Path) -> Iterator[FakeClusters]:
     """Both fake clusters, settled, and a kubeconfig naming them (current: primary)."""
@@ -75,6 +83,7 @@ def fake_clusters(folder: Path) -> Iterator[FakeClusters]:
             )
             clusters.settle()
             yield clusters
+            assert_nothing_dropped(primary, dr)
         finally:
             dr.stop()
     finally:
@@ -112,6 +121,7 @@ def fake_cluster(
         backend = KubernetesPlatform.from_settings(target, settings)  # type: ignore[arg-type]
         try:
             yield fake, backend
+            assert_nothing_dropped(fake)
         finally:
             backend.close()
     finally:

@@ -15,8 +15,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
-# checked by their own tests, not by the Kubernetes schemas: CloudNativePG's resources
-# and the Barman Cloud plugin's
+# CloudNativePG's resources and the Barman Cloud plugin's: checked against the schemas of
+# their pinned CRDs instead (test_cnpg_schema.py)
 CUSTOM = {
     "postgresql.cnpg.io/v1": {"Cluster", "ScheduledBackup"},
     "barmancloud.cnpg.io/v1": {"ObjectStore"},

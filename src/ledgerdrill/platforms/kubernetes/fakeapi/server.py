@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 
 from ledgerdrill.platforms.kubernetes import tls
-from ledgerdrill.platforms.kubernetes.fakeapi import cnpg
+from ledgerdrill.platforms.kubernetes.fakeapi import cnpg, cnpg_schema
 from ledgerdrill.platforms.kubernetes.fakeapi.controllers import Controllers
 from ledgerdrill.platforms.kubernetes.fakeapi.store import (
     ApiError,
@@ -86,6 +86,9 @@ class FakeKubernetes:
             self.store, ready_delay=ready_delay, reschedule_delay=reschedule_delay
         )
         self.requests: list[tuple[str, str, str]] = []  # (method, path, content-type)
+        # fields of custom resources the schema does not know: dropped, as the API server
+        # drops them (see _validate_custom); a test reads this to catch a silent drop
+        self.unknown_fields: list[str] = []
         self.ingress_secret: tuple[str, str] | None = None
         self._stop = threading.Event()
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -219,10 +222,13 @@ class FakeKubernetes:
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: tests read ``fake.requests`` instead."""
 
-            def _send(self, code: int, body: Obj) -> None:
+            def _send(self, code: int, body: Obj, warnings: list[str] | None = None) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
+                for warning in warnings or []:  # RFC 7234 warn-code 299, as the API server
+                    escaped = warning.replace('"', '\\"')
+                    self.send_header("Warning", f'299 - "{escaped}"')
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -252,8 +258,9 @@ class FakeKubernetes:
                     ):
                         fake._watch(self, route, query)
                         return
-                    code, out = fake._handle(method, route, query, ctype, body)
-                    self._send(code, out)
+                    warnings: list[str] = []
+                    code, out = fake._handle(method, route, query, ctype, body, warnings)
+                    self._send(code, out, warnings)
                 except ApiError as err:
                     self._send(err.code, err.status())
                 except (ValueError, KeyError, IndexError, TypeError) as exc:
@@ -276,9 +283,10 @@ class FakeKubernetes:
 
         return Handler
 
-    def _handle(
-        self, method: str, route: _Route, query: dict[str, str], ctype: str, body: Any
-    ) -> tuple[int, Obj]:
+    def _handle(  # noqa: PLR0917 -- the request's parts, as the handler splits them
+        self, method: str, route: _Route, query: dict[str, str], ctype: str, body: Any,
+        warnings: list[str],
+    ) -> tuple[int, Obj]:  # fmt: skip
         store, coll, ns = self.store, route.collection, route.ns
         if route.name is None:
             if method == "GET":
@@ -296,6 +304,7 @@ class FakeKubernetes:
             if method == "POST":
                 body.setdefault("kind", route.kind)
                 body.setdefault("apiVersion", route.api_version)
+                self._validate_custom(body, warnings)
                 if route.plural == "clusters":
                     cnpg.admit(body)  # the operator's validating webhook
                 return 201, store.create(coll, ns, body)
@@ -309,14 +318,38 @@ class FakeKubernetes:
             return 200, current
         if method == "DELETE":
             return 200, store.delete(coll, ns, route.name)
-        if method == "PUT":
-            new = self._subresource(route, current, body)
-            return 200, store.replace(coll, ns, route.name, new, check_rv=True)
-        if method == "PATCH":
-            patched = self._patch(route, current, ctype, body)
-            new = self._subresource(route, current, patched)
-            return 200, store.replace(coll, ns, route.name, new, check_rv=False)
+        if method in ("PUT", "PATCH"):
+            changed = body if method == "PUT" else self._patch(route, current, ctype, body)
+            new = self._subresource(route, current, changed)
+            if route.sub is None:
+                self._validate_custom(new, warnings)
+            return 200, store.replace(coll, ns, route.name, new, check_rv=method == "PUT")
         raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed")
+
+    def _validate_custom(self, resource: Obj, warnings: list[str]) -> None:
+        """The CRD's schema, as the API server applies it (``cnpg_schema``): a 422 for a
+        wrong value; an unknown field dropped, with a warning, and noted in
+        ``unknown_fields`` for the tests to read."""
+        if (resource.get("apiVersion"), resource.get("kind")) not in cnpg_schema.SCHEMAS:
+            return
+        found = cnpg_schema.problems(resource)
+        refused = [p for p in found if not p.unknown]
+        if refused:
+            kind, group = resource["kind"], str(resource["apiVersion"]).split("/")[0]
+            name = (resource.get("metadata") or {}).get("name")
+            listed = ", ".join(map(str, refused))
+            raise ApiError(
+                422, "Invalid",
+                f'{kind}.{group} "{name}" is invalid: '
+                + (f"[{listed}]" if len(refused) > 1 else listed),
+            )  # fmt: skip
+        unknown = [p for p in found if p.unknown]
+        cnpg_schema.prune(resource, unknown)
+        warnings.extend(p.message for p in unknown)
+        self.unknown_fields.extend(
+            f"{resource['kind']} {(resource.get('metadata') or {}).get('name')}: {p.path}"
+            for p in unknown
+        )
 
     @staticmethod
     def _patch(route: _Route, current: Obj, ctype: str, body: Any) -> Obj:
