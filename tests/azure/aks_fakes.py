@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from kube_witness import assert_nothing_dropped
 from ledgerdrill.platforms.azure import AzurePlatform
 from ledgerdrill.platforms.azure.clients import azure_platform_from_target
 from ledgerdrill.platforms.azure.fake_arm import FakeArm, FakeArmServer, FakeCredential
@@ -196,6 +197,7 @@ def aks_estate(arm_server: FakeArmServer, folder: Path) -> Iterator[AksEstate]:
         kubelet_follows_power(arm_server.arm, [primary, dr])
         kubeconfig = write_kubeconfig(folder / "kubeconfig", {"aks-erp": primary, "aks-erp-dr": dr})
         yield AksEstate(arm_server.arm, arm_server, primary, dr, kubeconfig, folder)
+        assert_nothing_dropped(primary, dr)
     finally:
         arm_server.arm.on_power = None
         primary.stop()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kube_witness import assert_nothing_dropped
 from ledgerdrill.platforms.kubernetes import KubernetesPlatform
 from ledgerdrill.platforms.kubernetes.fakeapi.kubeconfig import write_kubeconfig
 from ledgerdrill.platforms.kubernetes.fakeapi.seed import seed_reference_stack
@@ -61,14 +62,6 @@ def start_fake(*, dr: bool = False) -> FakeKubernetes:
     else:
         seed_reference_stack(fake)
     return fake
-
-
-def assert_nothing_dropped(*fakes: FakeKubernetes) -> None:
-    """A field of a CloudNativePG object the backend wrote that the CRD does not know
-    would be dropped by a real API server, silently for our client: the backend would
-    believe it set something it never did."""
-    dropped = [field for fake in fakes for field in fake.unknown_fields]
-    assert not dropped, f"fields a real API server would drop: {dropped}"
 
 
 @contextmanager

@@ -15,6 +15,7 @@ import yaml
 from fake_cluster import fake_cluster, fake_clusters
 from kubernetes.client.exceptions import ApiException
 
+from kube_witness import assert_nothing_dropped
 from ledgerdrill.platforms.kubernetes.fakeapi import cnpg_schema
 from ledgerdrill.platforms.kubernetes.fakeapi.seed import seed_reference_stack
 from ledgerdrill.platforms.kubernetes.fakeapi.server import FakeKubernetes
@@ -141,3 +142,18 @@ def _custom_api(fake: FakeKubernetes, folder: Path) -> Any:
         config_file=str(fake.kubeconfig(folder / "kubeconfig-raw"))
     )
     return client.CustomObjectsApi(api_client)
+
+
+def test_the_fixtures_check_fails_on_a_built_in_object_the_api_server_would_refuse() -> None:
+    fake = FakeKubernetes()  # the check reads what clients wrote; nothing needs serving
+    deployment = next(
+        d
+        for d in yaml.safe_load_all((REPO / "deploy" / "kind" / "erp.yaml").read_text())
+        if d and d["kind"] == "Deployment"
+    )
+    fake.written.append(copy.deepcopy(deployment))
+    assert_nothing_dropped(fake)  # as shipped: valid
+    deployment["spec"]["replica"] = 3  # not a field: replicas
+    fake.written.append(deployment)
+    with pytest.raises(AssertionError, match="would refuse"):
+        assert_nothing_dropped(fake)

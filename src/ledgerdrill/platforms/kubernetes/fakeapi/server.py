@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import copy
 import functools
 import json
 import socket
@@ -89,6 +90,7 @@ class FakeKubernetes:
         # fields of custom resources the schema does not know: dropped, as the API server
         # drops them (see _validate_custom); a test reads this to catch a silent drop
         self.unknown_fields: list[str] = []
+        self.written: list[Obj] = []  # every object as a client created or changed it
         self.ingress_secret: tuple[str, str] | None = None
         self._stop = threading.Event()
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -307,9 +309,10 @@ class FakeKubernetes:
                 self._validate_custom(body, warnings)
                 if route.plural == "clusters":
                     cnpg.admit(body)  # the operator's validating webhook
-                return 201, store.create(coll, ns, body)
+                return 201, self._written(store.create(coll, ns, body))
             raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed on a collection")
         if route.sub == "eviction" and method == "POST":
+            self._written({"apiVersion": "policy/v1", "kind": "Eviction", **(body or {})})
             return self._evict(ns, route.name)
         current = store.get(coll, ns, route.name)
         if current is None:
@@ -323,8 +326,15 @@ class FakeKubernetes:
             new = self._subresource(route, current, changed)
             if route.sub is None:
                 self._validate_custom(new, warnings)
-            return 200, store.replace(coll, ns, route.name, new, check_rv=method == "PUT")
+            stored = store.replace(coll, ns, route.name, new, check_rv=method == "PUT")
+            return 200, self._written(stored)
         raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed")
+
+    def _written(self, resource: Obj) -> Obj:
+        """Keep a copy of what a client made or changed, for the tests to check against
+        the Kubernetes schemas (the fake itself checks only the custom resources)."""
+        self.written.append(copy.deepcopy(resource))
+        return resource
 
     def _validate_custom(self, resource: Obj, warnings: list[str]) -> None:
         """The CRD's schema, as the API server applies it (``cnpg_schema``): a 422 for a
