@@ -17,7 +17,8 @@ After each trial three witnesses judge, none of them the drill's own verdict:
 2. ``ledgerdrill.sandbox.witness``: processes by the OS, roles and replication by SQL
    on each server, the ERP's connections as PostgreSQL sees them, a balanced entry
    posted over verified HTTPS and found by SQL, the ledger balanced and gapless by SQL;
-3. the fault journal empty and no Locust process left.
+3. the fault journal empty and no Locust process left;
+and a trial left to finish (signal "none") must have exited 0: its drill PASSed.
 
 It prints one line per trial, a table by scenario x signal x phase, and last:
 `trials back at baseline: N/M (goal M/M) PASS|FAIL`.
@@ -248,6 +249,10 @@ class Trials:
             )  # fmt: skip
             cleanup_exit = done.returncode
         problems = self._judge(before)
+        if trial.signal == "none" and run.returncode != 0:
+            # left alone, the drill must PASS: a run that failed or could not start (the
+            # second of two starting from what the first left) is not "back" either
+            problems.append(f"the drill, not interrupted, exited {run.returncode}: not a PASS")
         if cleanup_exit not in (None, 0) and not problems:
             problems.append(f"cleanup exited {cleanup_exit} although the platform is back")
         return Outcome(seen, problems, run.returncode, cleanup_exit, time.monotonic() - started)

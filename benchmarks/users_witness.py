@@ -11,8 +11,12 @@ wait (``measured.users.longest_wait_s``): a Locust user, like the client, has on
 request in flight. ``longest_stall_s`` (nobody getting through) is printed beside it;
 it equals the client's only when every user is stuck at once.
 
+With ``--clients N`` N such clients call at once (the figure compared is the longest
+stall any of them saw); with ``--runs N`` the drill runs N times in a row on the same
+sandbox, the second starting from whatever the first left.
+
 Usage: .venv/bin/python benchmarks/users_witness.py [--styles naive,hardened] [--runs 1]
-       [--json rows.json]
+       [--clients 1] [--json rows.json]
 Last line: ``users' longest wait vs an independent client's stall, worst gap: <s>
 (goal <= 1 s) PASS|FAIL``
 """
@@ -100,7 +104,9 @@ def longest_stall(calls: list[tuple[float, float, bool]], start: float, end: flo
     return max(b - a for a, b in itertools.pairwise(answers))
 
 
-def one_run(style: str) -> dict[str, Any]:
+def style_runs(style: str, runs: int, clients: int) -> list[dict[str, Any]]:
+    """``runs`` drills one after another on one sandbox (the second starts from whatever
+    the first left), each with ``clients`` independent clients calling beside the load."""
     state = Path(tempfile.mkdtemp(prefix=f"ldwit-{style}-", dir="/tmp"))
     state.chmod(0o755)
     work = Path(tempfile.mkdtemp(prefix="ldwit-run-"))
@@ -108,49 +114,71 @@ def one_run(style: str) -> dict[str, Any]:
     target.write_text(TARGET.format(state=state, style=style,
                                     catalogue=REPO / "probes" / "sandbox.yaml"))  # fmt: skip
     settings = SandboxPlatformSettings(state_dir=str(state), entry_point=style)  # type: ignore[arg-type]
+    rows = []
     try:
         with control.running(state, settings, progress=lambda _: None):
             status = control.read_status(state) or {}
-            client = Client(status, until=time.time() + 180)
-            client.start()
-            done = subprocess.run(
-                [sys.executable, "-m", "ledgerdrill.cli", "gameday", "--target", str(target),
-                 "--scenarios", str(REPO / "scenarios"), "--reports-dir", str(work / "reports"),
-                 "-k", "node_freeze"],
-                cwd=work, capture_output=True, text=True, timeout=600, check=False,
-            )  # fmt: skip
-            client.until = 0.0
-            client.join(40)
-        report = json.loads(sorted((work / "reports").glob("*/report.json"))[-1].read_text())
-        scenario = report["scenarios"][0]
-        events = {e["kind"]: datetime.fromisoformat(e["at"]).timestamp()
-                  for e in scenario["events"]}  # fmt: skip
-        start, end = events["fault.injected"], events.get("fault.reverting", time.time())
-        users = scenario["measured"]["users"] or {}
-        return {
-            "style": style,
-            "verdict": scenario["verdict"],
-            "exit": done.returncode,
-            "probes_rto_s": scenario["measured"]["rto_s"],
-            "users_rto_s": users.get("rto_s"),
-            "users_stall_s": users.get("longest_stall_s"),
-            "users_longest_wait_s": users.get("longest_wait_s"),
-            "client_stall_s": longest_stall(client.calls, start, end),
-            "client_calls": len(client.calls),
-            "reasons": scenario["reasons"],
-        }
+            for run in range(runs):
+                rows.append(one_run(style, status, target, work / f"reports-{run}", clients))
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(state, ignore_errors=True)
+    return rows
+
+
+def one_run(
+    style: str, status: dict[str, Any], target: Path, reports: Path, clients: int
+) -> dict[str, Any]:
+    others = [Client(status, until=time.time() + 180) for _ in range(clients)]
+    for client in others:
+        client.start()
+    done = subprocess.run(
+        [sys.executable, "-m", "ledgerdrill.cli", "gameday", "--target", str(target),
+         "--scenarios", str(REPO / "scenarios"), "--reports-dir", str(reports),
+         "-k", "node_freeze"],
+        cwd=target.parent, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    for client in others:
+        client.until = 0.0
+    for client in others:
+        client.join(40)
+    report = json.loads(sorted(reports.glob("*/report.json"))[-1].read_text())
+    scenario = report["scenarios"][0]
+    events = {e["kind"]: datetime.fromisoformat(e["at"]).timestamp()
+              for e in scenario["events"]}  # fmt: skip
+    start, end = events["fault.injected"], events.get("fault.reverting", time.time())
+    users = scenario["measured"]["users"] or {}
+    stalls = [longest_stall(client.calls, start, end) for client in others]
+    return {
+        "style": style,
+        "verdict": scenario["verdict"],
+        "exit": done.returncode,
+        "probes_rto_s": scenario["measured"]["rto_s"],
+        "users_rto_s": users.get("rto_s"),
+        "users_stall_s": users.get("longest_stall_s"),
+        "users_longest_wait_s": users.get("longest_wait_s"),
+        # the longest stall any independent client saw: like the users' longest wait,
+        # the worst over several users
+        "client_stall_s": max(stalls),
+        "client_stalls_s": stalls,
+        "client_calls": sum(len(client.calls) for client in others),
+        "reasons": scenario["reasons"],
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--styles", default="naive,hardened")
-    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=1,
+                        help="drills in a row per style, on one sandbox")
+    parser.add_argument("--clients", type=int, default=1,
+                        help="independent clients calling beside the load")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args()
-    rows = [one_run(style) for _ in range(args.runs) for style in args.styles.split(",")]
+    if args.runs < 1 or args.clients < 1:
+        parser.error("--runs and --clients must be at least 1")
+    rows = [row for style in args.styles.split(",")
+            for row in style_runs(style, args.runs, args.clients)]  # fmt: skip
     print(f"{'style':9} {'verdict':8} {'probes RTO':>10} {'users RTO':>9} {'users stall':>11}"
           f" {'longest wait':>12} {'client stall':>12} {'gap':>6}")  # fmt: skip
     gaps, unbounded = [], []
