@@ -12,10 +12,12 @@ import hashlib
 import socket
 import ssl
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import httpx
 from cryptography import x509
 
+from ledgerdrill.probes.lean_http import LeanClient
 from ledgerdrill.timeline import Sample, Timeline
 
 
@@ -41,7 +43,10 @@ class HttpProbe:
         self.body_contains = body_contains
         self.counts_for_rto = counts_for_rto
         self.ca_bundle = ca_bundle
-        self._client: httpx.Client | None = None
+        self._client: LeanClient | None = None
+        parts = urlsplit(url)
+        self._base = f"{parts.scheme}://{parts.netloc}"
+        self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
     def close(self) -> None:
         if self._client is not None:
@@ -50,9 +55,9 @@ class HttpProbe:
     def sample(self, timeline: Timeline, timeout_s: float) -> Sample:
         start = timeline.clock.now()
         try:
-            if self._client is None:
-                self._client = httpx.Client(verify=trust(self.ca_bundle))
-            response = self._client.get(self.url, timeout=timeout_s)
+            if self._client is None:  # http.client underneath: lean_http says why
+                self._client = LeanClient(self._base, context=trust(self.ca_bundle))
+            response = self._client.get(self._path, timeout=timeout_s)
         except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
             took = timeline.clock.now().seconds_since(start)
             return Sample(self.name, start, False, took, f"{type(exc).__name__}: {exc}")

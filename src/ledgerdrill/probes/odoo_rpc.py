@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from ledgerdrill.odoo_api import ErpApi, json2_body
+from ledgerdrill.probes.lean_http import LeanClient
 
 SESSION_EXPIRED = 100
 
@@ -69,10 +70,11 @@ class OdooSession:
 
     def __init__(self, target: OdooTarget, *, timeout_s: float = 5.0) -> None:
         self.target = target
-        self.client = httpx.Client(
-            base_url=target.url,
-            verify=ssl.create_default_context(cafile=target.ca_bundle),
-            timeout=timeout_s,
+        # http.client underneath, httpx's exception types (lean_http says why)
+        self.client = LeanClient(
+            target.url,
+            context=ssl.create_default_context(cafile=target.ca_bundle),
+            timeout_s=timeout_s,
             headers={"User-Agent": "ledgerdrill-probe"},
         )
         self.uid: int | None = None
@@ -85,8 +87,7 @@ class OdooSession:
 
     def _rpc(self, path: str, params: dict[str, Any], timeout_s: float | None) -> Any:
         body = {"jsonrpc": "2.0", "method": "call", "params": params, "id": next(self._ids)}
-        extra = {} if timeout_s is None else {"timeout": timeout_s}
-        response = self.client.post(path, json=body, **extra)  # type: ignore[arg-type]
+        response = self.client.post(path, json=body, timeout=timeout_s)
         try:
             payload = response.json()
         except ValueError:
@@ -97,7 +98,7 @@ class OdooSession:
             raise httpx.HTTPStatusError(
                 f"HTTP {response.status_code} from {path}",
                 request=response.request,
-                response=response,
+                response=response.as_httpx(),
             )
         if error:
             data = error.get("data") or {}
@@ -110,11 +111,10 @@ class OdooSession:
 
     def _json2(self, model: str, method: str, body: dict[str, Any], timeout_s: float | None) -> Any:
         """One JSON-2 call: 200 and the result, else Odoo's error object with a status."""
-        extra = {} if timeout_s is None else {"timeout": timeout_s}
         headers = {"Authorization": f"bearer {self.target.api_key}",
                    "X-Odoo-Database": self.target.database}  # fmt: skip
         path = f"/json/2/{model}/{method}"
-        response = self.client.post(path, json=body, headers=headers, **extra)  # type: ignore[arg-type]
+        response = self.client.post(path, json=body, headers=headers, timeout=timeout_s)
         try:
             payload = response.json()
         except ValueError:
@@ -126,7 +126,7 @@ class OdooSession:
             raise httpx.HTTPStatusError(
                 f"HTTP {response.status_code} from {path}",
                 request=response.request,
-                response=response,
+                response=response.as_httpx(),
             )
         raise OdooError(
             response.status_code, str(payload.get("name", "")), str(payload.get("message", ""))
