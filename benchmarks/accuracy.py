@@ -11,6 +11,7 @@ downtime and RTO, and the error. Two probes watch each case:
   lag (a backend marked down is only marked up again by its next check).
 
 Usage: .venv/bin/python benchmarks/accuracy.py [--durations 1,2.5,5] [--intervals 0.05,0.1,0.2]
+       [--http-client lean|httpx]
 It starts the sandbox if it is not running (and takes it down again afterwards).
 """
 
@@ -20,6 +21,8 @@ import argparse
 import sys
 import time
 from pathlib import Path
+
+from old_http import LEAN, HttpxClient, use_http_client
 
 from ledgerdrill.errors import LedgerdrillError
 from ledgerdrill.faults import ScriptedOutage
@@ -81,7 +84,10 @@ def main() -> int:
     parser.add_argument("--durations", default="1,2.5,5")
     parser.add_argument("--intervals", default="0.05,0.1,0.2")
     parser.add_argument("--target", type=Path, default=REPO / "targets" / "sandbox.yaml")
+    parser.add_argument("--http-client", choices=("lean", "httpx"), default="lean",
+                        help="httpx: the probes' client before issue 38, to compare")
     args = parser.parse_args()
+    use_http_client(HttpxClient if args.http_client == "httpx" else LEAN)
     durations = [float(x) for x in args.durations.split(",")]
     intervals = [float(x) for x in args.intervals.split(",")]
     _, settings, state_dir = control.sandbox_target(args.target)

@@ -27,9 +27,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import psutil
+from old_http import LEAN, HttpxClient, use_http_client
 
 from ledgerdrill.errors import LedgerdrillError
-from ledgerdrill.probes import http_tls, odoo_rpc
 from ledgerdrill.probes.base import Probe, ProbeSampler
 from ledgerdrill.probes.catalogue import build_probes, load_catalogue
 from ledgerdrill.probes.ledger import LedgerIntegrityProbe
@@ -41,40 +41,6 @@ from ledgerdrill.timeline import SystemClock, Timeline
 
 REPO = Path(__file__).resolve().parents[1]
 GOAL_PCT = 5.0  # issue 38: all default probes at 5 Hz, harness side
-
-
-class HttpxClient:
-    """The probes' HTTP before issue 38: httpx's client, behind LeanClient's interface."""
-
-    def __init__(self, base_url: str, *, context: ssl.SSLContext | None = None,
-                 timeout_s: float = 5.0, headers: dict[str, str] | None = None) -> None:
-        self._client = httpx.Client(base_url=base_url, verify=context or True,
-                                    timeout=timeout_s, headers=headers)  # fmt: skip
-
-    def _answer(self, response: httpx.Response) -> httpx.Response:
-        response.as_httpx = lambda: response  # type: ignore[attr-defined]
-        return response
-
-    def post(self, path: str, *, json: object = None, headers: dict[str, str] | None = None,
-             timeout: float | None = None) -> httpx.Response:
-        extra = {} if timeout is None else {"timeout": timeout}
-        return self._answer(self._client.post(path, json=json, headers=headers, **extra))  # type: ignore[arg-type]
-
-    def get(self, path: str, *, timeout: float | None = None) -> httpx.Response:
-        extra = {} if timeout is None else {"timeout": timeout}
-        return self._answer(self._client.get(path, **extra))  # type: ignore[arg-type]
-
-    def close(self) -> None:
-        self._client.close()
-
-
-LEAN = odoo_rpc.LeanClient
-
-
-def use_http_client(factory: object) -> None:
-    """Which client the probes' sessions make from now on (module names, read per call)."""
-    odoo_rpc.LeanClient = factory  # type: ignore[assignment,misc]
-    http_tls.LeanClient = factory  # type: ignore[assignment,misc]
 
 
 def sandbox_processes(state_dir: Path) -> list[psutil.Process]:
