@@ -23,7 +23,7 @@ tiers:
   finance-core: {{rto: {rto}, rpo: 0s}}
   portals: {{rto: 4h, rpo: 1h}}
 default_tier: finance-core
-probes: {{catalogue: "{catalogue}", interval: 200ms, steady_state: 1s, settle_timeout: 10s}}
+probes: {{catalogue: "{catalogue}", interval: 200ms, steady_state: 1s, settle_timeout: {settle}}}
 stability: {{samples: 5, duration: 1s}}
 scenarios:
   node-crash: {{recovery_timeout: 30s, observe_after_recovery: 1s, params: {{node: erp-b}}}}
@@ -38,11 +38,13 @@ safety:
 
 
 def gameday(
-    tmp: Path, sandbox: Any, keyword: str, *, rto: str = "5m", catalogue: Path | None = None
-) -> tuple[int, str, dict[str, Any] | None]:
+    tmp: Path, sandbox: Any, keyword: str, *, rto: str = "5m", catalogue: Path | None = None,
+    settle: str = "10s",
+) -> tuple[int, str, dict[str, Any] | None]:  # fmt: skip
     target = tmp / "target.yaml"
     target.write_text(TARGET.format(
-        state=sandbox.state_dir, rto=rto, catalogue=catalogue or REPO / "probes" / "sandbox.yaml"
+        state=sandbox.state_dir, rto=rto, settle=settle,
+        catalogue=catalogue or REPO / "probes" / "sandbox.yaml",
     ))  # fmt: skip
     reports = tmp / "reports"
     done = subprocess.run(
@@ -139,7 +141,8 @@ def test_a_broken_steady_state_is_inconclusive_and_injects_nothing(
         "probes:\n  - {name: gone, kind: http, url: 'http://127.0.0.1:9/web/health'}\n"
     )
     before = sandbox.platform.node_state("erp-b")
-    _, out, report = gameday(tmp_path, sandbox, "node_crash", catalogue=catalogue)
+    # a refused port never settles: the gate's 10 s of patience would be spent for nothing
+    _, out, report = gameday(tmp_path, sandbox, "node_crash", catalogue=catalogue, settle="2s")
     assert verdicts(report) == {"node-crash": "INCONCLUSIVE"}, out[-3000:]
     assert "steady-state gate failed" in out
     assert report is not None
