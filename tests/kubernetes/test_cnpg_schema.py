@@ -70,6 +70,8 @@ def _doc(kind: str, path: str = "kind/database.yaml") -> dict[str, Any]:
          "spec.configuration.destinationPath", False),
         ("ObjectStore", lambda s: s["configuration"]["wal"].update(compression="zip"),
          "spec.configuration.wal.compression", False),
+        ("ObjectStore", lambda s: s["configuration"].update(serverName="db"),
+         "spec.configuration.serverName", False),
     ],
     ids=lambda v: v if isinstance(v, str) and v.startswith("spec") else None,
 )  # fmt: skip

@@ -16,7 +16,8 @@ versions.env``: CloudNativePG 1.28.1 via chart 0.27.1, Barman Cloud plugin 0.11.
 - barman-cloud ``pkg/api/config.go`` (``BarmanObjectStoreConfiguration``: a non-empty
   ``destinationPath``; WAL ``compression`` one of bzip2, gzip, lz4, snappy, xz, zstd);
 - plugin-barman-cloud ``api/v1/objectstore_types.go`` (``ObjectStoreSpec``:
-  ``configuration`` required, ``retentionPolicy`` as ``XXu`` with u in d/w/m).
+  ``configuration`` required and without ``serverName``, ``retentionPolicy`` as ``XXu``
+  with u in d/w/m).
 
 What the API server does with them (the apiextensions validation of a CRD's
 ``openAPIV3Schema``): a wrong type, a value outside an enum or pattern, a missing required
@@ -245,9 +246,12 @@ SCHEDULED_BACKUP_SPEC = obj(
     ("cluster", "schedule"),
 )
 
+# the plugin's CEL rule on ObjectStoreSpec.configuration: the server name belongs in the
+# Cluster's plugin parameters (read on the plugin's main branch; not checked against 0.11.0)
+SERVER_NAME_FORBIDDEN = "use the 'serverName' plugin parameter in the Cluster resource"
 OBJECT_STORE_SPEC = obj(
     {
-        "configuration": BARMAN_OBJECT_STORE,
+        "configuration": {**BARMAN_OBJECT_STORE, "not": {"required": ["serverName"]}},
         "retentionPolicy": RETENTION,
         "instanceSidecarConfiguration": OPAQUE,
     },
@@ -302,6 +306,9 @@ def problems(resource: dict[str, Any]) -> list[Problem]:
             missing = str(error.message).split("'")[1]
             path = f"{where}.{missing}" if where else missing
             found.append(Problem(path, "Required value", unknown=False))
+        elif error.validator == "not":  # the one rule written so: SERVER_NAME_FORBIDDEN
+            found.append(Problem(f"{where}.serverName", f"Forbidden: {SERVER_NAME_FORBIDDEN}",
+                                 unknown=False))  # fmt: skip
         elif error.validator == "enum":
             allowed = ", ".join(f'"{v}"' for v in error.validator_value)
             value = json.dumps(error.instance)
