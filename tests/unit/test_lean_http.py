@@ -19,6 +19,9 @@ import pytest
 from ledgerdrill.probes.lean_http import LeanClient
 
 Behaviour = Callable[[socket.socket, bytes], None]
+# generous: an answer from a local thread must never time out on a busy CI machine; a
+# hanging server outlasts it threefold
+TIMEOUT_S = 1.0
 
 
 def _answer(conn: socket.socket, body: bytes, extra: str = "", close: bool = False) -> None:
@@ -105,16 +108,24 @@ def echoes_cookie(conn: socket.socket, request: bytes) -> None:
     _answer(conn, json.dumps({"cookie": cookie}).encode())
 
 
-def answers_then_closes(conn: socket.socket, request: bytes) -> None:
-    """Keep-alive announced, then the server closes the idle connection anyway."""
-    _answer(conn, b"{}")
-    time.sleep(0.05)
-    conn.shutdown(socket.SHUT_RDWR)
-    conn.close()
+class AnswersThenCloses:
+    """Keep-alive announced, then the server closes the idle connection anyway; ``done``
+    says it has (the test waits for it: no race with a busy machine)."""
+
+    __name__ = "answers_then_closes"
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+    def __call__(self, conn: socket.socket, request: bytes) -> None:
+        _answer(conn, b"{}")
+        conn.shutdown(socket.SHUT_RDWR)
+        conn.close()
+        self.done.set()
 
 
 def hangs(conn: socket.socket, request: bytes) -> None:
-    time.sleep(1.0)
+    time.sleep(TIMEOUT_S * 3)
 
 
 def drops_mid_answer(conn: socket.socket, request: bytes) -> None:
@@ -159,10 +170,10 @@ def both(
     steps: Callable[[Any], list[Any]],
 ) -> tuple[list[Any], list[Any], Server]:
     theirs = serve(list(behaviours))
-    with httpx.Client(base_url=theirs.url, timeout=0.3) as client:
+    with httpx.Client(base_url=theirs.url, timeout=TIMEOUT_S) as client:
         expected = steps(client)
     mine = serve(list(behaviours))
-    with LeanClient(mine.url, timeout_s=0.3) as lean:
+    with LeanClient(mine.url, timeout_s=TIMEOUT_S) as lean:
         got = steps(lean)
     return expected, got, mine
 
@@ -204,12 +215,16 @@ def test_cookies_are_kept_sent_back_and_cleared(
 def test_a_connection_closed_while_idle_is_replaced_not_reused(
     serve: Callable[[list[Behaviour]], Server],
 ) -> None:
+    closer = AnswersThenCloses()
+
     def steps(client: Any) -> list[Any]:
+        closer.done.clear()
         first = outcome(lambda: client.get("/"))
-        time.sleep(0.2)  # the server closes the kept-alive connection meanwhile
+        assert closer.done.wait(10)  # the server has closed the kept-alive connection
+        time.sleep(0.05)  # and its FIN has reached our socket
         return [first, outcome(lambda: client.post("/rpc", json={"write": 1}))]
 
-    expected, got, server = both(serve, [answers_then_closes, ok], steps)
+    expected, got, server = both(serve, [closer, ok], steps)
     assert got == expected == [(200, {}), (200, {"result": 1})]
     # the write went out once, on a fresh connection: never twice, never lost to a dead one
     assert server.connections == 2 and len(server.requests) == 2
