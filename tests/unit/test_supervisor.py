@@ -77,6 +77,9 @@ def test_crashed_node_is_not_restarted_then_evicted_then_returns_home(world) -> 
 def test_thawed_original_is_adopted_not_duplicated(world) -> None:  # type: ignore[no-untyped-def]
     sup, erp, _, events = world
     original, original_port = erp.pid, erp.port
+    # what the load balancer is told: where the service listens after each change
+    routed: list[int | None] = []
+    erp.on_started = lambda service: routed.append(service.port)
     NodeProcesses(erp.state_dir, "erp-b").freeze()
     t0 = time.monotonic()
     sup.reconcile(t0)
@@ -86,3 +89,7 @@ def test_thawed_original_is_adopted_not_duplicated(world) -> None:  # type: igno
     sup.reconcile(t0 + 2)
     assert erp.pid == original and erp.port == original_port
     assert events[-1][0] == "supervisor.returned-home" and events[-1][2]["adopted"] is True
+    # the stand-in's port was announced, then the original's again: Traefik once kept
+    # routing to the stopped stand-in (the replica out of rotation after a node-freeze)
+    assert len(routed) == 2 and routed[0] != original_port, routed
+    assert routed[-1] == original_port, routed

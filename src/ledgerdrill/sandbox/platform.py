@@ -254,7 +254,34 @@ class SandboxPlatform(Platform):
         return [str(name) for name in self._call("db/restored")]
 
     def baseline_facts(self) -> dict[str, str]:
-        return {"restored database servers": ", ".join(self._restored()) or "none"}
+        return {
+            "restored database servers": ", ".join(self._restored()) or "none",
+            "entry point routes": self._entry_routes(),
+        }
+
+    def _entry_routes(self) -> str:
+        """Which replicas the entry point sends users to, and whether its health checks
+        pass, by region -- read live from Traefik's API and matched to where each replica
+        listens. A drill that leaves a replica out of rotation, or Traefik pointing at a
+        port nothing listens on, does not read back as before (a node-freeze once did:
+        the replica ran, users never reached it, and only a second drill showed it)."""
+        live = self._call("sandbox/status")
+        edge = live.get("edge") or {}
+        health = edge.get("backend_health") or {}
+        replicas = (live.get("erp") or {}).get("replicas") or []
+        by_url = {
+            f"http://127.0.0.1:{r['port']}": str(r["name"]) for r in replicas if r.get("port")
+        }
+        regions = []
+        for region in ("primary", "dr"):
+            urls = (edge.get("backends") or {}).get(region) or []
+            routed = sorted(
+                f"{by_url.get(url, 'nothing at port ' + url.rsplit(':', 1)[-1])} "
+                f"{health.get(url, 'unchecked')}"
+                for url in urls
+            )
+            regions.append(f"{region}: {', '.join(routed) or 'none'}")
+        return "; ".join(regions)
 
     # -- ServiceControl (the ScriptedOutage ground truth) --------------------------------------
     def _replica_pids(self, role: str) -> dict[str, int]:

@@ -97,6 +97,12 @@ class Supervisor:
             adopted = service.alive()
             if adopted:
                 service.port = service.home_port
+                # the stand-in's port is gone: whoever routes to the service must learn
+                # the original's again (start() says so itself; adopting did not, and
+                # Traefik kept the stopped stand-in's port: the replica out of rotation
+                # after every node-freeze, unseen until a second drill met no impact)
+                if service.on_started is not None:
+                    service.on_started(service)
             else:
                 service.start(service.home_node)
             self.on_event(
