@@ -443,6 +443,7 @@ def _on_request(response_time: float, exception: Exception | None, **meta: Any) 
 REQUESTS_FILE = ENV.get("LEDGERDRILL_LOAD_REQUESTS")
 _requests: list[dict[str, Any]] = []
 _waiting: dict[int, float] = {}  # request token -> when it was sent (time.time())
+_RUNNER: list[Any] = []  # this process's Locust runner, once init has run
 _TOKENS = itertools.count()
 
 
@@ -455,7 +456,12 @@ def _in_flight() -> Any:
     try:
         yield
     except gevent.GreenletExit:  # the user was stopped while it waited: no answer came
-        _requests.append({"s": sent, "e": None, "o": None, **_tags()})
+        if _RUNNER and _RUNNER[0].state in ("spawning", "running"):
+            # a ramp-down between stages stopped it, not the end of the load: the wait
+            # ended now, through no fault of the platform (measure/users.py: abandoned)
+            _requests.append({"s": sent, "e": time.time(), "o": "abandoned", **_tags()})
+        else:  # Locust is stopping: still waiting when the load ended, never answered
+            _requests.append({"s": sent, "e": None, "o": None, **_tags()})
         raise
     finally:
         _waiting.pop(token, None)
@@ -542,6 +548,7 @@ def _watch_parent(parent: int) -> None:
 @events.init.add_listener
 def _on_init(environment: Any, **_: Any) -> None:
     runner = environment.runner
+    _RUNNER[:] = [runner] if runner is not None else []
     if runner is not None and not isinstance(runner, MasterRunner):
         runner.register_message(STAGE_MESSAGE, _on_stage_message)
     parent = ENV.get("LEDGERDRILL_LOAD_PARENT_PID")

@@ -94,3 +94,41 @@ def test_requests_still_hanging_when_locust_stops_are_recorded_as_never_answered
     assert all(r.end is None and r.outcome is None for r in requests)
     result = run.result()
     assert result.locust_requests in (0, None)  # Locust itself never heard of them
+
+
+RAMP_DOWN = """
+name: ramp-down-test
+think_time: 200ms
+mix: {accountant: 1}
+stages:
+  - {phase: baseline, for: 3s, users: 3, spawn_rate: 10}
+  - {phase: baseline, for: 30s, users: 1, spawn_rate: 10}
+"""
+
+
+def test_users_stopped_by_a_ramp_down_abandon_their_request_and_are_not_stuck(
+    silent_server: int, tmp_path: Path
+) -> None:
+    """Seen in CI: a ramp-down between stages stopped a user waiting 1 ms on its answer;
+    recorded as never answered, it read as a user stuck to the end of the drill and
+    failed a healthy failover. Stopped by the load itself, its wait ended then."""
+    profile = tmp_path / "ramp-down-test.yaml"
+    profile.write_text(RAMP_DOWN)
+    run = LoadRun(
+        profile, url=f"http://127.0.0.1:{silent_server}", database="db", login="u",
+        password="p", ca_bundle=None, out_dir=tmp_path / "out", max_duration_s=30,
+        locustfile=REPO / "loadprofiles" / "locustfile.py",
+    )  # fmt: skip
+    started = tmp_path / "out" / "seconds.jsonl"
+    with run:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not started.exists():
+            time.sleep(0.2)
+        assert started.exists(), "Locust did not start"
+        time.sleep(6.0)  # past the ramp-down at 3 s
+    requests = run.user_requests()
+    abandoned = [r for r in requests if r.outcome == "abandoned"]
+    never = [r for r in requests if r.end is None]
+    assert len(abandoned) == 2 and len(never) == 1, requests
+    for request in abandoned:  # it waited from its login to the ramp-down, ~3 s
+        assert request.end is not None and 1.5 < request.end - request.start < 6.0, request

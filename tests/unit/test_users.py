@@ -95,6 +95,27 @@ def test_a_user_stuck_on_a_frozen_replica_dates_recovery_though_others_were_serv
     assert users.reason != "no impact seen by users"
 
 
+def test_a_request_abandoned_by_the_load_itself_is_no_failure_and_no_loss() -> None:
+    """A ramp-down stops users; one was waiting 1 ms on its answer (seen in CI: read as
+    'never answered, waiting to the end', it failed a healthy failover). It ended when
+    its user was stopped: no failure, not lost, no trouble, counted in no error rate."""
+    abandoned = req(18.998, 18.999, "abandoned")
+    users = figures([*steady(0, 30), abandoned], 10, 30)
+    assert users.rto_s == 0.0 and users.reason == "no impact seen by users"
+    assert users.requests_lost == 0 and users.error_rate_during_fault == 0.0
+    assert users.longest_wait_s is not None and users.longest_wait_s < 0.1
+
+
+def test_a_long_wait_ended_by_the_load_stopping_its_user_is_still_trouble() -> None:
+    """Abandoned after 5 s stuck on a frozen replica: the wait was real, users recovered
+    only after it (its end), though it is neither a failure nor lost."""
+    abandoned = req(12.0, 17.0, "abandoned")
+    users = figures([*steady(0, 30), abandoned], 10, 30)
+    assert users.longest_wait_s == pytest.approx(5.0, abs=1e-3)
+    assert users.rto_s is not None and users.rto_s >= 7.0
+    assert users.requests_lost == 0 and users.error_rate_during_fault == 0.0
+
+
 def test_a_wait_shorter_than_the_threshold_is_no_trouble() -> None:
     users = figures([*steady(0, 30), req(10.5, 11.3)], 10, 30, stall_threshold_s=1.0)
     assert users.rto_s == 0.0 and users.reason == "no impact seen by users"

@@ -33,6 +33,9 @@ answer (or its failure) came, and what it was. A request with no ``end`` never f
   successful requests answered before the fault). In a window, a request still
   waiting at its end counts with its wait so far; a window with no answer and nobody
   waiting neither breaks nor extends the run.
+- a request **abandoned** (its user stopped by the load itself, a ramp-down between
+  stages) ended when it was stopped: its wait counts as any wait does, but it is not a
+  failure, not lost, and in no error rate.
 - ``requests_lost``: sent and never answered -- the connection dropped or timed out
   after sending, or never finished at all -- among requests of the window.
 
@@ -49,8 +52,12 @@ from typing import Literal
 
 from ledgerdrill.measure.recovery import StabilityWindow
 
-Outcome = Literal["ok", "error", "unanswered", "not-sent"]
-OUTCOMES: tuple[Outcome, ...] = ("ok", "error", "unanswered", "not-sent")
+# "abandoned": the load itself stopped the user while it waited (a ramp-down between
+# stages): the request ended then, unanswered through no fault of the platform -- its wait
+# counts (a long one is trouble), but it is neither a failure nor lost
+Outcome = Literal["ok", "error", "unanswered", "not-sent", "abandoned"]
+OUTCOMES: tuple[Outcome, ...] = ("ok", "error", "unanswered", "not-sent", "abandoned")
+FAILED: frozenset[str] = frozenset({"error", "unanswered", "not-sent"})
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,11 @@ class UserRequest:
     @property
     def ok(self) -> bool:
         return self.outcome == "ok"
+
+    @property
+    def failed(self) -> bool:
+        """Answered as a failure, or never answered: not ok, and not abandoned."""
+        return self.outcome in FAILED
 
     def waiting_until(self, end: float) -> float:
         """When it stopped waiting, as seen at the end of observation ``end``."""
@@ -236,7 +248,7 @@ def _recovery(
     window: StabilityWindow,
     stall_threshold_s: float,
 ) -> tuple[bool, float | None, float | None, str]:
-    failures = [r.end for r in seen if not r.ok and r.end is not None and t_inject <= r.end <= end]
+    failures = [r.end for r in seen if r.failed and r.end is not None and t_inject <= r.end <= end]
     long_stalls = [s.end for s in found if s.length_s >= stall_threshold_s]
     # one user kept waiting is a user stuck, even while others are served (a frozen
     # replica holds the requests routed to it; the rest go elsewhere)
@@ -303,12 +315,15 @@ def _error_rate(
     # at least one stability window: a recovery within a fraction of a second would
     # leave a handful of requests, and a rate over five of them is noise
     until = min(end, max(until, t_inject + window.min_duration_s))
-    answered = [r for r in seen if r.end is not None and t_inject <= r.end <= until]
+    answered = [
+        r for r in seen
+        if r.end is not None and t_inject <= r.end <= until and r.outcome != "abandoned"
+    ]  # fmt: skip
     never = [r for r in seen if r.end is None and r.start <= until]
     total = len(answered) + len(never)
     if total == 0:
         return None
-    return (sum(1 for r in answered if not r.ok) + len(never)) / total
+    return (sum(1 for r in answered if r.failed) + len(never)) / total
 
 
 def _p95_back(
