@@ -255,3 +255,10 @@ def test_the_request_is_what_httpx_would_send(serve: Callable[[list[Behaviour]],
     assert fields["user-agent"] == "ledgerdrill-probe"
     assert int(fields["content-length"]) == len(body)
     assert json.loads(body) == {"params": {"x": [1, 2]}}
+
+
+def test_a_mistyped_url_fails_each_request_as_httpx_does_not_with_a_traceback() -> None:
+    lean = LeanClient("htps://127.0.0.1:9")  # a catalogue typo
+    assert outcome(lambda: lean.get("/web/health")) is httpx.UnsupportedProtocol
+    with httpx.Client(base_url="htps://127.0.0.1:9") as client:
+        assert outcome(lambda: client.get("/web/health")) is httpx.UnsupportedProtocol

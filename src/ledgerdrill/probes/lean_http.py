@@ -89,11 +89,16 @@ class LeanClient:
         headers: Mapping[str, str] | None = None,
     ) -> None:
         parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {base_url!r}")
+        # a mistyped URL fails each request as httpx fails it (UnsupportedProtocol, an
+        # HTTPError the probes report as a failed sample), never a traceback here
+        self._unusable = (
+            None
+            if parts.scheme in ("http", "https") and parts.hostname
+            else f"not an http(s) URL: {base_url!r}"
+        )
         self.base_url = base_url.rstrip("/")
         self._https = parts.scheme == "https"
-        self._host = parts.hostname
+        self._host = parts.hostname or ""
         self._port = parts.port or (443 if self._https else 80)
         self._host_header = parts.netloc
         self._context = context or ssl.create_default_context()
@@ -127,6 +132,8 @@ class LeanClient:
     ) -> LeanResponse:
         timeout_s = self.timeout_s if timeout is None else timeout
         url = self.base_url + path
+        if self._unusable is not None:
+            raise httpx.UnsupportedProtocol(self._unusable)
         body = None if json is None else _json_bytes(json)
         sent = {"Host": self._host_header, "Accept": "*/*", **self.headers, **(headers or {})}
         if body is not None:  # putrequest/endheaders add no length of their own
