@@ -39,6 +39,13 @@ from ledgerdrill.measure import (
     judge,
     measure_recovery,
 )
+from ledgerdrill.measure.db_loss import (
+    PROMOTED_MONO_NS,
+    PROMOTION_EVIDENCE,
+    DatabaseLoss,
+    database_loss,
+    with_database_witness,
+)
 from ledgerdrill.measure.recovery import relapse
 from ledgerdrill.measure.users import UserRequest, UsersFigures, measure_users
 from ledgerdrill.platforms.base import Platform
@@ -591,8 +598,7 @@ class Drill:
             timeout = self._last_recovery_wait or self.settings.recovery_timeout
             # observation of the fault ends when its revert begins (a fail-back or a
             # certificate put back is not the fault's recovery), else now
-            reverts = [i.t_teardown for i in self.injections if i.t_teardown is not None]
-            end = min(reverts, key=lambda t: t.mono_ns) if reverts else self.timeline.clock.now()
+            end = self._first_revert_or_now()
             recoveries = self._recoveries(t_inject, end=end, timeout_s=timeout)
             if self._recovered_at is not None:
                 self._check_relapse(self._recovered_at, end, recoveries)
@@ -730,9 +736,25 @@ class Drill:
         except Exception as exc:  # the ERP may still be down: loss is then unmeasured
             self.add_check(Check("canary-read-back", False, f"{type(exc).__name__}: {exc}"))
             return
-        self.loss = loss
+        self.loss = with_database_witness(loss, self._database_witnesses(t_inject))
         if self.invariants_after is None:
             self.invariants_after = invariants
+
+    def _database_witnesses(self, t_inject: Instant) -> list[DatabaseLoss]:
+        """The database's account of each promotion between the fault and the first
+        revert (a fail-back's own switchover is the revert's, not the fault's)."""
+        until = self._first_revert_or_now()
+        found = []
+        for event in self.timeline.events(kind=PROMOTION_EVIDENCE):
+            promoted = event.attributes.get(PROMOTED_MONO_NS, event.at.mono_ns)
+            if isinstance(promoted, int) and t_inject.mono_ns <= promoted <= until.mono_ns:
+                found.append(database_loss(event.name, event.attributes))
+        return found
+
+    def _first_revert_or_now(self) -> Instant:
+        """When observation of the fault ends: its first revert began, else now."""
+        reverts = [i.t_teardown for i in self.injections if i.t_teardown is not None]
+        return min(reverts, key=lambda t: t.mono_ns) if reverts else self.timeline.clock.now()
 
     def instant_at(self, wall_iso: str) -> Instant:
         """The timeline instant of a wall-clock time (a database's restore point)."""

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -14,7 +15,7 @@ from ledgerdrill.drill import Drill, DrillOutcome
 from ledgerdrill.errors import ConfigError, SafetyViolation
 from ledgerdrill.load.profile import find_profile
 from ledgerdrill.load.runner import LoadRun
-from ledgerdrill.measure import fmt_s
+from ledgerdrill.measure import Loss, fmt_s
 from ledgerdrill.odoo_api import ErpApi
 from ledgerdrill.platforms.base import Platform
 from ledgerdrill.platforms.registry import build_platform
@@ -301,6 +302,27 @@ def _total(seconds: list[float]) -> float | None:
     return round(sum(seconds), 3) if seconds else None
 
 
+def _rpo_witnesses(loss: Loss | None) -> dict[str, Any]:
+    """Both RPO witnesses for the report: the canary's, and the database's when a
+    promotion was read (the largest of several; counts added up)."""
+    if loss is None:
+        return {}
+    known = [w for w in loss.database if w.rpo_s is not None]
+    database_rpo = max((w.rpo_s for w in known if w.rpo_s is not None), default=None)
+    detail = "; ".join(w.detail for w in loss.database) or (
+        "no promotion read by the database witness in this scenario"
+    )
+    return {
+        "rpo_source": loss.rpo_source,
+        "rpo_canary_s": loss.rpo_canary_s if loss.rpo_canary_s is not None else loss.rpo_s,
+        "rpo_database_s": database_rpo,
+        "rpo_database_detail": detail,
+        "lost_commits": sum(w.lost_commits or 0 for w in known if w.acknowledged)
+        if known
+        else None,
+    }
+
+
 def scenario_report(
     drill: Drill,
     outcome: DrillOutcome,
@@ -326,6 +348,7 @@ def scenario_report(
         ),
         rpo_s=loss.rpo_s if loss else None,
         rpo_censored=loss.rpo_censored if loss else None,
+        **_rpo_witnesses(loss),
         rpo_vs_restore_point_s=loss.rpo_vs_restore_point_s if loss else None,
         writes_attempted=loss.attempted if loss else None,
         lost_writes=len(loss.lost) if loss else None,

@@ -90,6 +90,16 @@ def test_a_fast_suite_passes_on_the_sandbox(tmp_path: Path, sandbox: Any) -> Non
         measured = scenario["measured"]
         assert measured["rto_s"] is not None and measured["writes_attempted"] > 0
         assert measured["lost_writes"] == 0 and measured["duplicate_writes"] == 0
+        # both RPO witnesses in the report; a synchronous failover: both say 0 (issue 32)
+        assert measured["rpo_canary_s"] == 0 and measured["rpo_source"] == "canary"
+        if scenario["id"] == "database-failover[crash]":
+            assert measured["rpo_database_s"] == 0, measured["rpo_database_detail"]
+            assert "had every commit" in measured["rpo_database_detail"] or (
+                "never acknowledged" in measured["rpo_database_detail"]
+            )
+        else:  # no promotion: no database figure, and the report says why
+            assert measured["rpo_database_s"] is None
+            assert "no promotion" in measured["rpo_database_detail"]
         # load ran and its phases add up to Locust's own total
         load = scenario["load"]
         assert load is not None and load["summary"]["requests"] > 0, scenario["id"]

@@ -8,14 +8,19 @@ rejoined, the primary region failed back).
 
 from __future__ import annotations
 
+import os
+import random
+import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
+from ledgerdrill.measure.db_loss import PROMOTION_EVIDENCE, database_loss, with_database_witness
 from ledgerdrill.measure.loss import WriteOutcome
 from ledgerdrill.probes.canary import LedgerCanary, measure_canary
-from ledgerdrill.probes.odoo_rpc import OdooTarget
+from ledgerdrill.probes.odoo_rpc import OdooSession, OdooTarget, balanced_entry, find_accounts
 from ledgerdrill.sandbox.postgres import PgCluster
 from ledgerdrill.sandbox.postgres.credentials import SUPERUSER
 from ledgerdrill.sandbox.procs import wait_until
@@ -48,6 +53,18 @@ def wait_for_writes(canary: LedgerCanary, after: int, timeout_s: float = 60) -> 
     )
 
 
+def promotion_evidence(platform: Any, timeline: Timeline, since: Any, promoted: str) -> list[Any]:
+    """The database witness's figures for the promotions of ``promoted`` since ``since``
+    (read from the old primary's WAL in the background: waited for)."""
+
+    def events() -> list[Any]:
+        return [e for e in platform.events_between(since, timeline.clock.now())
+                if e.kind == PROMOTION_EVIDENCE and e.name == promoted]  # fmt: skip
+
+    wait_until(lambda: bool(events()), timeout_s=30, what=f"{promoted}'s promotion to be read")
+    return [database_loss(e.name, e.attributes) for e in events()]
+
+
 def test_synchronous_standby_loses_nothing_when_the_primary_crashes(sandbox: Any) -> None:
     platform = sandbox.platform
     primary = platform.database_topology().primary
@@ -63,6 +80,13 @@ def test_synchronous_standby_loses_nothing_when_the_primary_crashes(sandbox: Any
     finally:
         canary.stop()
     loss, invariants = measure_canary(canary, t_inject)
+    promoted = platform.database_topology().primary
+    assert promoted is not None and promoted.name != primary.name
+    # both witnesses agree: nothing acknowledged was lost (issue 32, done-when 3)
+    witnesses = promotion_evidence(platform, timeline, t_inject, promoted.name)
+    assert [w.rpo_s for w in witnesses] == [0.0], [w.detail for w in witnesses]
+    assert with_database_witness(loss, witnesses).rpo_s == 0
+    print(f"\n[truth] database witness: {witnesses[0].detail}")
     platform.restore_node(primary.node)
     platform.rejoin(primary.name)
     print(f"\n[truth] sync standby: {loss.ok} acknowledged, {len(loss.lost)} lost, "
@@ -72,6 +96,21 @@ def test_synchronous_standby_loses_nothing_when_the_primary_crashes(sandbox: Any
     assert invariants.ok, invariants.problems()
     roles = {m.name: m.role for m in platform.database_topology().members}
     assert roles[primary.name] in {"sync-standby", "async-replica"}, roles
+    wait_for_every_standby_to_stream(sandbox)
+
+
+def wait_for_every_standby_to_stream(sandbox: Any) -> None:
+    """The shape the next test starts from, read back: every standby streams from the
+    primary on its timeline. (The HA controller repoints the DR replica after a failover
+    and rebuilds it if it does not follow; under a busy core that can outlast the test.)"""
+    cluster = PgCluster(sandbox.state_dir)
+    standbys = [s.name for s in cluster.members if s is not cluster.primary]
+    wait_until(
+        lambda: all(cluster.follows_primary(name) for name in standbys),
+        timeout_s=90,
+        what=f"{', '.join(standbys)} to stream from {cluster.primary_name}",
+        interval_s=0.2,
+    )
 
 
 def test_async_replica_promotion_loses_exactly_what_sql_says(sandbox: Any) -> None:
@@ -104,3 +143,99 @@ def test_async_replica_promotion_loses_exactly_what_sql_says(sandbox: Any) -> No
     assert invariants.ok, invariants.problems()
     roles = {m.name: m.role for m in platform.database_topology().members}
     assert roles == {"db-a": "primary", "db-b": "sync-standby", "dr-db": "async-replica"}, roles
+
+
+class IndependentWriter:
+    """Posts balanced entries through the entry point, as any client would -- not the
+    canary, not the probes -- and keeps the moment each one was acknowledged."""
+
+    def __init__(self, sandbox: Any, prefix: str, rate_hz: float = 10.0) -> None:
+        s = sandbox.status
+        self.target = OdooTarget(
+            s["entry_url"], s["database"], s["login"], s["password"], s["ca_bundle"]
+        )
+        self.prefix, self.interval_s = prefix, 1.0 / rate_hz
+        self.acknowledged: dict[str, datetime] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> IndependentWriter:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        session = OdooSession(self.target, timeout_s=2.0)
+        accounts: Any = None
+        n = 0
+        while not self._stop.wait(self.interval_s):
+            ref = f"{self.prefix}-{n}"
+            n += 1
+            try:
+                if accounts is None:
+                    session.authenticate()
+                    accounts = find_accounts(session)
+                move = session.call("account.move", "create", [balanced_entry(accounts, ref)])
+                session.call(
+                    "account.move", "action_post", [move if isinstance(move, list) else [move]]
+                )
+            except Exception:  # the entry point is down for a moment: not acknowledged
+                session.close()
+                session, accounts = OdooSession(self.target, timeout_s=2.0), None
+                continue
+            self.acknowledged[ref] = datetime.now(UTC)
+        session.close()
+
+
+def test_the_database_witness_never_understates_a_replication_pause(sandbox: Any) -> None:
+    """Issue 32, done-when 1: DR replication paused for a seeded random 3-10 s before a
+    region outage, an independent writer posting all along. The reported RPO (the larger
+    of the canary's and the database's) is never below the span of the writer's
+    acknowledged writes that SQL finds missing on the promoted database, and close above
+    it. The canary starts *after* the pause began, so alone it could not see the loss."""
+    seed = int(os.environ.get("LEDGERDRILL_SEED", time.time_ns() % 1_000_000))
+    pause_s = random.Random(seed).uniform(3.0, 10.0)
+    print(f"\n[truth] seed {seed}: DR replication paused {pause_s:.2f}s before the outage")
+    platform = sandbox.platform
+    cluster = PgCluster(sandbox.state_dir)
+    timeline = Timeline(SystemClock())
+    writer = IndependentWriter(sandbox, f"indep-{time.time_ns()}").start()
+    start = timeline.clock.now()
+    try:
+        time.sleep(1.0)
+        platform.freeze_replication("dr-db")
+        canary = canary_for(sandbox, f"late-{time.time_ns()}").start(timeline)
+        try:
+            time.sleep(pause_s)
+            t_inject = timeline.clock.now()
+            platform.region_outage("primary")
+            platform.fail_over_to("dr")
+            wait_for_writes(canary, len(canary.writes))
+            time.sleep(1.0)
+        finally:
+            canary.stop()
+    finally:
+        writer.stop()
+    witnesses = promotion_evidence(platform, timeline, start, "dr-db")
+    loss, _ = measure_canary(canary, t_inject)
+    reported = with_database_witness(loss, witnesses)
+    present = refs_in(cluster.server_dsn("dr-db", SUPERUSER, dbname="ledgerdrill"), writer.prefix)
+    lost_acks = sorted(at for ref, at in writer.acknowledged.items() if ref not in present)
+    platform.restore_region("primary")
+    assert len(lost_acks) >= 2, f"the pause should have lost the writer's writes: {lost_acks}"
+    writer_span = (lost_acks[-1] - lost_acks[0]).total_seconds()
+    print(f"[truth] writer: {len(writer.acknowledged)} acknowledged, {len(lost_acks)} missing by"
+          f" SQL over {writer_span:.2f}s; canary {loss.rpo_s:.2f}s (censored {loss.rpo_censored});"
+          f" database {witnesses[0].rpo_s}s ({witnesses[0].detail});"
+          f" reported {reported.rpo_s:.2f}s by the {reported.rpo_source}")  # fmt: skip
+    assert reported.rpo_s >= writer_span
+    # above it only by the writes around the span's ends: the last commit dr-db replayed
+    # before the pause and the newest commit before the outage, each within about one
+    # writer interval of the writer's own lost writes (0.1 s here), plus an answer's way
+    assert reported.rpo_s <= writer_span + 0.5, (reported.rpo_s, writer_span)
+    assert reported.rpo_source == "database" and not reported.rpo_censored
+    assert abs(reported.rpo_s - pause_s) < 1.0  # the loss is the pause, as injected
+    wait_for_every_standby_to_stream(sandbox)

@@ -14,6 +14,7 @@ from ledgerdrill.measure import (
     measure_loss,
     measure_recovery,
 )
+from ledgerdrill.measure.db_loss import database_loss, with_database_witness
 from ledgerdrill.measure.recovery import StabilityWindow
 from ledgerdrill.timeline import NS_PER_S, Instant, Sample
 
@@ -190,3 +191,25 @@ def test_a_censored_rpo_never_passes_a_target_it_could_exceed() -> None:
     assert "RPO ≥ 1.99s" in within.reasons[0] and "may reach back further" in within.reasons[0]
     over = judge(Objective(rto_s=None, rpo_s=1), Measurements(True, loss=loss))
     assert over.verdict is Verdict.FAIL and "RPO ≥ 1.99s" in over.reasons[0]
+
+
+def test_the_database_witness_fails_a_target_the_canary_alone_would_pass() -> None:
+    """Issue 32: the canary kept every write, the database lost 7 s of other writers'
+    commits at the promotion: the RPO is the database's, named, and the target fails."""
+    writes = [Write(r, WriteOutcome.OK, at(t), at(t + 0.01)) for r, t in (("a", 1), ("b", 2))]
+    canary = measure_loss(writes, {"a": 1, "b": 1}, at(3))
+    db = database_loss(
+        "dr-db",
+        {"old_primary": "db-a", "promoted_was_sync_standby": False,
+         "last_replayed_commit": "2026-12-07T12:00:00+00:00", "lost_commits": 35,
+         "first_lost_commit": "2026-12-07T12:00:00.2+00:00",
+         "newest_lost_commit": "2026-12-07T12:00:07+00:00"},
+    )  # fmt: skip
+    loss = with_database_witness(canary, [db])
+    judged = judge(Objective(rto_s=None, rpo_s=5), Measurements(True, loss=loss))
+    assert judged.verdict is Verdict.FAIL
+    assert "RPO 7.00s by the database" in judged.reasons[0], judged.reasons
+    assert "canary writes lost of 2 acknowledged; the canary alone saw 0.00s" in judged.reasons[0]
+    assert judge(Objective(rto_s=None, rpo_s=5), Measurements(True, loss=canary)).verdict is (
+        Verdict.PASS
+    )

@@ -24,8 +24,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from ledgerdrill.timeline import Instant
+
+if TYPE_CHECKING:
+    from ledgerdrill.measure.db_loss import DatabaseLoss
 
 
 class WriteOutcome(StrEnum):
@@ -61,6 +65,11 @@ class Loss:
     # the canary's earliest acknowledged write is among the lost: the loss may reach back
     # before the canary began, so rpo_s is a lower bound, not the loss
     rpo_censored: bool = False
+    # the witnesses: the canary's own figure, the database's (``db_loss``) when it read a
+    # promotion, and which one rpo_s is
+    rpo_canary_s: float | None = None
+    rpo_source: str = "canary"
+    database: tuple[DatabaseLoss, ...] = ()  # one per promotion in the scenario
 
     @property
     def anomalies(self) -> int:

@@ -235,10 +235,13 @@ def _rpo_check(target_s: float, loss: Loss | None) -> Check:
             f"{fmt_s(target_s)}",
         )
     at_least = "≥ " if loss.rpo_censored else ""
+    canary = f"{len(loss.lost)} canary writes lost of {loss.ok} acknowledged"
+    if loss.rpo_source == "database" and loss.rpo_canary_s is not None:
+        canary += f"; the canary alone saw {fmt_s(loss.rpo_canary_s)}"
     return Check(
         "rpo",
         ok,
-        f"RPO {at_least}{fmt_s(loss.rpo_s)} ({len(loss.lost)} lost of {loss.ok} acknowledged)"
+        f"RPO {at_least}{fmt_s(loss.rpo_s)} by the {loss.rpo_source} ({canary})"
         f" {'≤' if ok else '>'} target {fmt_s(target_s)}",
     )
 

@@ -71,6 +71,22 @@ class Figures(Model):
         default=None,
         description="true: the canary's first write was lost too, so rpo_s is a lower bound",
     )
+    rpo_source: str | None = Field(
+        default=None,
+        description="which witness rpo_s is: 'canary' (its own writes, read back) or "
+        "'database' (the commits a promotion lost, read from the old primary's WAL)",
+    )
+    rpo_canary_s: float | None = Field(default=None, description="the canary's RPO alone")
+    rpo_database_s: float | None = Field(
+        default=None,
+        description="the database's RPO alone; None: no promotion in the scenario, or a "
+        "backend that cannot read it (rpo_database_detail says which)",
+    )
+    rpo_database_detail: str | None = None
+    lost_commits: int | None = Field(
+        default=None,
+        description="acknowledged commits the promotions lost, by the database's account",
+    )
     rpo_vs_restore_point_s: float | None = None
     writes_attempted: int | None = None
     lost_writes: int | None = None

@@ -11,6 +11,9 @@ from rich.table import Table
 from ledgerdrill.measure import fmt_s
 from ledgerdrill.report.model import RunReport, ScenarioReport
 
+# an RPO the database witnessed (the canary alone saw less): the report has both figures
+DB_MARK = " db"
+
 HEADERS = [
     "scenario",
     "fault",
@@ -56,7 +59,8 @@ def row(s: ScenarioReport) -> list[str]:
         s.tier or "—",
         f"{rto} / {users_rto} ({target_rto})",  # compact: one line within 120 columns
         stall,
-        f"{'≥ ' if m.rpo_censored else ''}{_s(m.rpo_s)} ({target_rpo})",
+        f"{'≥ ' if m.rpo_censored else ''}{_s(m.rpo_s)}{DB_MARK * (m.rpo_source == 'database')}"
+        f" ({target_rpo})",
         lost,
         s.verdict,
     ]

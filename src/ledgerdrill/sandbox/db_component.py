@@ -30,6 +30,9 @@ class DatabaseComponent:
     ) -> None:
         self.state_dir = state_dir
         self.cluster = PgCluster(state_dir, topology=topology)
+        self.cluster.promotions.emit = lambda kind, name, attrs: events.append(
+            f"db.{kind}", name, dict(attrs)
+        )
         self.events = events
         self.ha = HaController(
             self.cluster,

@@ -60,6 +60,7 @@ from ledgerdrill.sandbox.postgres.credentials import (
     scram_verifier,
     write_passfile,
 )
+from ledgerdrill.sandbox.postgres.promotion_witness import PromotionWitness
 from ledgerdrill.sandbox.postgres.server import PgServer, application_name
 from ledgerdrill.sandbox.procs import RunAs, free_port, port_open, run, wait_until
 from ledgerdrill.sandbox.topology import Topology, default_topology
@@ -133,6 +134,8 @@ class PgCluster:
         self.last_fail_back: dict[str, str] = {}  # member -> rewound | rebuilt
         self._binaries: PgBinaries | None = None
         self._credentials: PgCredentials | None = None
+        # the database's witness of each promotion's data loss; the daemon sets its sink
+        self.promotions = PromotionWitness()
 
     # -- wiring -------------------------------------------------------------------------
     @property
@@ -432,10 +435,14 @@ class PgCluster:
         Does not fence the old primary: that is the caller's decision."""
         with self.lock:
             server = self.server(name)
+            old = self.server(self.primary_name)
+            was_sync_standby = self.promotions.before(old, server)
             took = server.promote()
             server.set_synchronous_standby(None)
             self.primary_name = name
             self._save_state()
+            if old is not server:
+                self.promotions.after(old, server, was_sync_standby)
             return took
 
     def repoint_replicas(self, new_primary: str | None = None) -> list[str]:
@@ -505,6 +512,7 @@ class PgCluster:
 
     def _reattach(self, server: PgServer, primary: PgServer, follow_timeout_s: float) -> str:
         """Restart or repoint a standby; "" when it is not one or does not follow."""
+        self.promotions.wait()  # a former primary's WAL is evidence until it is read
         state = server.state()
         if state == "frozen":
             server.stop(fast=True)
@@ -535,6 +543,7 @@ class PgCluster:
         return how
 
     def _rewind_or_rebuild(self, server: PgServer, primary: PgServer, timeout_s: float) -> str:
+        self.promotions.wait()  # a former primary's WAL is evidence until it is read
         try:
             server.rewind_from(primary, slot=server.application_name, timeout_s=timeout_s)
             return "rewound"
@@ -644,6 +653,7 @@ class PgCluster:
     def _resync_as_standby(self, server: PgServer, primary: PgServer, timeout_s: float) -> str:
         """Make ``server`` (a fenced member, stopped or not) a standby streaming from
         ``primary``: rewind, else rebuild. Returns ``rewound`` | ``rebuilt``."""
+        self.promotions.wait()  # a former primary's WAL is evidence until it is read
         server.thaw()
         if server.state() == "running":
             was_primary = True
@@ -719,12 +729,28 @@ class PgCluster:
                     )
                     return bool(rows) and bool(rows[0][0])
 
-                wait_until(
-                    caught_up,
-                    timeout_s=catch_up_s,
-                    what=f"{name} to receive the WAL before its walsender is frozen",
-                    interval_s=0.05,
-                )
+                try:
+                    wait_until(
+                        caught_up,
+                        timeout_s=catch_up_s,
+                        what=f"{name} to receive the WAL before its walsender is frozen",
+                        interval_s=0.05,
+                    )
+                except PlatformError as exc:
+                    # say what the primary saw: not connected, not streaming, or behind
+                    seen = primary.query(
+                        "SELECT state, flush_lsn::text FROM pg_stat_replication"
+                        " WHERE application_name = %s",
+                        [app],
+                    )
+                    found = (
+                        ", ".join(f"state {r[0]}, flushed up to {r[1]}" for r in seen)
+                        or "no walsender for it at all"
+                    )
+                    raise PlatformError(
+                        f"{exc}: {self.primary_name} wrote up to {written}; for {name} its"
+                        f" pg_stat_replication shows {found}"
+                    ) from None
             pids = primary.walsender_pids()
             pid = pids.get(app)
             if pid is None:
