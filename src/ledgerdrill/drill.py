@@ -187,8 +187,8 @@ class Drill:
     def stop_probes(self) -> None:
         for sampler in self._samplers:
             sampler.stop()
-        if self.canary is not None and self._canary_started:
-            self.canary.stop()
+        if self.canary is not None and self._canary_started and not self.canary.shared:
+            self.canary.stop()  # a shared canary writes on: the run stops it
         if self.load is not None:
             self.load.stop()  # idempotent; never leaves a Locust process
 
@@ -226,7 +226,10 @@ class Drill:
             self._start(self.probes)
         if self.canary is not None and not self._canary_started:
             try:
-                self.canary.start(self.timeline)
+                if self.canary.running:  # the run's canary, writing since an earlier scenario
+                    self.canary.follow(self.timeline)
+                else:
+                    self.canary.start(self.timeline)
             except Exception as exc:  # a canary that cannot write measures nothing
                 self._gate_failed(f"the ledger canary cannot write: {type(exc).__name__}: {exc}")
             self._canary_started = True

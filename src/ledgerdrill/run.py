@@ -82,6 +82,7 @@ class RunSession:
         self.baseline = RunBaseline()
         self.run_dir = reports_dir / self.journal.run_id
         self._platform: Platform | None = None
+        self._canary: LedgerCanary | None = None  # one for the whole run (probes_for)
         # where load profiles are looked for besides ./loadprofiles and beside the target
         self.profile_folders: list[Path] = []
         self.outputs: list[Path] = []
@@ -143,9 +144,15 @@ class RunSession:
             return list(self.platform.default_probes()), None
         facts = {**self.platform.probe_facts(), "erp_api": self.target.erp_api}
         probes = build_probes(self.catalogue, facts, self.catalogue_path)
-        # unique across runs and scenarios: the ERP refuses a reference posted before
-        run_id = f"{self.journal.run_id}-{scenario}"
-        return probes, build_canary(self.catalogue, facts, self.catalogue_path, run_id)
+        if self._canary is None:
+            # one canary for the whole run (each scenario measures its own window of it);
+            # its references are unique across runs: the ERP refuses one posted before
+            self._canary = build_canary(
+                self.catalogue, facts, self.catalogue_path, self.journal.run_id
+            )
+            if self._canary is not None:
+                self._canary.shared = True
+        return probes, self._canary
 
     def load_profile_name(self, scenario: str, marker_profile: str | None) -> str | None:
         """The scenario's load profile: the target file's ``load_profile`` wins over the
@@ -203,6 +210,8 @@ class RunSession:
         )
 
     def close(self) -> None:
+        if self._canary is not None:
+            self._canary.stop()
         if self._platform is not None:
             self._platform.close()
         if self.lock is not None:
@@ -302,7 +311,7 @@ def _total(seconds: list[float]) -> float | None:
     return round(sum(seconds), 3) if seconds else None
 
 
-def _rpo_witnesses(loss: Loss | None) -> dict[str, Any]:
+def _rpo_witnesses(loss: Loss | None, platform: Platform) -> dict[str, Any]:
     """Both RPO witnesses for the report: the canary's, and the database's when a
     promotion was read (the largest of several; counts added up)."""
     if loss is None:
@@ -310,11 +319,12 @@ def _rpo_witnesses(loss: Loss | None) -> dict[str, Any]:
     known = [w for w in loss.database if w.rpo_s is not None]
     database_rpo = max((w.rpo_s for w in known if w.rpo_s is not None), default=None)
     detail = "; ".join(w.detail for w in loss.database) or (
-        "no promotion read by the database witness in this scenario"
+        platform.database_witness_gap() or "no promotion in this scenario"
     )
     return {
         "rpo_source": loss.rpo_source,
         "rpo_canary_s": loss.rpo_canary_s if loss.rpo_canary_s is not None else loss.rpo_s,
+        "canary_history_s": loss.canary_history_s,
         "rpo_database_s": database_rpo,
         "rpo_database_detail": detail,
         "lost_commits": sum(w.lost_commits or 0 for w in known if w.acknowledged)
@@ -348,7 +358,7 @@ def scenario_report(
         ),
         rpo_s=loss.rpo_s if loss else None,
         rpo_censored=loss.rpo_censored if loss else None,
-        **_rpo_witnesses(loss),
+        **_rpo_witnesses(loss, drill.platform),
         rpo_vs_restore_point_s=loss.rpo_vs_restore_point_s if loss else None,
         writes_attempted=loss.attempted if loss else None,
         lost_writes=len(loss.lost) if loss else None,

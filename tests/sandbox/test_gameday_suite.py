@@ -7,6 +7,7 @@ state broken before injection must be INCONCLUSIVE with nothing injected.
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
+GATE_S = 1.0  # TARGET's probes.steady_state
 
 TARGET = """
 name: suite-test
@@ -122,6 +124,12 @@ def test_a_fast_suite_passes_on_the_sandbox(tmp_path: Path, sandbox: Any) -> Non
         if users["recovered"]:
             assert users["rto_s"] is not None and users["rto_error_s"] is not None
     assert "PASS" in out and "report:" in out
+    # one canary for the whole run (issue 32): every scenario checks every acknowledged
+    # write since the run began, so a loss reaching back before its own gate is seen
+    history = [s["measured"]["canary_history_s"] for s in report["scenarios"]]
+    assert history[0] is not None and history[0] > GATE_S, history
+    # a scenario here takes well over 5 s, and each later one reaches back past it
+    assert all(b - a > 5 for a, b in itertools.pairwise(history)), history
 
 
 def sandbox_secrets(state_dir: Path) -> list[str]:

@@ -129,3 +129,19 @@ def test_the_reported_rpo_is_never_below_either_witness(
     assert combined.rpo_s >= loss.rpo_s - 1e-9  # type: ignore[attr-defined]
     assert db.rpo_s is not None and combined.rpo_s >= db.rpo_s - 1e-9
     assert combined.rpo_s in (loss.rpo_s, db.rpo_s)  # type: ignore[attr-defined]
+
+
+def test_a_backend_that_cannot_read_a_promotion_says_so_and_the_sandbox_can() -> None:
+    from pathlib import Path
+
+    from ledgerdrill.platforms.base import Platform
+    from ledgerdrill.sandbox.platform import SandboxPlatform
+    from ledgerdrill.sandbox.topology import default_topology
+
+    class Elsewhere(Platform):
+        kind = "kubernetes"
+
+    assert "kubernetes backend does not read" in Elsewhere("k").database_witness_gap()
+    assert (
+        SandboxPlatform("s", Path("/nonexistent"), default_topology()).database_witness_gap() == ""
+    )

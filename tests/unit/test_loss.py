@@ -120,3 +120,32 @@ def test_censored_exactly_when_the_earliest_acknowledged_write_is_lost(kept: lis
     writes = [w(f"r{i}", "ok", 1 + i) for i in range(len(kept))]
     loss = measure_loss(writes, {f"r{i}": 1 for i, k in enumerate(kept) if k}, at(100))
     assert loss.rpo_censored == (not kept[0])
+
+
+@given(
+    earlier_kept=st.lists(st.booleans(), min_size=1, max_size=8),
+    known=st.sets(st.integers(0, 7)),
+    window_kept=st.lists(st.booleans(), max_size=5),
+)
+def test_earlier_writes_are_rechecked_but_never_counted_or_reported_twice(
+    earlier_kept: list[bool], known: set[int], window_kept: list[bool]
+) -> None:
+    """A canary shared by a run's scenarios (issue 32): every earlier acknowledged write
+    missing now is lost here unless an earlier scenario reported it; only this window's
+    writes are counted; the RPO reaches back to the earliest of them."""
+    earlier = [w(f"e{i}", "ok", 1 + i) for i in range(len(earlier_kept))]
+    window = [w(f"n{i}", "ok", 20 + i) for i in range(len(window_kept))]
+    known_lost = {f"e{i}" for i in known if i < len(earlier_kept)}
+    read_back = {f"e{i}": 1 for i, kept in enumerate(earlier_kept) if kept}
+    read_back |= {f"n{i}": 1 for i, kept in enumerate(window_kept) if kept}
+    loss = measure_loss(window, read_back, at(30), earlier=earlier, known_lost=known_lost)
+    expected = {f"e{i}" for i, kept in enumerate(earlier_kept) if not kept} - known_lost
+    expected |= {f"n{i}" for i, kept in enumerate(window_kept) if not kept}
+    assert set(loss.lost) == expected
+    assert loss.attempted == len(window) and loss.unexpected == ()
+    if expected:
+        first_lost = min(1 + int(r[1:]) if r[0] == "e" else 20 + int(r[1:]) for r in expected)
+        assert abs(loss.rpo_s - (30 - first_lost)) < 1e-6
+    else:
+        assert loss.rpo_s == 0
+    assert loss.canary_history_s is not None and abs(loss.canary_history_s - (30 - 0.99)) < 1e-6

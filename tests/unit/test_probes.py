@@ -178,3 +178,39 @@ def test_a_crashing_probe_is_a_failed_sample_and_a_hung_one_is_bounded() -> None
     samples = timeline.samples("cache")
     assert len(samples) >= 5 and not any(s.ok for s in samples)
     assert max(s.latency_s for s in samples) < 0.05
+
+
+def test_a_shared_canary_sees_a_loss_reaching_back_before_the_scenario(
+    erp: StubErp,
+) -> None:
+    """Issue 32: one canary writes for the whole game day. Each scenario counts its own
+    writes (since the previous read-back) and checks every earlier acknowledged write
+    again: one present at the first read-back and missing at the second was lost in the
+    second scenario -- its loss reaches back before that scenario began -- while what the
+    first scenario already reported is not reported twice."""
+    first, second = Timeline(SystemClock()), Timeline(SystemClock())
+    canary = LedgerCanary(OdooTarget(erp.url, "db", "admin", "pw"), timeout_s=1.0, run_id="s")
+    canary.shared = True
+    canary.start(first)
+    canary.stop()  # writes driven by hand below
+    erp.script = {f"{canary.prefix}lost-1": "lose"}
+    for ref in ("a", "lost-1", "b"):
+        canary.write_one(f"{canary.prefix}{ref}")
+    loss_1, _ = measure_canary(canary, first.clock.now())
+    # (the canary's own thread may have written once before it was stopped)
+    assert loss_1.lost == (f"{canary.prefix}lost-1",) and loss_1.attempted == len(canary.writes)
+    written_first = len(first.samples("ledger-canary"))
+    canary.follow(second)  # the next scenario: its samples go to its own timeline
+    for ref in ("c", "d"):
+        canary.write_one(f"{canary.prefix}{ref}")
+    t_inject = second.clock.now()
+    # the second scenario's fault takes "b" (a first-scenario write) and "d" away
+    erp.posted[:] = [m for m in erp.posted if m["ref"] not in {f"{canary.prefix}b", f"{canary.prefix}d"}]
+    loss_2, _ = measure_canary(canary, t_inject)
+    assert loss_2.lost == (f"{canary.prefix}b", f"{canary.prefix}d")  # lost-1 not again
+    assert loss_2.attempted == 2 and loss_2.unexpected == ()
+    b_ack = next(w.acked_at for w in canary.writes if w.ref == f"{canary.prefix}b")
+    assert b_ack is not None and abs(loss_2.rpo_s - t_inject.seconds_since(b_ack)) < 1e-6
+    assert len(second.samples("ledger-canary")) == 2
+    assert len(first.samples("ledger-canary")) == written_first
+    assert loss_2.canary_history_s is not None and loss_2.canary_history_s >= loss_2.rpo_s

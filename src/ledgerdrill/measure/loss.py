@@ -21,7 +21,7 @@ RPO is then 0 but ``lost`` is not empty, and the verdict fails a zero-RPO tier o
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -68,6 +68,9 @@ class Loss:
     # the witnesses: the canary's own figure, the database's (``db_loss``) when it read a
     # promotion, and which one rpo_s is
     rpo_canary_s: float | None = None
+    # how far before the fault the canary's judged writes reach: a loss older than this
+    # cannot be seen by the canary
+    canary_history_s: float | None = None
     rpo_source: str = "canary"
     database: tuple[DatabaseLoss, ...] = ()  # one per promotion in the scenario
 
@@ -99,18 +102,34 @@ def measure_loss(
     t_inject: Instant,
     *,
     restore_point: Instant | None = None,
+    earlier: Iterable[Write] = (),
+    known_lost: Collection[str] = frozenset(),
+    known_duplicates: Collection[str] = frozenset(),
 ) -> Loss:
-    """Classify every write against ``read_back`` (reference -> number of postings found)."""
+    """Classify every write against ``read_back`` (reference -> number of postings found).
+
+    ``earlier``: writes an earlier read-back judged (a canary shared by a run's scenarios).
+    They are not counted again, but an acknowledged one that is missing now -- and was not
+    in ``known_lost`` -- is lost in this scenario too: a loss may reach back before this
+    scenario's own writes. Duplicates in ``known_duplicates`` were reported before."""
     final = _final_outcomes(writes)
+    before = {ref: w for ref, w in _final_outcomes(earlier).items() if ref not in final}
+    everything = {**before, **final}
     present = {ref for ref, count in read_back.items() if count > 0}
 
     def refs(outcome: WriteOutcome) -> set[str]:
         return {ref for ref, w in final.items() if w.outcome is outcome}
 
     ok, failed, unknown = refs(WriteOutcome.OK), refs(WriteOutcome.FAIL), refs(WriteOutcome.UNKNOWN)
-    lost = ok - present
+    newly_lost = {
+        ref
+        for ref, w in before.items()
+        if w.outcome is WriteOutcome.OK and ref not in present and ref not in known_lost
+    }
+    lost = (ok - present) | newly_lost
     lost_acks = sorted(
-        (final[ref].acked_at or final[ref].attempted_at for ref in lost), key=lambda i: i.mono_ns
+        (everything[ref].acked_at or everything[ref].attempted_at for ref in lost),
+        key=lambda i: i.mono_ns,
     )
     earliest = lost_acks[0] if lost_acks else None
     window_s = lost_acks[-1].seconds_since(lost_acks[0]) if lost_acks else 0.0
@@ -118,12 +137,24 @@ def measure_loss(
     # are lost too (a point-in-time restore drops everything after its restore point),
     # that difference understates the loss: the span of lost acks is the honest floor.
     rpo_s = max(0.0, t_inject.seconds_since(earliest), window_s) if earliest else 0.0
-    acked = [final[ref] for ref in ok]
+    # censored: the earliest acknowledged write still to be accounted for is lost, so the
+    # loss may reach back before the canary began
+    acked = [
+        w for ref, w in everything.items() if w.outcome is WriteOutcome.OK and ref not in known_lost
+    ]
     first = min(acked, key=lambda w: (w.acked_at or w.attempted_at).mono_ns) if acked else None
     censored = first is not None and first.ref in lost
+    history = (
+        t_inject.seconds_since(
+            min((w.attempted_at for w in everything.values()), key=lambda i: i.mono_ns)
+        )
+        if everything
+        else None
+    )
     vs_restore: float | None = None
     if restore_point is not None:
         vs_restore = max(0.0, t_inject.seconds_since(restore_point))
+    duplicates = {ref for ref, count in read_back.items() if count > 1} - set(known_duplicates)
     return Loss(
         attempted=len(final),
         ok=len(ok),
@@ -131,12 +162,13 @@ def measure_loss(
         unknown=len(unknown),
         lost=tuple(sorted(lost)),
         recovered=tuple(sorted(unknown & present)),
-        unexpected=tuple(sorted(present - set(final))),
-        duplicates=tuple(sorted(ref for ref, count in read_back.items() if count > 1)),
+        unexpected=tuple(sorted(present - set(everything))),
+        duplicates=tuple(sorted(duplicates)),
         failed_but_present=tuple(sorted(failed & present)),
         rpo_s=rpo_s,
         loss_window_s=window_s,
         earliest_lost_ack=earliest,
         rpo_vs_restore_point_s=vs_restore,
         rpo_censored=censored,
+        canary_history_s=history,
     )

@@ -290,6 +290,15 @@ class Platform:
         Reads only; every value must read the same after a drill as before it."""
         return {}
 
+    def database_witness_gap(self) -> str:
+        """Why this backend cannot give the database's own account of a promotion's data
+        loss (``measure/db_loss.py``), or ``""`` when it emits it. The default: it cannot,
+        and the canary stands alone."""
+        return (
+            f"the {self.kind} backend does not read the database's account of a promotion;"
+            " the canary stands alone"
+        )
+
     def default_probes(self) -> list[Any]:
         """Probes to use when the target names no probe catalogue (a list of ``Probe``)."""
         return []

@@ -74,6 +74,17 @@ class LedgerCanary:
         self._thread: threading.Thread | None = None
         self._timeline: Timeline | None = None
         self._lock = threading.Lock()
+        # shared: one canary writes for the whole run, started by the first scenario and
+        # stopped by the run. Each scenario's read-back judges its own writes (those since
+        # the previous read-back) and checks every earlier acknowledged write again: a
+        # loss that reaches back before the scenario's gate -- a replica that had lagged
+        # for a while -- is seen as far back as the run began (issue 32: a canary that
+        # began 2 s before the fault could never show more than 2 s). What an earlier
+        # scenario reported lost or duplicated is not reported again.
+        self.shared = False
+        self._judged_upto = 0
+        self.reported_lost: set[str] = set()
+        self.reported_duplicates: set[str] = set()
 
     # -- writing ------------------------------------------------------------------------
     def start(self, timeline: Timeline) -> LedgerCanary:
@@ -89,6 +100,26 @@ class LedgerCanary:
         self._thread = threading.Thread(target=self._run, name="ledger-canary", daemon=True)
         self._thread.start()
         return self
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def follow(self, timeline: Timeline) -> None:
+        """Record the next writes on ``timeline`` (the next scenario's)."""
+        with self._lock:
+            self._timeline = timeline
+
+    def next_window(self) -> tuple[list[Write], list[Write]]:
+        """(writes judged by earlier read-backs, writes not judged yet), up to now; the
+        next window starts after them. Writes still in flight belong to the next window:
+        they may land after this read."""
+        with self._lock:
+            mark = len(self.writes)
+            earlier = self.writes[: self._judged_upto]
+            window = self.writes[self._judged_upto : mark]
+            self._judged_upto = mark
+        return earlier, window
 
     def stop(self) -> None:
         self._stop.set()
@@ -110,16 +141,17 @@ class LedgerCanary:
                 break
 
     def write_one(self, ref: str) -> Write:
-        if self._timeline is None or self._session is None or self._accounts is None:
+        timeline = self._timeline
+        if timeline is None or self._session is None or self._accounts is None:
             raise RuntimeError("LedgerCanary.write_one before start")
-        clock = self._timeline.clock
+        clock = timeline.clock
         attempted = clock.now()
         outcome, detail = self._post(self._session, self._accounts, ref)
         done = clock.now()
         write = Write(ref, outcome, attempted, done, detail)
         with self._lock:
             self.writes.append(write)
-        self._timeline.add_sample(
+        timeline.add_sample(
             Sample(
                 LANE,
                 attempted,
@@ -247,8 +279,18 @@ def measure_canary(
 ) -> tuple[Loss, InvariantReport]:
     """Read the canary's writes back and measure: loss (lost, recovered, unexpected,
     duplicates, RPO) and the finance invariants of what the ledger now holds."""
+    earlier, window = canary.next_window()
     read_back = _patiently(canary.read_back)
-    loss = measure_loss(canary.writes, read_back, t_inject, restore_point=restore_point)
+    # written after this read began: the next scenario's, neither lost nor unexpected here
+    seen = {w.ref for w in earlier} | {w.ref for w in window}
+    later = {w.ref for w in list(canary.writes)} - seen
+    read_back = {ref: n for ref, n in read_back.items() if ref not in later}
+    loss = measure_loss(
+        window, read_back, t_inject, restore_point=restore_point, earlier=earlier,
+        known_lost=canary.reported_lost, known_duplicates=canary.reported_duplicates,
+    )  # fmt: skip
+    canary.reported_lost |= set(loss.lost)
+    canary.reported_duplicates |= set(loss.duplicates)
     return loss, check_invariants(_patiently(canary.ledger_entries), full_sequence=False)
 
 

@@ -77,6 +77,12 @@ class Figures(Model):
         "'database' (the commits a promotion lost, read from the old primary's WAL)",
     )
     rpo_canary_s: float | None = Field(default=None, description="the canary's RPO alone")
+    canary_history_s: float | None = Field(
+        default=None,
+        description="how far before the fault the canary's judged writes reach (it writes "
+        "for the whole run; each scenario judges those since the previous read-back): a "
+        "loss older than this the canary cannot see",
+    )
     rpo_database_s: float | None = Field(
         default=None,
         description="the database's RPO alone; None: no promotion in the scenario, or a "

@@ -362,6 +362,9 @@ class SandboxPlatform(Platform):
         return facts
 
     # -- events and description ----------------------------------------------------------------
+    def database_witness_gap(self) -> str:
+        return ""  # every promotion's loss is read from the old primary's WAL
+
     def events_between(self, start: Instant, end: Instant) -> list[Event]:
         return EventLog(self.state_dir / "events.jsonl").read(start, end)
 
