@@ -13,11 +13,11 @@ from ledgerdrill.faults import fault_from_record  # the package registers every 
 from ledgerdrill.platforms.base import Platform
 from ledgerdrill.platforms.registry import build_platform
 from ledgerdrill.platforms.shape import PlatformShape, await_baseline
+from ledgerdrill.processes import pid_alive
 from ledgerdrill.runbook import runbook_from_record  # registers every runbook step kind
 from ledgerdrill.safety.baseline import reader
 from ledgerdrill.safety.bounded import bounded
 from ledgerdrill.safety.journal import FaultJournal, JournalEntry
-from ledgerdrill.sandbox.procs import pid_alive
 from ledgerdrill.targets import load_target
 
 

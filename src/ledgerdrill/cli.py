@@ -204,18 +204,12 @@ def _sandbox_for(target: Target) -> Path | None:
 def _check_can_drill(target: str, *, cleanup_first: bool) -> None:
     """Refuse early (exit 3) when another run holds the target or a killed run left a
     fault behind; the plugin checks again for real when the run starts."""
-    from ledgerdrill.safety.journal import FaultJournal
+    from ledgerdrill.safety.journal import FaultJournal, refuse_leftovers
     from ledgerdrill.safety.lock import TargetLock
-    from ledgerdrill.sandbox.procs import pid_alive
 
     TargetLock(DEFAULT_STATE_DIR, target, "preflight").acquire().release()
-    leftovers = [e for e in FaultJournal(DEFAULT_STATE_DIR).pending() if not pid_alive(e.pid)]
-    if leftovers and not cleanup_first:
-        listed = "; ".join(e.describe() for e in leftovers)
-        raise SafetyViolation(
-            f"the fault journal holds {len(leftovers)} fault(s) left by a killed run: {listed}. "
-            "Run `ledgerdrill cleanup` first, or pass --cleanup-first"
-        )
+    if not cleanup_first:
+        refuse_leftovers(FaultJournal(DEFAULT_STATE_DIR).left_by_killed_runs())
 
 
 def _sandbox(args: argparse.Namespace) -> int:

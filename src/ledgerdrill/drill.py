@@ -775,7 +775,7 @@ class Drill:
             not refused,
             "; ".join(refused) if refused else f"{len(self.planned)} planned actions allowed",
         )
-        verdict = Verdict.FAIL if refused else Verdict.PASS
+        verdict = Verdict.REFUSED if refused else Verdict.PLANNED
         measured = Measurements(steady_state_ok=True, steady_state_detail="dry run")
         self.outcome = DrillOutcome(
             Judgement(verdict, (check,)), measured, None, None, self.planned
@@ -784,8 +784,8 @@ class Drill:
 
     def _conclude_refused(self, reason: str) -> DrillOutcome:
         measured = Measurements(steady_state_ok=False, steady_state_detail="refused")
-        judgement = Judgement(Verdict.FAIL, (Check("safety", False, reason),))
-        self.timeline.event("verdict", "REFUSED", reasons=judgement.reasons)
+        judgement = Judgement(Verdict.REFUSED, (Check("safety", False, reason),))
+        self.timeline.event("verdict", judgement.verdict.value, reasons=judgement.reasons)
         fault = self.injections[0].fault if self.injections else None
         self.outcome = DrillOutcome(judgement, measured, fault, None, list(self.planned))
         return self.outcome

@@ -30,8 +30,9 @@ from ledgerdrill.measure import Objective, Verdict
 from ledgerdrill.odoo_api import ERP_APIS
 from ledgerdrill.platforms.base import CAPABILITIES, Platform
 from ledgerdrill.report.live import LiveProgress
+from ledgerdrill.report.scenario import junit_properties
 from ledgerdrill.report.summary import plan_text, terminal_table
-from ledgerdrill.run import RunSession, junit_properties
+from ledgerdrill.run import RunSession
 from ledgerdrill.safety import approval, install_termination_handler
 from ledgerdrill.safety.approval import Approver
 from ledgerdrill.safety.runbook_run import RunbookDeclined
@@ -363,7 +364,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
         return result
     scenario = _conclude(item, error)
     verdict = scenario.verdict
-    if verdict == "REFUSED":
+    if verdict == Verdict.REFUSED:
         pytest.fail(f"REFUSED by the safety guard: {'; '.join(scenario.reasons)}", pytrace=False)
     if verdict == Verdict.FAIL:
         pytest.fail(f"FAIL: {'; '.join(scenario.reasons)}", pytrace=False)

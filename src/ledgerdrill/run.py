@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -15,7 +13,7 @@ from ledgerdrill.drill import Drill, DrillOutcome
 from ledgerdrill.errors import ConfigError, SafetyViolation
 from ledgerdrill.load.profile import find_profile
 from ledgerdrill.load.runner import LoadRun
-from ledgerdrill.measure import Loss, fmt_s
+from ledgerdrill.measure import fmt_s
 from ledgerdrill.odoo_api import ErpApi
 from ledgerdrill.platforms.base import Platform
 from ledgerdrill.platforms.registry import build_platform
@@ -26,23 +24,17 @@ from ledgerdrill.report.evidence import build_bundle, sha256
 from ledgerdrill.report.history import append_history, read_history
 from ledgerdrill.report.html import write_outputs
 from ledgerdrill.report.model import (
-    EventModel,
-    Figures,
-    LoadSecond,
-    ObjectiveModel,
-    ProbeRecovery,
     RunReport,
-    ScenarioLoad,
     ScenarioReport,
-    UsersModel,
 )
+from ledgerdrill.report.scenario import scenario_report
 from ledgerdrill.safety import DEFAULT_STATE_DIR, FaultJournal, SafetyGuard
 from ledgerdrill.safety.baseline import RunBaseline
 from ledgerdrill.safety.calendar import require_windows
+from ledgerdrill.safety.journal import refuse_leftovers
 from ledgerdrill.safety.lock import TargetLock
-from ledgerdrill.sandbox.procs import pid_alive
 from ledgerdrill.targets import Target, load_target
-from ledgerdrill.timeline import Clock, SystemClock, Timeline
+from ledgerdrill.timeline import Clock, SystemClock
 
 NO_LOAD = "none"  # scenarios.<id>.load_profile: none -- the scenario runs without load
 
@@ -114,19 +106,15 @@ class RunSession:
         self.lock = TargetLock(self.state_dir, self.target.name, self.journal.run_id).acquire()
         if self.lock.previous and self.lock.previous.get("pid"):
             say(f"ledgerdrill: took over a stale lock of run {self.lock.previous.get('run_id')}")
-        leftovers = [e for e in self.journal.pending() if not pid_alive(e.pid)]
-        if leftovers and cleanup_first:
+        if cleanup_first and self.journal.left_by_killed_runs():
             from ledgerdrill.cleanup import cleanup
 
-            results = cleanup(self.state_dir, say=say)
-            leftovers = [r.entry for r in results if not r.ok and not pid_alive(r.entry.pid)]
-        if leftovers:
+            cleanup(self.state_dir, say=say)
+        try:
+            refuse_leftovers(self.journal.left_by_killed_runs())
+        except SafetyViolation:
             self.lock.release()
-            listed = "; ".join(e.describe() for e in leftovers)
-            raise SafetyViolation(
-                f"the fault journal holds {len(leftovers)} fault(s) left by a killed run: "
-                f"{listed}. Run `ledgerdrill cleanup` first, or pass --cleanup-first"
-            )
+            raise
 
     @property
     def platform(self) -> Platform:
@@ -275,185 +263,6 @@ class RunSession:
     @property
     def report_path(self) -> Path:
         return self.run_dir / ("plan.json" if self.dry_run else "report.json")
-
-
-def scenario_load(drill: Drill, timeline: Timeline) -> ScenarioLoad | None:
-    """The load's summary and per-second series, on the scenario's timeline."""
-    result, summary = drill.load_result, drill.load_summary
-    if result is None or summary is None:
-        return None
-    origin = timeline.origin.wall.timestamp()
-    start = result.started_epoch_s if result.started_epoch_s is not None else origin
-    # Locust buckets by whole epoch seconds: bucket t_s starts at floor(start) + t_s
-    offset = float(int(start)) - origin
-    return ScenarioLoad(
-        profile=result.profile,
-        summary=summary,
-        seconds=[
-            LoadSecond(
-                t_s=round(offset + s.t_s, 3),
-                requests=s.requests,
-                failures=s.failures,
-                p50_ms=s.p50_ms,
-                p95_ms=s.p95_ms,
-            )
-            for s in result.seconds
-        ],
-        locust_requests=result.locust_requests,
-        locust_failures=result.locust_failures,
-        ended_by=result.ended_by,
-        cpu_s=result.cpu_s,
-        errors=[e.model_dump() for e in result.errors[:20]],
-    )
-
-
-def _total(seconds: list[float]) -> float | None:
-    return round(sum(seconds), 3) if seconds else None
-
-
-def _rpo_witnesses(loss: Loss | None, platform: Platform) -> dict[str, Any]:
-    """Both RPO witnesses for the report: the canary's, and the database's when a
-    promotion was read (the largest of several; counts added up)."""
-    if loss is None:
-        return {}
-    known = [w for w in loss.database if w.rpo_s is not None]
-    database_rpo = max((w.rpo_s for w in known if w.rpo_s is not None), default=None)
-    detail = "; ".join(w.detail for w in loss.database) or (
-        platform.database_witness_gap() or "no promotion in this scenario"
-    )
-    return {
-        "rpo_source": loss.rpo_source,
-        "rpo_canary_s": loss.rpo_canary_s if loss.rpo_canary_s is not None else loss.rpo_s,
-        "canary_history_s": loss.canary_history_s,
-        "rpo_database_s": database_rpo,
-        "rpo_database_detail": detail,
-        "lost_commits": sum(w.lost_commits or 0 for w in known if w.acknowledged)
-        if known
-        else None,
-    }
-
-
-def scenario_report(
-    drill: Drill,
-    outcome: DrillOutcome,
-    nodeid: str,
-    *,
-    timeline: Timeline,
-    timeline_file: str | None,
-    error: str | None,
-) -> ScenarioReport:
-    measured = outcome.measurements
-    rto = measured.rto
-    loss = measured.loss
-    figures = Figures(
-        rto_s=rto.rto_s if rto else None,
-        rto_error_s=rto.rto_error_s if rto else None,
-        recovered=rto.recovered if rto else None,
-        time_to_detect_s=measured.time_to_detect_s,
-        time_to_detect_error_s=measured.detection.detect_error_s if measured.detection else None,
-        downtime_s=max((r.downtime_s for r in measured.recoveries), default=None),
-        availability=min(
-            (r.availability for r in measured.recoveries if r.availability is not None),
-            default=None,
-        ),
-        rpo_s=loss.rpo_s if loss else None,
-        rpo_censored=loss.rpo_censored if loss else None,
-        **_rpo_witnesses(loss, drill.platform),
-        rpo_vs_restore_point_s=loss.rpo_vs_restore_point_s if loss else None,
-        writes_attempted=loss.attempted if loss else None,
-        lost_writes=len(loss.lost) if loss else None,
-        recovered_writes=len(loss.recovered) if loss else None,
-        unexpected_writes=len(loss.unexpected) if loss else None,
-        duplicate_writes=len(loss.duplicates) if loss else None,
-        users=UsersModel(**dataclasses.asdict(measured.users)) if measured.users else None,
-        decision_time_s=_total([step.decision_s for step in drill.steps]),
-        runbook_time_s=_total([step.run_s for step in drill.steps if step.run_s is not None]),
-    )
-    objective = drill.objective
-    return ScenarioReport(
-        id=drill.scenario_id,
-        nodeid=nodeid,
-        fault=outcome.fault.kind
-        if outcome.fault
-        else (outcome.planned[0].fault if outcome.planned else None),
-        tier=drill.tier,
-        objective=ObjectiveModel(rto_s=objective.rto_s, rpo_s=objective.rpo_s)
-        if objective
-        else None,
-        measured=figures,
-        verdict=_verdict_text(drill, outcome),
-        reasons=outcome.judgement.reasons,
-        checks=[
-            {"name": c.name, "passed": c.passed, "text": c.text} for c in outcome.judgement.checks
-        ],
-        probes=[
-            ProbeRecovery(
-                probe=r.probe,
-                recovered=r.recovered,
-                impact_seen=r.impact_seen,
-                rto_s=r.rto_s,
-                rto_error_s=r.rto_error_s if r.rto_s is not None else None,
-                time_to_detect_s=r.time_to_detect_s,
-                time_to_detect_error_s=r.detect_error_s,
-                downtime_s=r.downtime_s,
-                availability=r.availability,
-                samples=r.samples_after_inject,
-                reason=r.reason,
-            )
-            for r in measured.recoveries
-        ],
-        events=[
-            EventModel(
-                kind=e.kind,
-                name=e.name,
-                at=e.at.wall,
-                t_s=round(e.at.seconds_since(timeline.origin), 3),
-                attributes={k: v for k, v in e.attributes.items()},
-            )
-            for e in timeline.events()
-        ],
-        planned=outcome.planned,
-        actions=list(drill.actions),
-        timeline_file=timeline_file,
-        load=scenario_load(drill, timeline),
-        lost_refs=list(loss.lost[:500]) if loss else [],
-        duplicate_refs=list(loss.duplicates[:500]) if loss else [],
-        started_at=timeline.origin.wall,
-        duration_s=round(timeline.clock.now().seconds_since(timeline.origin), 3),
-        error=error,
-    )
-
-
-def _verdict_text(drill: Drill, outcome: DrillOutcome) -> str:
-    """A dry run is not judged: its scenarios are PLANNED, or REFUSED by the safety guard."""
-    if drill.dry_run:
-        return "REFUSED" if outcome.judgement.verdict.value == "FAIL" else "PLANNED"
-    if drill.refusal is not None:
-        return "REFUSED"
-    return outcome.judgement.verdict.value
-
-
-def junit_properties(scenario: ScenarioReport) -> list[tuple[str, object]]:
-    """The measured figures as JUnit properties (CI dashboards read these)."""
-    props: list[tuple[str, object]] = [("ledgerdrill.verdict", scenario.verdict)]
-    if scenario.tier:
-        props.append(("ledgerdrill.tier", scenario.tier))
-    if scenario.fault:
-        props.append(("ledgerdrill.fault", scenario.fault))
-    for name, value in scenario.measured.model_dump(exclude={"users"}).items():
-        if value is not None:
-            props.append((f"ledgerdrill.{name}", value))
-    if scenario.measured.users is not None:  # scalars only: a CI dashboard reads numbers
-        for name, value in scenario.measured.users.model_dump().items():
-            if value is not None and isinstance(value, int | float | str):
-                props.append((f"ledgerdrill.users.{name}", value))
-    if scenario.objective is not None:
-        if scenario.objective.rto_s is not None:
-            props.append(("ledgerdrill.target_rto_s", scenario.objective.rto_s))
-        if scenario.objective.rpo_s is not None:
-            props.append(("ledgerdrill.target_rpo_s", scenario.objective.rpo_s))
-    props.extend((f"ledgerdrill.reason.{i}", r) for i, r in enumerate(scenario.reasons, 1))
-    return props
 
 
 def short(value: float | None) -> str:

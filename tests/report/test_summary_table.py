@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from ledgerdrill.report.html import render_markdown
 from ledgerdrill.report.model import Figures, RunReport, ScenarioReport, UsersModel
 from ledgerdrill.report.picture import render_svg
+from ledgerdrill.report.scenario import junit_properties
 from ledgerdrill.report.summary import markdown_table, terminal_table
-from ledgerdrill.run import junit_properties
 
 
 def _report(*ids: str) -> RunReport:

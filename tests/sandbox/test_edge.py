@@ -23,8 +23,8 @@ import psutil
 import pytest
 import redis
 
+from ledgerdrill.processes import pid_alive
 from ledgerdrill.sandbox.certs import SandboxCA, describe, write_pair
-from ledgerdrill.sandbox.procs import pid_alive
 from ledgerdrill.sandbox.redis_component import RedisComponent
 from ledgerdrill.sandbox.traefik import DEFAULT_CERT_SUBJECT, TraefikComponent
 

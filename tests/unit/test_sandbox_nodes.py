@@ -11,8 +11,9 @@ import pytest
 from ledgerdrill.errors import PlatformError
 from ledgerdrill.faults import NodeCrash, NodeFreeze
 from ledgerdrill.platforms.base import NodeState
+from ledgerdrill.processes import pid_alive
 from ledgerdrill.sandbox.platform import SandboxPlatform
-from ledgerdrill.sandbox.procs import ManagedProcess, pid_alive
+from ledgerdrill.sandbox.procs import ManagedProcess
 from ledgerdrill.sandbox.topology import default_topology
 
 

@@ -12,8 +12,9 @@ from typing import Any
 import psutil
 import pytest
 
+from ledgerdrill.processes import pid_alive
 from ledgerdrill.sandbox.nodes import NodeProcesses
-from ledgerdrill.sandbox.procs import free_port, pid_alive, wait_until
+from ledgerdrill.sandbox.procs import free_port, wait_until
 from ledgerdrill.sandbox.services import Service
 from ledgerdrill.sandbox.supervisor import Supervisor
 from ledgerdrill.sandbox.topology import default_topology

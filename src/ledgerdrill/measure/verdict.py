@@ -30,9 +30,16 @@ from ledgerdrill.measure.users import UsersFigures
 
 
 class Verdict(StrEnum):
+    """A scenario's outcome. ``judge`` gives the first three; the other two are not
+    judgements of measured figures: PLANNED is a dry run's scenario whose every action
+    the safety guard allows, REFUSED one the guard would not let run (a dry run's or a
+    real run's) -- nothing was injected."""
+
     PASS = "PASS"
     FAIL = "FAIL"
     INCONCLUSIVE = "INCONCLUSIVE"
+    PLANNED = "PLANNED"
+    REFUSED = "REFUSED"
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,7 @@ class Judgement:
         failing = [c.text for c in self.checks if c.passed is False]
         missing = [c.text for c in self.checks if c.passed is None]
         passing = [c.text for c in self.checks if c.passed]
-        if self.verdict is Verdict.FAIL:
+        if self.verdict in (Verdict.FAIL, Verdict.REFUSED):
             return failing
         if self.verdict is Verdict.INCONCLUSIVE:
             return missing

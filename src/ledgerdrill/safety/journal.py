@@ -23,7 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ledgerdrill.errors import LedgerdrillError
+from ledgerdrill.errors import LedgerdrillError, SafetyViolation
+from ledgerdrill.processes import pid_alive
 
 DEFAULT_STATE_DIR = Path(".ledgerdrill")
 
@@ -162,6 +163,10 @@ class FaultJournal:
     def entries(self) -> list[JournalEntry]:
         return list(iter_entries(self.folder))
 
+    def left_by_killed_runs(self) -> list[JournalEntry]:
+        """Faults still pending whose run's process is gone: a run killed mid-drill."""
+        return [e for e in self.pending() if not pid_alive(e.pid)]
+
     def pending(self) -> list[JournalEntry]:
         return [e for e in self.entries() if e.pending]
 
@@ -214,3 +219,13 @@ def read_journal_file(path: Path) -> list[JournalEntry]:
                 changes["stages"] = {**old.stages, str(line["stage"]): line.get("data") or {}}
             entries[line["id"]] = JournalEntry(**{**old.__dict__, **changes})
     return list(entries.values())
+
+
+def refuse_leftovers(leftovers: Sequence[JournalEntry]) -> None:
+    """No drill starts over faults a killed run left behind: say which, and what to do."""
+    if leftovers:
+        listed = "; ".join(e.describe() for e in leftovers)
+        raise SafetyViolation(
+            f"the fault journal holds {len(leftovers)} fault(s) left by a killed run: {listed}. "
+            "Run `ledgerdrill cleanup` first, or pass --cleanup-first"
+        )

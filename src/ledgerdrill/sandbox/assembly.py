@@ -15,6 +15,7 @@ from typing import Any
 import psutil
 
 from ledgerdrill.platform_events import EventLog
+from ledgerdrill.processes import pid_alive
 from ledgerdrill.sandbox.api import ControlApi, Operation
 from ledgerdrill.sandbox.certs import SandboxCA
 from ledgerdrill.sandbox.component import Component
@@ -23,7 +24,7 @@ from ledgerdrill.sandbox.erp_component import ADMIN_LOGIN, ErpComponent
 from ledgerdrill.sandbox.nodes import DOWN, FROZEN, NodeProcesses
 from ledgerdrill.sandbox.operations import edge_operations, release_operations
 from ledgerdrill.sandbox.postgres.credentials import APP_DATABASE
-from ledgerdrill.sandbox.procs import pid_alive, read_pid
+from ledgerdrill.sandbox.procs import read_pid
 from ledgerdrill.sandbox.redis_component import RedisComponent
 from ledgerdrill.sandbox.supervisor import Supervisor
 from ledgerdrill.sandbox.topology import Topology, default_topology

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ledgerdrill.errors import ConfigError, PlatformError
-from ledgerdrill.sandbox.procs import ManagedProcess, pid_alive, read_pid, stop_pid
+from ledgerdrill.processes import pid_alive
+from ledgerdrill.sandbox.procs import ManagedProcess, read_pid, stop_pid
 from ledgerdrill.targets import SandboxPlatformSettings, Target, load_target
 
 STATUS_FILE = "status.json"

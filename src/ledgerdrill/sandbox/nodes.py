@@ -17,7 +17,8 @@ import psutil
 
 from ledgerdrill.errors import PlatformError
 from ledgerdrill.platforms.base import NodeState
-from ledgerdrill.sandbox.procs import pid_alive, read_pid, wait_until
+from ledgerdrill.processes import pid_alive
+from ledgerdrill.sandbox.procs import read_pid, wait_until
 
 DOWN, FROZEN = "down", "frozen"
 

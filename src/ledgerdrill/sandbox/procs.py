@@ -23,6 +23,7 @@ from pathlib import Path
 import psutil
 
 from ledgerdrill.errors import PlatformError
+from ledgerdrill.processes import pid_alive
 
 UNPRIVILEGED_USER = "nobody"
 
@@ -163,15 +164,6 @@ def read_pid(pid_path: Path) -> int | None:
         return int(pid_path.read_text().split()[0])
     except (FileNotFoundError, ValueError, IndexError):
         return None
-
-
-def pid_alive(pid: int) -> bool:
-    """True for a live process (a zombie counts as dead)."""
-    try:
-        proc = psutil.Process(pid)
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def stop_pid(pid: int, *, timeout_s: float = 10.0) -> None:

@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ledgerdrill.sandbox.procs import ManagedProcess, pid_alive, read_pid, stop_pid
+from ledgerdrill.processes import pid_alive
+from ledgerdrill.sandbox.procs import ManagedProcess, read_pid, stop_pid
 
 # builds (argv, port) for a service placed on a node: a stand-in on another node gets
 # its own port, and the supervisor tells the load balancer where each replica listens

@@ -49,6 +49,7 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import make_conninfo
 
 from ledgerdrill.errors import PlatformError
+from ledgerdrill.processes import pid_alive
 from ledgerdrill.sandbox.postgres import conf, proctree
 from ledgerdrill.sandbox.postgres.binaries import PgBinaries
 from ledgerdrill.sandbox.postgres.credentials import (
@@ -60,7 +61,6 @@ from ledgerdrill.sandbox.postgres.credentials import (
 from ledgerdrill.sandbox.procs import (
     ManagedProcess,
     RunAs,
-    pid_alive,
     port_open,
     read_pid,
     run,
