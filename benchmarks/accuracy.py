@@ -13,6 +13,10 @@ downtime and RTO, and the error. Two probes watch each case:
 Usage: .venv/bin/python benchmarks/accuracy.py [--durations 1,2.5,5] [--intervals 0.05,0.1,0.2]
        [--http-client lean|httpx]
 It starts the sandbox if it is not running (and takes it down again afterwards).
+
+``--through-drill N [--seed S]``: N real drills instead, outage and probe interval drawn
+at random, against an independent witness client (``drill_truth.py``); last line
+``rto truth inside bar: N/M (goal >= 95%) PASS|FAIL``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+import drill_truth
 from old_http import LEAN, HttpxClient, use_http_client
 
 from ledgerdrill.errors import LedgerdrillError
@@ -84,9 +89,24 @@ def main() -> int:
     parser.add_argument("--durations", default="1,2.5,5")
     parser.add_argument("--intervals", default="0.05,0.1,0.2")
     parser.add_argument("--target", type=Path, default=REPO / "targets" / "sandbox.yaml")
-    parser.add_argument("--http-client", choices=("lean", "httpx"), default="lean",
-                        help="httpx: the probes' client before issue 38, to compare")
+    parser.add_argument(
+        "--http-client",
+        choices=("lean", "httpx"),
+        default="lean",
+        help="httpx: the probes' client before issue 38, to compare",
+    )
+    parser.add_argument(
+        "--through-drill",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N real drills against an independent witness instead",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="with --through-drill")
     args = parser.parse_args()
+    if args.through_drill:
+        seed = args.seed if args.seed is not None else time.time_ns() % 1_000_000
+        return drill_truth.main(args.through_drill, seed)
     use_http_client(HttpxClient if args.http_client == "httpx" else LEAN)
     durations = [float(x) for x in args.durations.split(",")]
     intervals = [float(x) for x in args.intervals.split(",")]

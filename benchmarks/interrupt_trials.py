@@ -25,6 +25,8 @@ It prints one line per trial, a table by scenario x signal x phase, and last:
 
 Usage:
   .venv/bin/python benchmarks/interrupt_trials.py --trials 100 --seed 1
+  .venv/bin/python benchmarks/interrupt_trials.py --trials 100 --seed 1 \\
+      --resume trials.jsonl --chunk 20     # again and again until all 100 are in the file
   .venv/bin/python benchmarks/interrupt_trials.py --case zone-outage-standby:none:- \\
       --case region-outage:SIGKILL:awaiting-approval
 A case is scenario:signal:phase (phase "-" for a run left to finish). Scenarios:
@@ -356,9 +358,20 @@ def main() -> int:
         "--state-dir", type=Path, default=None,
         help="sandbox state folder (default: a fresh temporary one, removed afterwards)",
     )  # fmt: skip
+    parser.add_argument(
+        "--resume", type=Path, default=None, metavar="FILE",
+        help="append each trial's result to FILE as it finishes; trials already in it are "
+        "not run again (same --seed and --trials), and the summary covers the whole file",
+    )  # fmt: skip
+    parser.add_argument(
+        "--chunk", type=int, default=None, metavar="N",
+        help="with --resume: run at most N more trials, then summarise",
+    )  # fmt: skip
     args = parser.parse_args()
     rng = random.Random(args.seed)
     trials = args.case or draw(args.trials, rng)
+    if args.resume is not None:
+        return _resume(args, trials, args.resume)
     # the target file gives the sandbox's settings; its state folder is not used, so
     # the trials never share (or disturb) a sandbox someone else is drilling
     _, settings, _ = control.sandbox_target(args.target)
@@ -368,36 +381,49 @@ def main() -> int:
         return _run_all(trials, rng, settings, state_dir, settle_s=args.settle)
 
 
-def _run_all(
-    trials: list[Trial], rng: random.Random, settings: SandboxPlatformSettings,
-    state_dir: Path, *, settle_s: float, say: Callable[[str], None] = print,
-) -> int:  # fmt: skip
+def _resume(args: argparse.Namespace, trials: list[Trial], path: Path) -> int:
+    """Long series in chunks: the trials already in ``path`` (by number) are skipped, the
+    rest run (at most ``--chunk``), each appended as it finishes; the summary is the file's.
+    Each trial's random timing comes from its own seed, so a trial is the same trial
+    whichever chunk runs it."""
+    done = _read_results(path)
+    todo = [(n, t) for n, t in enumerate(trials, 1) if n not in done][: args.chunk]
+    print(f"{len(done)} trial(s) already in {path}; running {len(todo)} of the "
+          f"{len(trials) - len(done)} left", flush=True)  # fmt: skip
+    if todo:
+        _, settings, _ = control.sandbox_target(args.target)
+        with tempfile.TemporaryDirectory(prefix="ledgerdrill-trials-", dir="/tmp") as own:
+            os.chmod(own, 0o755)
+            state_dir = (args.state_dir or Path(own) / "sandbox").resolve()
+            _run_all([t for _, t in todo], random.Random(args.seed), settings, state_dir,
+                     settle_s=args.settle, numbers=[n for n, _ in todo], record=path,
+                     seed=args.seed, summarise=False)  # fmt: skip
+    return _summarise(list(_read_results(path).values()), print)
+
+
+def _read_results(path: Path) -> dict[int, dict[str, object]]:
+    found: dict[int, dict[str, object]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+                found[int(row["number"])] = row
+            except (ValueError, KeyError, TypeError):
+                continue  # a line torn by a kill mid-write: that trial runs again
+    return found
+
+
+def _summarise(rows: list[dict[str, object]], say: Callable[[str], None]) -> int:
     table: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
     dirty: list[str] = []
-    with control.running(state_dir, settings, progress=say), \
-            tempfile.TemporaryDirectory() as tmp:  # fmt: skip
-        runner = Trials(state_dir, Path(tmp), settle_s, rng)
-        first = runner.witness.await_healthy(timeout_s=60)
-        if not first.healthy:
-            say("the sandbox is not healthy before any trial: " + "; ".join(first.problems))
-            return 2
-        for number, trial in enumerate(trials, 1):
-            outcome = runner.run(trial)
-            cell = table[(trial.scenario, trial.signal, outcome.seen_phase)]
-            cell[1] += 1
-            cell[0] += not outcome.problems
-            verdict = "back at baseline" if not outcome.problems else (
-                "NOT BACK: " + "; ".join(outcome.problems))  # fmt: skip
-            cleanup = (
-                "" if outcome.cleanup_exit is None else f", cleanup exit {outcome.cleanup_exit}"
-            )
-            say(f"trial {number:3d}: {trial.scenario:29} {trial.signal:7} "
-                f"{outcome.seen_phase:24} {outcome.seconds:5.0f}s (exit {outcome.exit_code}"
-                f"{cleanup}): {verdict}")  # fmt: skip
-            sys.stdout.flush()
-            if outcome.problems:
-                dirty.append(f"trial {number}: {verdict}")
-                runner.repair()
+    for row in sorted(rows, key=lambda r: int(str(r["number"]))):
+        cell = table[(str(row["scenario"]), str(row["signal"]), str(row["phase"]))]
+        cell[1] += 1
+        cell[0] += not row["problems"]
+        problems = row["problems"]
+        if problems:
+            listed = "; ".join(map(str, problems)) if isinstance(problems, list) else problems
+            dirty.append(f"trial {row['number']}: NOT BACK: {listed}")
     say(f"\n{'scenario':29} {'signal':7} {'phase when signalled':28} {'at baseline':>11}")
     for (scenario, sig, phase), (clean, total) in sorted(table.items()):
         say(f"{scenario:29} {sig:7} {phase:28} {clean:5d}/{total:<5d}")
@@ -408,6 +434,49 @@ def _run_all(
     say(f"trials back at baseline: {clean}/{total} (goal {total}/{total}) "
         f"{'PASS' if clean == total else 'FAIL'}")  # fmt: skip
     return 0 if clean == total else 1
+
+
+def _run_all(
+    trials: list[Trial], rng: random.Random, settings: SandboxPlatformSettings,
+    state_dir: Path, *, settle_s: float, say: Callable[[str], None] = print,
+    numbers: list[int] | None = None, record: Path | None = None, seed: int | None = None,
+    summarise: bool = True,
+) -> int:  # fmt: skip
+    rows: list[dict[str, object]] = []
+    numbers = numbers or list(range(1, len(trials) + 1))
+    with control.running(state_dir, settings, progress=say), \
+            tempfile.TemporaryDirectory() as tmp:  # fmt: skip
+        runner = Trials(state_dir, Path(tmp), settle_s, rng)
+        first = runner.witness.await_healthy(timeout_s=60)
+        if not first.healthy:
+            say("the sandbox is not healthy before any trial: " + "; ".join(first.problems))
+            return 2
+        for number, trial in zip(numbers, trials, strict=True):
+            if seed is not None:  # a trial's timing from its own seed: the same in any chunk
+                runner.rng = random.Random(f"{seed}-{number}")
+            outcome = runner.run(trial)
+            row: dict[str, object] = {
+                "number": number, "scenario": trial.scenario, "signal": trial.signal,
+                "phase": outcome.seen_phase, "seconds": round(outcome.seconds, 1),
+                "exit": outcome.exit_code, "cleanup_exit": outcome.cleanup_exit,
+                "problems": outcome.problems,
+            }  # fmt: skip
+            rows.append(row)
+            if record is not None:
+                with record.open("a") as out:
+                    out.write(json.dumps(row) + "\n")
+            verdict = "back at baseline" if not outcome.problems else (
+                "NOT BACK: " + "; ".join(outcome.problems))  # fmt: skip
+            cleanup = (
+                "" if outcome.cleanup_exit is None else f", cleanup exit {outcome.cleanup_exit}"
+            )
+            say(f"trial {number:3d}: {trial.scenario:29} {trial.signal:7} "
+                f"{outcome.seen_phase:24} {outcome.seconds:5.0f}s (exit {outcome.exit_code}"
+                f"{cleanup}): {verdict}")  # fmt: skip
+            sys.stdout.flush()
+            if outcome.problems:
+                runner.repair()
+    return _summarise(rows, say) if summarise else 0
 
 
 if __name__ == "__main__":

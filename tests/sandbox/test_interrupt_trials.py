@@ -39,10 +39,12 @@ CASES = [
 
 
 def test_the_issue_rows_leave_the_platform_as_found(tmp_path: Path) -> None:
-    args = [a for case in CASES for a in ("--case", case)]
+    # --resume: each trial appended to a file as it finishes (long series run in chunks)
+    record = tmp_path / "trials.jsonl"
+    args = [a for case in CASES for a in ("--case", case)] + ["--resume", str(record)]
+    command = [sys.executable, str(REPO / "benchmarks" / "interrupt_trials.py"), *args]
     done = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "interrupt_trials.py"), *args],
-        cwd=tmp_path, capture_output=True, text=True, timeout=1500,
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=1500
     )  # fmt: skip
     out = done.stdout + done.stderr
     print(out)  # the table, for the CI log
@@ -59,3 +61,9 @@ def test_the_issue_rows_leave_the_platform_as_found(tmp_path: Path) -> None:
         == f"trials back at baseline: {len(CASES)}/{len(CASES)} (goal {len(CASES)}/{len(CASES)}) PASS"
     ), last
     assert done.returncode == 0, out[-3000:]
+    # the file holds every trial; run again, nothing is run twice and the summary is the
+    # file's (no sandbox is even started)
+    assert len(record.read_text().splitlines()) == len(CASES)
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert f"{len(CASES)} trial(s) already in" in again.stdout, again.stdout + again.stderr
+    assert again.stdout.strip().splitlines()[-1] == last and again.returncode == 0
