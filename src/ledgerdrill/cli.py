@@ -17,7 +17,7 @@ from ledgerdrill import __version__
 from ledgerdrill.errors import ConfigError, LedgerdrillError, SafetyViolation
 from ledgerdrill.report.model import RunReport
 from ledgerdrill.report.summary import plan_text, terminal_table
-from ledgerdrill.safety import DEFAULT_STATE_DIR
+from ledgerdrill.safety import DEFAULT_STATE_DIR, install_termination_handler
 from ledgerdrill.safety.calendar import require_windows
 from ledgerdrill.targets import Target, load_target
 
@@ -98,6 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # first of all: a run started as a background job inherits SIGINT ignored, and until
+    # the plugin installed its handler a Ctrl-C (or `kill -INT`) in the first seconds --
+    # preflight, sandbox start, collection -- was lost and the drill went on to inject
+    # (found by the interrupt trials: every SIGINT "before-fault" exited 0 after a full run)
+    restore_signals = install_termination_handler()
+    try:
+        return _main(argv)
+    finally:
+        restore_signals()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -74,3 +76,37 @@ def test_plan_on_fake_target(tmp_path: Path, fake_target) -> None:  # type: igno
         not (tmp_path / "state.json").exists()
         or "stopped" not in (tmp_path / "state.json").read_text()
     )
+
+
+# the CLI with its drill replaced by a long wait: what matters is who hears the signal
+_SLOW_RUN = """
+import signal, sys, time
+from ledgerdrill import cli
+def slow(args, dry_run):
+    print("running", flush=True)
+    time.sleep(30)
+    return 0
+cli._run_pytest = slow
+sys.exit(cli.main(["gameday"]))
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_a_background_run_stops_on_a_signal_from_its_first_moments(sig: signal.Signals) -> None:
+    """Started as a shell's background job (SIGINT inherited ignored), the CLI hears
+    SIGINT and SIGTERM from its own first line -- before preflight, sandbox start or
+    pytest -- and stops with 130. (The interrupt trials found every SIGINT sent in a
+    run's first seconds lost: the drill went on and exited 0.)"""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_RUN],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509
+    )  # fmt: skip
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "running"
+    started = time.monotonic()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert time.monotonic() - started < 10  # not after the 30 s "run"
