@@ -107,3 +107,26 @@ def test_the_sync_standby_is_read_from_what_alter_system_last_wrote(tmp_path: Pa
     assert configured_sync_standby(tmp_path) == "FIRST 1 (db_a)"
     (tmp_path / "postgresql.auto.conf").write_text("synchronous_standby_names = ''\n")
     assert configured_sync_standby(tmp_path) == ""
+
+
+def test_a_witness_that_cannot_read_never_fails_the_promotion() -> None:
+    """Whatever the promoted server throws at it (here: any error at all, as a refused
+    connection is psycopg's own), the witness emits an event with the error and returns."""
+    from typing import Any
+
+    from ledgerdrill.sandbox.postgres.promotion_witness import PromotionWitness
+
+    class Broken:
+        name = "db-b"
+
+        def timeline_id(self) -> int:
+            raise RuntimeError("connection refused")
+
+    sent: list[tuple[str, str, dict[str, Any]]] = []
+    witness = PromotionWitness(lambda kind, name, attrs: sent.append((kind, name, attrs)))
+    old: Any = type("Old", (), {"name": "db-a"})()
+    witness.after(old, Broken(), was_sync_standby=True)  # type: ignore[arg-type]
+    assert sent == [
+        ("promotion-data-loss", "db-b",
+         {"old_primary": "db-a", "error": "RuntimeError: connection refused"})
+    ]  # fmt: skip

@@ -29,7 +29,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ledgerdrill.errors import PlatformError
 from ledgerdrill.measure.db_loss import PROMOTED_MONO_NS
 from ledgerdrill.sandbox.postgres import walscan
 from ledgerdrill.sandbox.postgres.server import PgServer, application_name
@@ -79,8 +78,9 @@ class PromotionWitness:
         says so in its event."""
         try:
             facts = self._facts(old, promoted, was_sync_standby)
-        except (PlatformError, OSError, ValueError) as exc:
-            self._send(promoted.name, {"old_primary": old.name, "error": str(exc)})
+        except Exception as exc:  # a witness must never fail the failover
+            # (a connection refused by the just-promoted server is psycopg's own error)
+            self._send(promoted.name, {"old_primary": old.name, "error": _say(exc)})
             return
         scan = threading.Thread(
             target=self._scan, args=(old, facts), name=f"walscan-{old.name}", daemon=True
@@ -125,8 +125,8 @@ class PromotionWitness:
         }
         try:
             commits = walscan.commits_after(old, facts.parent_timeline, facts.switch_lsn)
-        except (PlatformError, OSError) as exc:
-            attributes["error"] = str(exc)
+        except Exception as exc:  # whatever broke, the event says so
+            attributes["error"] = _say(exc)
         else:
             attributes |= {
                 "lost_commits": len(commits),
@@ -143,3 +143,7 @@ class PromotionWitness:
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
+
+
+def _say(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
