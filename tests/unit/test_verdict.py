@@ -110,13 +110,18 @@ def test_load_criteria_join_the_verdict() -> None:
 
 
 def users_figures(  # type: ignore[no-untyped-def]
-    rto: float | None, stall: float, *, recovered: bool = True, rate: float | None = 0.0
+    rto: float | None,
+    stall: float,
+    *,
+    recovered: bool = True,
+    rate: float | None = 0.0,
+    wait: float | None = None,
 ):
     from ledgerdrill.measure.users import UsersFigures
 
     return UsersFigures(
         requests=50, recovered=recovered, rto_s=rto, rto_error_s=0.1 if rto else None,
-        longest_stall_s=stall, longest_wait_s=stall, error_rate_during_fault=rate,
+        longest_stall_s=stall, longest_wait_s=stall if wait is None else wait, error_rate_during_fault=rate,
         p95_back_to_baseline_s=0.0, requests_lost=0,
         reason="users served again" if recovered else "users not recovered within 20.0s",
     )  # fmt: skip
@@ -131,8 +136,26 @@ def test_probes_pass_but_a_users_stall_longer_than_the_rto_fails_and_is_named() 
     j = judge(Objective(rto_s=5, rpo_s=0), m)
     assert j.verdict is Verdict.FAIL
     assert j.reasons == [
-        "users' longest stall 9.00s (waiting, nothing getting through) > target RTO 5.00s"
+        "users' longest stall 9.00s (waiting, nothing getting through) > target RTO 5.00s",
+        "users' longest wait 9.00s (one request, from its send or the fault) > target RTO 5.00s",
     ]
+
+
+def test_one_user_stuck_while_others_are_served_fails_by_the_longest_wait() -> None:
+    """Naive Traefik: one user held 9.4 s on the frozen replica, the others served at once
+    -- users' RTO (dated by sends) and their stall are short; the wait is not."""
+    m = Measurements(
+        True, recoveries=[recovery("--++++++")], loss=clean_loss(),
+        users=users_figures(0.6, 0.3, wait=9.4),
+    )  # fmt: skip
+    j = judge(Objective(rto_s=5, rpo_s=0), m)
+    assert j.verdict is Verdict.FAIL
+    assert j.reasons == [
+        "users' longest wait 9.40s (one request, from its send or the fault) > target RTO 5.00s"
+    ]
+    held = users_figures(0.6, 0.3, wait=2.0)  # hardened: the 2 s response-header timeout
+    ok = Measurements(True, recoveries=[recovery("--++++++")], loss=clean_loss(), users=held)
+    assert judge(Objective(rto_s=5, rpo_s=0), ok).verdict is Verdict.PASS
 
 
 def test_users_rto_over_target_fails_and_within_passes() -> None:

@@ -10,22 +10,28 @@ answer (or its failure) came, and what it was. A request with no ``end`` never f
 - **stall**: a stretch of time in which at least one user was waiting and no request
   was answered successfully. ``longest_stall_s`` is the longest; a stall may end with a
   success, a failure, or the end of observation.
-- **users' recovery** (``rto_s``): the answer of the first successful request after
-  the last trouble users met -- a failed request's answer, a stall of at least
-  ``stall_threshold_s`` (users waiting longer than a probe's timeout with nothing
-  succeeding), or the end of one request's wait of at least ``stall_threshold_s`` (one
-  user stuck while others are served is still a user stuck: a frozen replica holds
-  what was routed to it) -- provided successes then last the stability window (the probes' rule:
-  ``min_samples`` successful answers over ``min_duration_s``) and nothing after it
-  fails or stalls. No trouble after the fault: 0 ("no impact seen by users").
-- ``rto_error_s``: the gap in the users' record before that answer: from the latest
-  request event (a request sent or answered) before it. The true moment users could
-  be served again lies in that gap; dense load makes it small, a full stall large.
+- **users' recovery** (``rto_s``): the probes' rule applied to users' requests, taken
+  in the order they were sent. A request is *trouble* when it failed, or when its user
+  waited at least ``stall_threshold_s`` for it (a frozen replica holds what is routed
+  to it, even while others are served); a trouble is dated by its send, as a probe's
+  failed sample is -- a request sent at 0.3 s into a frozen replica and answered 504 at
+  2.3 s says the platform could not serve at 0.3 s, not at 2.3 s. A stall of at least
+  ``stall_threshold_s`` (users waiting, nobody served) is trouble until its end. Users
+  are served again at the answer of the first successful request sent after the last
+  troubled send and answered at or after the last long stall, provided successes then
+  last the stability window (``min_samples`` answers over ``min_duration_s``). A
+  request still waiting at the end of observation after at least the threshold means
+  users are not recovered: that user is stuck still. No trouble after the fault: 0
+  ("no impact seen by users"). How long the unluckiest user waited is
+  ``longest_wait_s``, judged against the tier's RTO on its own.
+- ``rto_error_s``: where the true moment lies: after the last troubled send (the
+  platform failed a request sent then) or, when a long stall ended last, after the
+  latest request event before that stall's end; and before the recovering answer.
 - ``error_rate_during_fault``: requests answered as failures, plus requests never
-  answered, over all requests answered or never answered in the fault window
-  ``[t_inject, recovery]`` (recovery: the later of the users' and ``fault_end``), which
-  lasts at least one stability window (a rate over the handful of requests of a
-  sub-second recovery would be noise).
+  answered, over all requests answered or never answered that were sent in the fault
+  window ``[t_inject, recovery]`` (by their send, as trouble is dated; recovery: the
+  later of the users' and ``fault_end``), which lasts at least one stability window (a
+  rate over the handful of requests of a sub-second recovery would be noise).
 - ``p95_back_to_baseline_s``: from the users' recovery to the start of the first
   ``p95_stable_windows`` consecutive one-second windows whose p95 response time
   (interpolated between ranks, not the nearest rank: see ``_percentile``) is
@@ -248,39 +254,45 @@ def _recovery(
     window: StabilityWindow,
     stall_threshold_s: float,
 ) -> tuple[bool, float | None, float | None, str]:
-    failures = [r.end for r in seen if r.failed and r.end is not None and t_inject <= r.end <= end]
+    troubled = [r for r in seen if _is_trouble(r, t_inject, end, stall_threshold_s)]
     long_stalls = [s.end for s in found if s.length_s >= stall_threshold_s]
-    # one user kept waiting is a user stuck, even while others are served (a frozen
-    # replica holds the requests routed to it; the rest go elsewhere)
-    long_waits = [
-        r.waiting_until(end)
-        for r in seen
-        if r.waiting_until(end) - max(r.start, t_inject) >= stall_threshold_s
-    ]
-    if not failures and not long_stalls and not long_waits:
+    if not troubled and not long_stalls:
         return True, 0.0, 0.0, "no impact seen by users"
-    last_failure = max(failures, default=-math.inf)
+    still_stuck = [r for r in troubled if r.end is None or r.end > end]
+    if still_stuck:
+        waited = max(end - max(r.start, t_inject) for r in still_stuck)
+        return (
+            False,
+            None,
+            None,
+            (
+                f"users not recovered within {end - t_inject:.1f}s (a request still waiting"
+                f" when observation ended, for {waited:.1f}s)"
+            ),
+        )
+    # a troubled request is dated by its send (the probes' rule), never before the fault
+    last_send = max((max(r.start, t_inject) for r in troubled), default=-math.inf)
     last_stall = max(long_stalls, default=-math.inf)
-    last_wait = max(long_waits, default=-math.inf)
-    last_slow = max(last_stall, last_wait)
-    successes = sorted(r.end for r in seen if r.ok and r.end is not None and r.end <= end)
-    recovery = next((t for t in successes if t > last_failure and t >= last_slow), None)
-    trouble = (
-        "failed" if last_failure >= last_slow
-        else "stalled" if last_stall >= last_wait
-        else "waiting"
-    )  # fmt: skip
+    trouble = "failed or kept waiting" if last_send >= last_stall else "stalled"
+    recovery = min(
+        (
+            r.end
+            for r in seen
+            if r.ok and r.end is not None and r.start > last_send and last_stall <= r.end <= end
+        ),
+        default=None,
+    )
     if recovery is None:
         return (
             False,
             None,
             None,
             (
-                f"users not recovered within {end - t_inject:.1f}s"
-                f" (requests still {trouble} when observation ended)"
+                f"users not recovered within {end - t_inject:.1f}s (no request sent after"
+                f" the last that {trouble} was answered successfully)"
             ),
         )
-    run = [t for t in successes if t >= recovery]
+    run = [r.end for r in seen if r.ok and r.end is not None and recovery <= r.end <= end]
     run_s = end - recovery
     if len(run) < window.min_samples or run_s + 1e-6 < window.min_duration_s:
         return (
@@ -293,11 +305,22 @@ def _recovery(
                 f" needs {window.min_samples} answers and {window.min_duration_s:g}s)"
             ),
         )
-    events = [r.start for r in seen] + [r.end for r in seen if r.end is not None]
-    before = max((t for t in events if t < recovery), default=t_inject)
+    lower = last_send
+    if last_stall > -math.inf:
+        # a stall's end is an answer; the record knows nothing later than its last event
+        # before that answer about when serving resumed
+        events = [r.start for r in seen] + [r.end for r in seen if r.end is not None]
+        lower = max(lower, max((t for t in events if t < last_stall), default=t_inject))
     rto = recovery - t_inject
-    error = recovery - max(before, t_inject)
+    error = recovery - max(lower, t_inject)
     return True, rto, error, f"users served again {rto:.2f}s after the fault (± {error:.2f}s)"
+
+
+def _is_trouble(r: UserRequest, t_inject: float, end: float, threshold_s: float) -> bool:
+    """Failed during observation, or kept its user waiting at least the threshold."""
+    if r.failed and r.end is not None and t_inject <= r.end <= end:
+        return True
+    return r.waiting_until(end) - max(r.start, t_inject) >= threshold_s
 
 
 def _error_rate(
@@ -315,9 +338,12 @@ def _error_rate(
     # at least one stability window: a recovery within a fraction of a second would
     # leave a handful of requests, and a rate over five of them is noise
     until = min(end, max(until, t_inject + window.min_duration_s))
+    # a request belongs to the window by its send (as its trouble is dated): a request
+    # sent during the fault and answered 504 after it is one of the fault's failures
     answered = [
         r for r in seen
-        if r.end is not None and t_inject <= r.end <= until and r.outcome != "abandoned"
+        if r.end is not None and t_inject <= r.end <= end and r.start <= until
+        and r.outcome != "abandoned"
     ]  # fmt: skip
     never = [r for r in seen if r.end is None and r.start <= until]
     total = len(answered) + len(never)

@@ -182,7 +182,7 @@ def _rto_check(target_s: float, measured: Measurements) -> Check:
 def _users_rto_checks(
     target_s: float, users: UsersFigures | None, *, required: bool
 ) -> list[Check]:
-    """The users' RTO and their longest stall, each against the tier's RTO."""
+    """The users' RTO, their longest stall and longest wait, each against the tier's RTO."""
     if users is None or users.requests == 0:
         if not required:
             return []
@@ -206,6 +206,16 @@ def _users_rto_checks(
         checks.append(Check("users-stall", ok,
                             f"users' longest stall {fmt_s(stall)} (waiting, nothing getting"
                             f" through) {'≤' if ok else '>'} target RTO {target}"))  # fmt: skip
+    wait = users.longest_wait_s
+    if wait is not None:
+        # users' RTO dates a stuck request by its send (the probes' rule), so the one user
+        # held on a frozen replica while others are served is judged here
+        ok = wait <= target_s
+        text = (
+            f"users' longest wait {fmt_s(wait)} (one request, from its send or the fault)"
+            f" {'≤' if ok else '>'} target RTO {target}"
+        )
+        checks.append(Check("users-wait", ok, text))
     return checks
 
 
