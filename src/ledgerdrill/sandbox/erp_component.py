@@ -24,9 +24,10 @@ from typing import Any
 import httpx
 
 from ledgerdrill.errors import PlatformError
+from ledgerdrill.ports import free_port
 from ledgerdrill.sandbox.erp.config import ErpConfig
 from ledgerdrill.sandbox.erp.schema import ensure_schema
-from ledgerdrill.sandbox.procs import free_port, wait_until
+from ledgerdrill.sandbox.procs import wait_until
 from ledgerdrill.sandbox.services import Service
 from ledgerdrill.sandbox.topology import Topology
 

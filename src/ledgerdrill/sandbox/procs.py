@@ -28,13 +28,6 @@ from ledgerdrill.processes import pid_alive
 UNPRIVILEGED_USER = "nobody"
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def port_open(port: int, timeout_s: float = 0.2) -> bool:
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout_s):
         return True

@@ -20,8 +20,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ledgerdrill.errors import PlatformError
+from ledgerdrill.ports import free_port
 from ledgerdrill.sandbox.certs import atomic_write
-from ledgerdrill.sandbox.procs import free_port, wait_until
+from ledgerdrill.sandbox.procs import wait_until
 from ledgerdrill.sandbox.services import Service
 
 START_TIMEOUT_S = 10.0

@@ -35,17 +35,24 @@ import yaml
 
 from ledgerdrill.errors import PlatformError
 from ledgerdrill.platforms.base import CertificateInfo
+from ledgerdrill.ports import free_port
 from ledgerdrill.sandbox.certs import CertDetails, SandboxCA, atomic_write, describe, write_pair
-from ledgerdrill.sandbox.procs import ManagedProcess, free_port, port_open, run, wait_until
+from ledgerdrill.sandbox.procs import ManagedProcess, port_open, run, wait_until
 from ledgerdrill.sandbox.services import Service
 
 EDGE_NODE = "edge"  # not a topology node: node faults never reach the entry point
 DEFAULT_CERT_SUBJECT = "TRAEFIK DEFAULT CERT"
 HEALTH_PATH = "/web/health"
-# Traefik's active health check: fast enough that a dead replica leaves the rotation in
-# about a second, with the timeout under the interval so checks never pile up
-HEALTH_INTERVAL = "500ms"
-HEALTH_TIMEOUT = "400ms"
+# Traefik's active health check: a dead or frozen replica leaves the rotation within
+# interval + timeout (0.45 s), with the timeout under the interval so checks never pile
+# up. /web/health answers from the replica's event loop without the database (~1-10 ms).
+# Measured with benchmarks/users_witness.py (node-freeze, 12 users): at 500/400 ms every
+# user had sent a request into the frozen replica before it left the rotation, so all
+# were held together until the 2 s response-header timeout (users' RTO 2.77 s against the
+# probes' 0.94 s); at 250/200 ms only some were, the others were served (users' RTO
+# 0.22/0.28/0.47 s against the probes' 0.47/0.27/0.38 s in three runs)
+HEALTH_INTERVAL = "250ms"
+HEALTH_TIMEOUT = "200ms"
 START_TIMEOUT_S = 20.0
 RELOAD_TIMEOUT_S = 5.0
 # The hardened entry point (the default; ``entry_point: naive`` turns it off, to show the

@@ -47,6 +47,7 @@ from psycopg.conninfo import make_conninfo
 
 from ledgerdrill.errors import PlatformError
 from ledgerdrill.platforms.base import DatabaseMember, DatabaseTopology
+from ledgerdrill.ports import free_port
 from ledgerdrill.sandbox.nodes import DOWN, FROZEN
 from ledgerdrill.sandbox.postgres import backup as backups
 from ledgerdrill.sandbox.postgres import conf
@@ -62,7 +63,7 @@ from ledgerdrill.sandbox.postgres.credentials import (
 )
 from ledgerdrill.sandbox.postgres.promotion_witness import PromotionWitness
 from ledgerdrill.sandbox.postgres.server import PgServer, application_name
-from ledgerdrill.sandbox.procs import RunAs, free_port, port_open, run, wait_until
+from ledgerdrill.sandbox.procs import RunAs, port_open, run, wait_until
 from ledgerdrill.sandbox.topology import Topology, default_topology
 
 STATE_FILE = "cluster.json"
