@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 import psutil
 from old_http import LEAN, HttpxClient, use_http_client
+from old_sampler import ProbeSampler as OldSampler
 
 from ledgerdrill.errors import LedgerdrillError
 from ledgerdrill.probes.base import Probe, ProbeSampler
@@ -106,6 +107,7 @@ def measure(
     server: list[psutil.Process],
     *,
     own_intervals: bool = False,
+    sampler_class: type[ProbeSampler] | type[OldSampler] = ProbeSampler,
 ) -> tuple[float, float]:
     """(harness CPU %, server CPU %) of one core while ``probes`` sample at ``hz``."""
     timeline = Timeline(SystemClock())
@@ -115,7 +117,7 @@ def measure(
     # sampler's default is 80% of the interval: a tight deadline whose timeouts and
     # reconnects would be measured instead of a healthy drill's sampling)
     samplers = [
-        ProbeSampler(p, timeline, interval_s=(own_intervals and getattr(p, "interval_s", None))
+        sampler_class(p, timeline, interval_s=(own_intervals and getattr(p, "interval_s", None))
                      or 1.0 / hz, timeout_s=getattr(p, "timeout_s", None)).start()
         for p in probes
     ]  # fmt: skip
@@ -249,6 +251,26 @@ def main() -> int:
         now, before = statistics.fmean(figures["now"]), statistics.fmean(figures["before"])
         print(f"harness CPU, mean of two: {now:.2f}% now, {before:.2f}% before issue 38 "
               f"({before / now if now > 0 else float('nan'):.2f}x)")  # fmt: skip
+        # issue 33: samples that overlap (a new one every tick while earlier ones wait,
+        # each on its own connection) against the sampler before it (one call in flight,
+        # the next tick waiting for it), both with today's probes, alternated twice
+        by_sampler: dict[str, list[float]] = {"now": [], "before": []}
+        for _ in range(2):
+            for path in ("before", "now"):
+                every = build_probes(catalogue, facts, catalogue_path)
+                chosen = OldSampler if path == "before" else ProbeSampler
+                harness, _srv = measure(every, args.hz, args.seconds, server, sampler_class=chosen)
+                by_sampler[path].append(harness - idle_harness)
+                for probe in every:  # the old sampler leaves connections open
+                    close = getattr(probe, "close", None)
+                    if close is not None:
+                        close()
+        s_now = statistics.fmean(by_sampler["now"])
+        s_before = statistics.fmean(by_sampler["before"])
+        growth = (s_now / s_before - 1) * 100 if s_before > 0 else float("nan")
+        print(f"harness CPU by sampler, mean of two: {s_now:.2f}% overlapping (now), "
+              f"{s_before:.2f}% one-in-flight (before issue 33): {growth:+.0f}% "
+              f"(issue 33 goal: at most +20%) {'PASS' if growth <= 20 else 'FAIL'}")
         own = build_probes(catalogue, facts, catalogue_path)
         cat_h, cat_s = measure(own, args.hz, args.seconds, server, own_intervals=True)
         slower = ", ".join(f"{p.name} {getattr(p, 'interval_s', 0):g}s" for p in own
