@@ -24,15 +24,14 @@ from ledgerdrill.errors import (
     ConfigError,
     LedgerdrillError,
     SafetyViolation,
-    UnsupportedCapability,
 )
 from ledgerdrill.measure import Objective, Verdict
 from ledgerdrill.odoo_api import ERP_APIS
-from ledgerdrill.platforms.base import CAPABILITIES, Platform
+from ledgerdrill.platforms.base import Platform
 from ledgerdrill.report.live import LiveProgress
 from ledgerdrill.report.scenario import junit_properties
 from ledgerdrill.report.summary import plan_text, terminal_table
-from ledgerdrill.run import RunSession
+from ledgerdrill.run import MisdeclaredScenario, RunSession, ScenarioSpec, ScenarioUnavailable
 from ledgerdrill.safety import approval, install_termination_handler
 from ledgerdrill.safety.approval import Approver
 from ledgerdrill.safety.runbook_run import RunbookDeclined
@@ -44,7 +43,6 @@ DRILL_KEY = pytest.StashKey[Drill]()
 # the wall clock the business calendar reads: a test's plugin may put a FakeClock here
 # in its own ``pytest_configure(tryfirst=True)`` to run a drill on a fixed date
 CALENDAR_CLOCK_KEY = pytest.StashKey[Clock]()
-_CAPABILITY_NAMES = {c.__name__: c for c in CAPABILITIES}
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -203,57 +201,27 @@ def drill(
     run = _run(request.config)
     assert run is not None
     item = request.node
-    for marker in item.iter_markers("requires"):
-        for name in marker.args:
-            capability = _CAPABILITY_NAMES.get(name)
-            if capability is None:
-                raise pytest.UsageError(
-                    f"{item.nodeid}: requires({name!r}): unknown capability "
-                    f"(allowed: {', '.join(_CAPABILITY_NAMES)})"
-                )
-            try:
-                platform.capability(capability)
-            except UnsupportedCapability as missing:
-                _unavailable(run, str(missing))
-    sid = scenario_id(item)
     tier_marker = item.get_closest_marker("tier")
-    tier = target.tier_for(sid, tier_marker.args[0] if tier_marker else None)
-    objective = target.tiers[tier].objective() if tier in target.tiers else _marker_objective(item)
-    if tier is not None and tier not in target.tiers:
-        raise pytest.UsageError(
-            f"{item.nodeid}: tier {tier!r} is not defined in {target.source} "
-            f"(defined tiers: {', '.join(target.tiers)})"
-        )
     profile_marker = item.get_closest_marker("loadprofile")
+    approver, approval_by = _approver(request.config, item, target)
     try:
-        probes, canary = run.probes_for(sid)
-        marker_profile = str(profile_marker.args[0]) if profile_marker else None
-        load = run.load_for(sid, marker_profile)
+        spec = ScenarioSpec(
+            scenario_id(item),
+            requires=tuple(str(n) for m in item.iter_markers("requires") for n in m.args),
+            tier=tier_marker.args[0] if tier_marker else None,
+            objective=_marker_objective(item),
+            load_profile=str(profile_marker.args[0]) if profile_marker else None,
+        )
+        the_drill = run.drill_for(
+            spec, timeline=timeline, approver=approver, approval_by=approval_by
+        )
+    except MisdeclaredScenario as exc:  # the scenario's author must fix it: no traceback
+        pytest.fail(f"{item.nodeid}: {exc}", pytrace=False)
     except ConfigError as exc:  # the user's catalogue is wrong: not a reason to skip
         pytest.fail(str(exc), pytrace=False)
-    except LedgerdrillError as exc:
-        _unavailable(run, f"probes unavailable: {exc}")
+    except ScenarioUnavailable as exc:
+        _unavailable(run, str(exc))
         raise AssertionError("unreachable") from exc
-    approver, approval_by = _approver(request.config, item, target)
-    the_drill = Drill(
-        scenario_id=sid,
-        target=target,
-        platform=platform,
-        timeline=timeline,
-        journal=run.journal,
-        guard=run.guard(),
-        objective=objective,
-        tier=tier,
-        probes=probes,
-        canary=canary,
-        load=load,
-        load_profile=run.load_profile_name(sid, marker_profile),
-        interval_s=run.interval_s,
-        dry_run=run.dry_run,
-        approver=approver,
-        approval_by=approval_by,
-        baseline=run.baseline,
-    )
     item.stash[DRILL_KEY] = the_drill
     progress = None if run.dry_run else _live_progress(request.config, the_drill)
     try:
@@ -325,9 +293,8 @@ def _marker_objective(item: pytest.Item) -> Objective | None:
     rto, rpo = marker.kwargs.get("rto"), marker.kwargs.get("rpo")
     witness = marker.kwargs.get("rto_measured_by", "both")
     if witness not in ("probes", "users", "both"):
-        raise pytest.UsageError(
-            f"{item.nodeid}: objective(rto_measured_by={witness!r}): allowed are"
-            " 'probes', 'users' and 'both'"
+        raise MisdeclaredScenario(
+            f"objective(rto_measured_by={witness!r}): allowed are 'probes', 'users' and 'both'"
         )
     return Objective(
         rto_s=parse_duration(rto) if isinstance(rto, str) else rto,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,12 +11,17 @@ import yaml
 
 from ledgerdrill import __version__
 from ledgerdrill.drill import Drill, DrillOutcome
-from ledgerdrill.errors import ConfigError, SafetyViolation
+from ledgerdrill.errors import (
+    ConfigError,
+    LedgerdrillError,
+    SafetyViolation,
+    UnsupportedCapability,
+)
 from ledgerdrill.load.profile import find_profile
 from ledgerdrill.load.runner import LoadRun
-from ledgerdrill.measure import fmt_s
+from ledgerdrill.measure import Objective, fmt_s
 from ledgerdrill.odoo_api import ErpApi
-from ledgerdrill.platforms.base import Platform
+from ledgerdrill.platforms.base import CAPABILITIES, Platform
 from ledgerdrill.platforms.registry import build_platform
 from ledgerdrill.probes.base import Probe
 from ledgerdrill.probes.canary import LedgerCanary
@@ -29,14 +35,37 @@ from ledgerdrill.report.model import (
 )
 from ledgerdrill.report.scenario import scenario_report
 from ledgerdrill.safety import DEFAULT_STATE_DIR, FaultJournal, SafetyGuard
+from ledgerdrill.safety.approval import Approver
 from ledgerdrill.safety.baseline import RunBaseline
 from ledgerdrill.safety.calendar import require_windows
 from ledgerdrill.safety.journal import refuse_leftovers
 from ledgerdrill.safety.lock import TargetLock
 from ledgerdrill.targets import Target, load_target
-from ledgerdrill.timeline import Clock, SystemClock
+from ledgerdrill.timeline import Clock, SystemClock, Timeline
 
 NO_LOAD = "none"  # scenarios.<id>.load_profile: none -- the scenario runs without load
+CAPABILITY_NAMES = {c.__name__: c for c in CAPABILITIES}
+
+
+class MisdeclaredScenario(ConfigError):
+    """A scenario asks for what does not exist (a capability, a tier): the scenario's
+    author must fix it, whatever the platform."""
+
+
+class ScenarioUnavailable(LedgerdrillError):
+    """This platform cannot run the scenario (a capability it lacks, probes it cannot
+    give): skipped, or failed when the user required the platform."""
+
+
+@dataclass(frozen=True)
+class ScenarioSpec:
+    """What a scenario declares about itself (in pytest: its markers)."""
+
+    scenario_id: str
+    requires: tuple[str, ...] = ()  # capability names
+    tier: str | None = None
+    objective: Objective | None = None  # used when no tier of the target applies
+    load_profile: str | None = None
 
 
 class RunSession:
@@ -186,6 +215,65 @@ class RunSession:
             max_duration_s=self.target.scenario(scenario).recovery_timeout + 120,
             workers=self.target.scenario(scenario).load_workers,
             follow_drill=True,
+        )
+
+    def drill_for(
+        self,
+        spec: ScenarioSpec,
+        *,
+        timeline: Timeline,
+        approver: Approver,
+        approval_by: str,
+    ) -> Drill:
+        """The drill of one scenario, everything it needs from this run assembled:
+        capabilities checked, tier and objective chosen, probes, canary and load built.
+        Raises ``MisdeclaredScenario``, ``ConfigError`` (the user's files) or
+        ``ScenarioUnavailable``."""
+        platform = self.platform
+        for name in spec.requires:
+            capability = CAPABILITY_NAMES.get(name)
+            if capability is None:
+                raise MisdeclaredScenario(
+                    f"requires({name!r}): unknown capability "
+                    f"(allowed: {', '.join(CAPABILITY_NAMES)})"
+                )
+            try:
+                platform.capability(capability)
+            except UnsupportedCapability as missing:
+                raise ScenarioUnavailable(str(missing)) from missing
+        sid = spec.scenario_id
+        tier = self.target.tier_for(sid, spec.tier)
+        if tier is not None and tier not in self.target.tiers:
+            raise MisdeclaredScenario(
+                f"tier {tier!r} is not defined in {self.target.source} "
+                f"(defined tiers: {', '.join(self.target.tiers)})"
+            )
+        objective = self.target.tiers[tier].objective() if tier is not None else spec.objective
+        try:
+            probes, canary = self.probes_for(sid)
+            load = self.load_for(sid, spec.load_profile)
+        except ConfigError:
+            raise  # the user's catalogue or profile is wrong: not a reason to skip
+        except LedgerdrillError as exc:
+            raise ScenarioUnavailable(f"probes unavailable: {exc}") from exc
+        return Drill(
+            scenario_id=sid,
+            target=self.target,
+            platform=platform,
+            timeline=timeline,
+            journal=self.journal,
+            guard=self.guard(),
+            objective=objective,
+            tier=tier,
+            probes=probes,
+            canary=canary,
+            load=load,
+            load_profile=self.load_profile_name(sid, spec.load_profile),
+            interval_s=self.interval_s,
+            dry_run=self.dry_run,
+            approver=approver,
+            approval_by=approval_by,
+            baseline=self.baseline,
         )
 
     def guard(self) -> SafetyGuard:

@@ -308,3 +308,43 @@ def test_a_platform_not_back_at_baseline_fails_loudly_and_the_next_scenario_is_r
     assert verdicts == {"node-crash": "FAIL", "the-next-one": "INCONCLUSIVE"}, verdicts
     checks = {c["name"]: c for c in report["scenarios"][0]["checks"]}
     assert checks["platform-restored"]["passed"] is False
+
+
+MISDECLARED = """
+import pytest
+
+@pytest.mark.requires({capability!r})
+@pytest.mark.tier({tier!r})
+def test_misdeclared(drill):
+    drill.steady_state()
+"""
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("NodeKontrol", "finance-core", True, "requires('NodeKontrol'): unknown capability"),
+        ("NodeControl", "no-such-tier", True, "tier 'no-such-tier' is not defined in"),
+        ("ZoneOutageControl", "finance-core", False, "ZoneOutageControl"),
+    ],
+)
+def test_a_misdeclared_scenario_is_a_clear_error_and_a_missing_capability_a_skip(  # type: ignore[no-untyped-def]
+    pytester: pytest.Pytester, fake_target, case: tuple[str, str, bool, str]
+) -> None:
+    """RunSession.drill_for assembles the drill; the plugin only translates: what the
+    scenario's author got wrong is an error naming the test and what is allowed (no
+    traceback), what this platform cannot do skips the scenario with the reason."""
+    capability, tier, expect_usage_error, says = case
+    (pytester.path / "target.yaml").write_text(fake_target().read_text())
+    pytester.makepyfile(test_scenario=MISDECLARED.format(capability=capability, tier=tier))
+    result = pytester.runpytest("--target=target.yaml", "-p", "no:cacheprovider", "-rs")
+    text = result.stdout.str() + result.stderr.str()
+    if expect_usage_error:
+        result.assert_outcomes(errors=1)
+        assert "test_scenario.py::test_misdeclared: " + says in text, text
+        assert "Traceback" not in text and "plugin.py" not in text, text
+        if "capability" in says:
+            assert "allowed: NodeControl" in text, text
+    else:
+        result.assert_outcomes(skipped=1)
+        assert says in text, text
