@@ -2,9 +2,10 @@
 
 ``benchmarks/users_witness.py`` runs node-freeze once per entry-point style, each on a
 sandbox of its own, while a plain httpx client -- not Locust, not the probes -- calls
-the ERP through the entry point. Naive Traefik (no forwarding timeouts) leaves users
-hanging on the frozen replica: the verdict must FAIL naming the users, and the users'
-longest wait must agree with the client's stall within a second. Hardened Traefik
+the ERP through the entry point. Naive Traefik (no forwarding timeouts, a slower health
+check) leaves users hanging on the frozen replica: the verdict must FAIL naming the users,
+the users' longest wait must agree with the client's stall within a second, and so must
+their longest stall when every user was held at once. Hardened Traefik
 bounds the wait: PASS, every wait within the bound, users' RTO within a second of the
 probes', and the same agreement whenever both the users and the client met the frozen
 replica. About a minute (two sandboxes)."""
@@ -30,17 +31,28 @@ def test_users_stall_agrees_with_an_independent_client(tmp_path: Path) -> None:
     print(out)  # the table, for the CI log
     rows = {row["style"]: row for row in json.loads(rows_file.read_text())}
     naive, hardened = rows["naive"], rows["hardened"]
-    # naive: a user was stuck on the frozen replica, the client too, and the verdict
-    # says so -- though other users were served (the aggregate stall can stay short)
+    # naive (issue 28's starting point: no forwarding timeouts, the health check it had
+    # then): a user held by the frozen replica waits as long as the client, one user
+    # too; the verdict FAILs naming the users while the probes alone would pass
     assert naive["client_stall_s"] > 2.0, naive
     assert naive["users_longest_wait_s"] is not None, naive
     assert abs(naive["users_longest_wait_s"] - naive["client_stall_s"]) <= 1.0, naive
     assert naive["verdict"] == "FAIL", naive
-    # the reason names the users: their RTO over target, or not recovered at all
     assert any(
         reason.startswith("users") and (">" in reason or "not recovered" in reason)
         for reason in naive["reasons"]
     ), naive["reasons"]
+    # whether *every* user is held at once is a race: each must send into the frozen
+    # replica before the health check takes it out (0.5-0.9 s). When they all were (two
+    # runs in three here), nobody got through: the users' longest stall is the client's
+    # stall too, and the verdict names it
+    stall = naive["users_stall_s"]
+    if stall is not None and stall >= 2.0:
+        assert abs(stall - naive["client_stall_s"]) <= 1.0, naive
+        assert any(reason.startswith("users' longest stall") and ">" in reason
+                   for reason in naive["reasons"]), naive["reasons"]  # fmt: skip
+    else:
+        print(f"naive: not every user was held at once (users' stall {stall}); compared by waits")
     # hardened: bounded waits (the forwarding timeout), and a PASS; users' RTO within a
     # second of the probes' (issue 28) -- both date trouble by its send, and the frozen
     # replica leaves the rotation before every user is held by it

@@ -53,6 +53,9 @@ HEALTH_PATH = "/web/health"
 # 0.22/0.28/0.47 s against the probes' 0.47/0.27/0.38 s in three runs)
 HEALTH_INTERVAL = "250ms"
 HEALTH_TIMEOUT = "200ms"
+# the naive entry point keeps the check it had before hardening (issue 28's starting point)
+NAIVE_HEALTH_INTERVAL = "500ms"
+NAIVE_HEALTH_TIMEOUT = "400ms"
 START_TIMEOUT_S = 20.0
 RELOAD_TIMEOUT_S = 5.0
 # The hardened entry point (the default; ``entry_point: naive`` turns it off, to show the
@@ -471,8 +474,8 @@ def routes_config(
             # check a dead primary would keep receiving (and failing) requests
             "healthCheck": {
                 "path": HEALTH_PATH,
-                "interval": HEALTH_INTERVAL,
-                "timeout": HEALTH_TIMEOUT,
+                "interval": HEALTH_INTERVAL if hardened else NAIVE_HEALTH_INTERVAL,
+                "timeout": HEALTH_TIMEOUT if hardened else NAIVE_HEALTH_TIMEOUT,
             },
         }
         if hardened:
