@@ -32,11 +32,11 @@ from old_http import LEAN, HttpxClient, use_http_client
 from ledgerdrill.errors import LedgerdrillError
 from ledgerdrill.faults import ScriptedOutage
 from ledgerdrill.measure import StabilityWindow, measure_recovery
+from ledgerdrill.platforms.sandbox import control
+from ledgerdrill.platforms.sandbox.platform import SandboxPlatform
+from ledgerdrill.platforms.sandbox.topology import default_topology
 from ledgerdrill.probes.base import ProbeSampler
 from ledgerdrill.probes.http_tls import HttpProbe
-from ledgerdrill.sandbox import control
-from ledgerdrill.sandbox.platform import SandboxPlatform
-from ledgerdrill.sandbox.topology import default_topology
 from ledgerdrill.timeline import Instant, SystemClock, Timeline
 
 REPO = Path(__file__).resolve().parents[1]

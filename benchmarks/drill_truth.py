@@ -35,7 +35,7 @@ from typing import Any
 
 import httpx
 
-from ledgerdrill.sandbox import control
+from ledgerdrill.platforms.sandbox import control
 from ledgerdrill.targets import SandboxPlatformSettings
 
 REPO = Path(__file__).resolve().parents[1]

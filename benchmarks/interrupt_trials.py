@@ -14,7 +14,7 @@ After each trial three witnesses judge, none of them the drill's own verdict:
 1. the platform's shape, read before the trial and after it (one primary, a
    streaming synchronous standby and DR replica, the ERP on the HA cluster, nodes,
    certificate, release, cache), waited for up to --settle seconds;
-2. ``ledgerdrill.sandbox.witness``: processes by the OS, roles and replication by SQL
+2. ``ledgerdrill.platforms.sandbox.witness``: processes by the OS, roles and replication by SQL
    on each server, the ERP's connections as PostgreSQL sees them, a balanced entry
    posted over verified HTTPS and found by SQL, the ledger balanced and gapless by SQL;
 3. the fault journal empty and no Locust process left;
@@ -53,12 +53,12 @@ from pathlib import Path
 import psutil
 
 from ledgerdrill.errors import LedgerdrillError
+from ledgerdrill.platforms.sandbox import control
+from ledgerdrill.platforms.sandbox.platform import SandboxPlatform
+from ledgerdrill.platforms.sandbox.topology import default_topology
+from ledgerdrill.platforms.sandbox.witness import SandboxWitness
 from ledgerdrill.platforms.shape import await_baseline, read_shape
 from ledgerdrill.safety.journal import FaultJournal
-from ledgerdrill.sandbox import control
-from ledgerdrill.sandbox.platform import SandboxPlatform
-from ledgerdrill.sandbox.topology import default_topology
-from ledgerdrill.sandbox.witness import SandboxWitness
 from ledgerdrill.targets import SandboxPlatformSettings
 
 REPO = Path(__file__).resolve().parents[1]

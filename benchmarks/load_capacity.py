@@ -20,11 +20,11 @@ from ledgerdrill.errors import LedgerdrillError
 from ledgerdrill.load.model import LoadResult
 from ledgerdrill.load.phases import summarise
 from ledgerdrill.load.runner import LoadRun
+from ledgerdrill.platforms.sandbox import control
+from ledgerdrill.platforms.sandbox.platform import SandboxPlatform
+from ledgerdrill.platforms.sandbox.topology import default_topology
 from ledgerdrill.probes.base import ProbeSampler
 from ledgerdrill.probes.catalogue import build_canary, build_probes, load_catalogue
-from ledgerdrill.sandbox import control
-from ledgerdrill.sandbox.platform import SandboxPlatform
-from ledgerdrill.sandbox.topology import default_topology
 from ledgerdrill.timeline import SystemClock, Timeline
 
 REPO = Path(__file__).resolve().parents[1]

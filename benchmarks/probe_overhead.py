@@ -31,13 +31,13 @@ from old_http import LEAN, HttpxClient, use_http_client
 from old_sampler import ProbeSampler as OldSampler
 
 from ledgerdrill.errors import LedgerdrillError
+from ledgerdrill.platforms.sandbox import control
+from ledgerdrill.platforms.sandbox.platform import SandboxPlatform
+from ledgerdrill.platforms.sandbox.topology import default_topology
 from ledgerdrill.probes.base import Probe, ProbeSampler
 from ledgerdrill.probes.catalogue import build_probes, load_catalogue
 from ledgerdrill.probes.ledger import LedgerIntegrityProbe
 from ledgerdrill.probes.odoo_rpc import OdooSession, OdooTarget, balanced_entry, find_accounts
-from ledgerdrill.sandbox import control
-from ledgerdrill.sandbox.platform import SandboxPlatform
-from ledgerdrill.sandbox.topology import default_topology
 from ledgerdrill.timeline import SystemClock, Timeline
 
 REPO = Path(__file__).resolve().parents[1]

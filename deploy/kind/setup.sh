@@ -51,7 +51,7 @@ spec:
       containers:
         - name: schema
           image: ledgerdrill/erp:2026.11.0
-          command: [python, -c, "import json, os; from ledgerdrill.sandbox.erp.schema import ensure_schema; ensure_schema(json.load(open('/etc/ledgerdrill/erp.json'))['dsn'], os.environ['LOGIN'], os.environ['PASSWORD'])"]
+          command: [python, -c, "import json, os; from ledgerdrill.platforms.sandbox.erp.schema import ensure_schema; ensure_schema(json.load(open('/etc/ledgerdrill/erp.json'))['dsn'], os.environ['LOGIN'], os.environ['PASSWORD'])"]
           env:
             - {name: LOGIN, valueFrom: {secretKeyRef: {name: ledgerdrill-erp-login, key: login}}}
             - {name: PASSWORD, valueFrom: {secretKeyRef: {name: ledgerdrill-erp-login, key: password}}}

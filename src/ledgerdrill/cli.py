@@ -187,7 +187,7 @@ def _run_pytest(args: argparse.Namespace, *, dry_run: bool) -> int:
         code = int(pytest.main(pytest_args))
     finally:
         if started_sandbox is not None and not args.keep_sandbox:
-            from ledgerdrill.sandbox import control
+            from ledgerdrill.platforms.sandbox import control
 
             print("ledgerdrill: taking the sandbox down (it was started for this run)")
             control.down(started_sandbox)
@@ -197,7 +197,7 @@ def _run_pytest(args: argparse.Namespace, *, dry_run: bool) -> int:
 def _sandbox_for(target: Target) -> Path | None:
     """Bring the sandbox up for a game day when it is not running; return its state
     folder if this run started it (so the run takes it down again)."""
-    from ledgerdrill.sandbox import control
+    from ledgerdrill.platforms.sandbox import control
     from ledgerdrill.targets import SandboxPlatformSettings
 
     if not isinstance(target.platform, SandboxPlatformSettings):
@@ -227,8 +227,8 @@ def _check_can_drill(target: str, *, cleanup_first: bool) -> None:
 def _sandbox(args: argparse.Namespace) -> int:
     import json
 
-    from ledgerdrill.sandbox import control
-    from ledgerdrill.sandbox.status_view import public, render
+    from ledgerdrill.platforms.sandbox import control
+    from ledgerdrill.platforms.sandbox.status_view import public, render
 
     _, settings, state_dir = control.sandbox_target(args.target)
     if args.action == "down":
@@ -258,7 +258,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 
 def _verify_sandbox(state_dir: Path) -> int:
-    from ledgerdrill.sandbox.witness import SandboxWitness
+    from ledgerdrill.platforms.sandbox.witness import SandboxWitness
 
     report = SandboxWitness(state_dir).check()
     for line in report.checked:

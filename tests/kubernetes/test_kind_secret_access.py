@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from ledgerdrill.sandbox.erp.config import exposure
+from ledgerdrill.platforms.sandbox.erp.config import exposure
 
 KIND = Path(__file__).resolve().parents[2] / "deploy" / "kind"
 
@@ -103,7 +103,7 @@ def test_the_config_loader_refuses_what_others_could_read() -> None:
 def test_the_loader_reads_a_group_readable_file_of_its_own_group(tmp_path: Path) -> None:
     import pytest
 
-    from ledgerdrill.sandbox.erp.config import ErpConfig
+    from ledgerdrill.platforms.sandbox.erp.config import ErpConfig
 
     path = tmp_path / "erp.json"
     ErpConfig(dsn="host=x", database="d").write(path)  # type: ignore[arg-type]

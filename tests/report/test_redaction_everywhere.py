@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from ledgerdrill.sandbox.redis_component import redis_server_binary
+from ledgerdrill.platforms.sandbox.redis_component import redis_server_binary
 
 REDIS_TOKEN = "tok-Planted-7f3a9c"
 DSN_PASSWORD = "dsnPw-Planted-41bd"

@@ -19,9 +19,9 @@ from typing import Any
 import psutil
 import pytest
 
-from ledgerdrill.sandbox import control
-from ledgerdrill.sandbox.platform import SandboxPlatform
-from ledgerdrill.sandbox.topology import default_topology
+from ledgerdrill.platforms.sandbox import control
+from ledgerdrill.platforms.sandbox.platform import SandboxPlatform
+from ledgerdrill.platforms.sandbox.topology import default_topology
 from ledgerdrill.targets import SandboxPlatformSettings
 
 

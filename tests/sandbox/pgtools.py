@@ -23,10 +23,10 @@ import psutil
 import pytest
 
 from ledgerdrill.errors import PlatformError
-from ledgerdrill.sandbox.nodes import NodeProcesses
-from ledgerdrill.sandbox.postgres import PgCluster, proctree
-from ledgerdrill.sandbox.postgres.server import application_name
-from ledgerdrill.sandbox.procs import port_open
+from ledgerdrill.platforms.sandbox.nodes import NodeProcesses
+from ledgerdrill.platforms.sandbox.postgres import PgCluster, proctree
+from ledgerdrill.platforms.sandbox.postgres.server import application_name
+from ledgerdrill.platforms.sandbox.procs import port_open
 
 Shape = Callable[[PgCluster], bool]
 

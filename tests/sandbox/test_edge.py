@@ -23,10 +23,10 @@ import psutil
 import pytest
 import redis
 
+from ledgerdrill.platforms.sandbox.certs import SandboxCA, describe, write_pair
+from ledgerdrill.platforms.sandbox.redis_component import RedisComponent
+from ledgerdrill.platforms.sandbox.traefik import DEFAULT_CERT_SUBJECT, TraefikComponent
 from ledgerdrill.processes import pid_alive
-from ledgerdrill.sandbox.certs import SandboxCA, describe, write_pair
-from ledgerdrill.sandbox.redis_component import RedisComponent
-from ledgerdrill.sandbox.traefik import DEFAULT_CERT_SUBJECT, TraefikComponent
 
 HEALTH_REMOVAL_LIMIT_S = 1.5
 CERT_RELOAD_LIMIT_S = 1.0

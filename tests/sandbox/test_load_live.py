@@ -20,7 +20,7 @@ import pytest
 
 from ledgerdrill.load.phases import summarise
 from ledgerdrill.load.runner import LoadRun
-from ledgerdrill.sandbox.postgres import PgCluster
+from ledgerdrill.platforms.sandbox.postgres import PgCluster
 
 REPO = Path(__file__).resolve().parents[2]
 LOCUSTFILE = REPO / "loadprofiles" / "locustfile.py"

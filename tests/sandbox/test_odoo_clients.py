@@ -36,6 +36,7 @@ import odoorpc  # type: ignore[import-untyped]
 import psycopg
 import pytest
 
+from ledgerdrill.platforms.sandbox.postgres import PgCluster
 from ledgerdrill.probes.odoo_rpc import (
     OdooError,
     OdooSession,
@@ -43,7 +44,6 @@ from ledgerdrill.probes.odoo_rpc import (
     balanced_entry,
     find_accounts,
 )
-from ledgerdrill.sandbox.postgres import PgCluster
 
 LiveSandbox = Any  # tests/sandbox/conftest.py
 

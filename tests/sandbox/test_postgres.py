@@ -33,14 +33,14 @@ from pgtools import (
     wait_for,
 )
 
-from ledgerdrill.sandbox.nodes import NodeProcesses
-from ledgerdrill.sandbox.postgres import (
+from ledgerdrill.platforms.sandbox.nodes import NodeProcesses
+from ledgerdrill.platforms.sandbox.postgres import (
     HaController,
     PgCluster,
     is_unreplicated_commit_notice,
 )
-from ledgerdrill.sandbox.postgres.server import application_name
-from ledgerdrill.sandbox.procs import port_open
+from ledgerdrill.platforms.sandbox.postgres.server import application_name
+from ledgerdrill.platforms.sandbox.procs import port_open
 
 
 def num(value: object) -> float:

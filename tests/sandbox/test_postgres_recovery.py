@@ -22,10 +22,10 @@ import psycopg
 import pytest
 from pgtools import ClusterKeeper, Events, in_original_shape, kept, roles, timing, wait_for
 
-from ledgerdrill.sandbox.nodes import NodeProcesses
-from ledgerdrill.sandbox.postgres import HaController, PgCluster
-from ledgerdrill.sandbox.postgres.server import PgServer, application_name
-from ledgerdrill.sandbox.procs import port_open
+from ledgerdrill.platforms.sandbox.nodes import NodeProcesses
+from ledgerdrill.platforms.sandbox.postgres import HaController, PgCluster
+from ledgerdrill.platforms.sandbox.postgres.server import PgServer, application_name
+from ledgerdrill.platforms.sandbox.procs import port_open
 
 ORIGINAL = {"db-a": "primary", "db-b": "sync-standby", "dr-db": "async-replica"}
 

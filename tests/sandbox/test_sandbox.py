@@ -17,10 +17,10 @@ import httpx
 import psycopg
 import pytest
 
+from ledgerdrill.platforms.sandbox.postgres import PgCluster
+from ledgerdrill.platforms.sandbox.postgres.credentials import SUPERUSER
+from ledgerdrill.platforms.sandbox.procs import port_open, read_pid, wait_until
 from ledgerdrill.probes.odoo_rpc import OdooError, OdooSession, OdooTarget, find_accounts
-from ledgerdrill.sandbox.postgres import PgCluster
-from ledgerdrill.sandbox.postgres.credentials import SUPERUSER
-from ledgerdrill.sandbox.procs import port_open, read_pid, wait_until
 
 # the ``sandbox`` fixture (tests/sandbox/conftest.py) is a running LiveSandbox
 LiveSandbox = Any

@@ -19,11 +19,11 @@ import psycopg
 
 from ledgerdrill.measure.db_loss import PROMOTION_EVIDENCE, database_loss, with_database_witness
 from ledgerdrill.measure.loss import WriteOutcome
+from ledgerdrill.platforms.sandbox.postgres import PgCluster
+from ledgerdrill.platforms.sandbox.postgres.credentials import SUPERUSER
+from ledgerdrill.platforms.sandbox.procs import wait_until
 from ledgerdrill.probes.canary import LedgerCanary, measure_canary
 from ledgerdrill.probes.odoo_rpc import OdooSession, OdooTarget, balanced_entry, find_accounts
-from ledgerdrill.sandbox.postgres import PgCluster
-from ledgerdrill.sandbox.postgres.credentials import SUPERUSER
-from ledgerdrill.sandbox.procs import wait_until
 from ledgerdrill.timeline import SystemClock, Timeline
 
 

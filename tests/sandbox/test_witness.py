@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ledgerdrill.platforms.sandbox.witness import SandboxWitness
 from ledgerdrill.platforms.shape import differences, read_shape
-from ledgerdrill.sandbox.witness import SandboxWitness
 
 
 def test_the_witness_and_the_shape_agree_on_a_lost_standby(sandbox: Any) -> None:

@@ -135,8 +135,8 @@ def test_a_backend_that_cannot_read_a_promotion_says_so_and_the_sandbox_can() ->
     from pathlib import Path
 
     from ledgerdrill.platforms.base import Platform
-    from ledgerdrill.sandbox.platform import SandboxPlatform
-    from ledgerdrill.sandbox.topology import default_topology
+    from ledgerdrill.platforms.sandbox.platform import SandboxPlatform
+    from ledgerdrill.platforms.sandbox.topology import default_topology
 
     class Elsewhere(Platform):
         kind = "kubernetes"

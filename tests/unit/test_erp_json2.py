@@ -7,9 +7,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledgerdrill.odoo_api import REQUIRED, SIGNATURES, json2_body
-from ledgerdrill.sandbox.erp import json2
-from ledgerdrill.sandbox.erp.errors import AccessError, MissingError, ServerError, ValidationError
-from ledgerdrill.sandbox.erp.spec import MODELS
+from ledgerdrill.platforms.sandbox.erp import json2
+from ledgerdrill.platforms.sandbox.erp.errors import (
+    AccessError,
+    MissingError,
+    ServerError,
+    ValidationError,
+)
+from ledgerdrill.platforms.sandbox.erp.spec import MODELS
 
 
 def test_a_record_method_gets_its_ids_first_and_named_parameters_as_given() -> None:

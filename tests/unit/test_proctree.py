@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from ledgerdrill.sandbox.postgres import proctree
+from ledgerdrill.platforms.sandbox.postgres import proctree
 
 ZOMBIE_PARENT = """
 import os, time

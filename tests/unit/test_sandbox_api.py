@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from ledgerdrill.errors import PlatformError
-from ledgerdrill.sandbox.api import TOKEN_FILE, ControlApi, ControlClient
+from ledgerdrill.platforms.sandbox.api import TOKEN_FILE, ControlApi, ControlClient
 
 
 def test_operations_round_trip_errors_and_auth(tmp_path: Path) -> None:

@@ -11,10 +11,10 @@ import pytest
 from ledgerdrill.errors import PlatformError
 from ledgerdrill.faults import NodeCrash, NodeFreeze
 from ledgerdrill.platforms.base import NodeState
+from ledgerdrill.platforms.sandbox.platform import SandboxPlatform
+from ledgerdrill.platforms.sandbox.procs import ManagedProcess
+from ledgerdrill.platforms.sandbox.topology import default_topology
 from ledgerdrill.processes import pid_alive
-from ledgerdrill.sandbox.platform import SandboxPlatform
-from ledgerdrill.sandbox.procs import ManagedProcess
-from ledgerdrill.sandbox.topology import default_topology
 
 
 @pytest.fixture

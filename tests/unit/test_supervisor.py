@@ -12,13 +12,13 @@ from typing import Any
 import psutil
 import pytest
 
+from ledgerdrill.platforms.sandbox.nodes import NodeProcesses
+from ledgerdrill.platforms.sandbox.procs import wait_until
+from ledgerdrill.platforms.sandbox.services import Service
+from ledgerdrill.platforms.sandbox.supervisor import Supervisor
+from ledgerdrill.platforms.sandbox.topology import default_topology
 from ledgerdrill.ports import free_port
 from ledgerdrill.processes import pid_alive
-from ledgerdrill.sandbox.nodes import NodeProcesses
-from ledgerdrill.sandbox.procs import wait_until
-from ledgerdrill.sandbox.services import Service
-from ledgerdrill.sandbox.supervisor import Supervisor
-from ledgerdrill.sandbox.topology import default_topology
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
 

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledgerdrill.sandbox.postgres.promotion_witness import configured_sync_standby
-from ledgerdrill.sandbox.postgres.walscan import (
+from ledgerdrill.platforms.sandbox.postgres.promotion_witness import configured_sync_standby
+from ledgerdrill.platforms.sandbox.postgres.walscan import (
     format_lsn,
     parse_commits,
     parse_lsn,
@@ -114,7 +114,7 @@ def test_a_witness_that_cannot_read_never_fails_the_promotion() -> None:
     connection is psycopg's own), the witness emits an event with the error and returns."""
     from typing import Any
 
-    from ledgerdrill.sandbox.postgres.promotion_witness import PromotionWitness
+    from ledgerdrill.platforms.sandbox.postgres.promotion_witness import PromotionWitness
 
     class Broken:
         name = "db-b"

@@ -27,7 +27,7 @@ def build_platform(target: Target) -> Platform:
             entry_url=settings.entry_url,
         )
     if isinstance(settings, SandboxPlatformSettings):
-        from ledgerdrill.sandbox.platform import SandboxPlatform
+        from ledgerdrill.platforms.sandbox.platform import SandboxPlatform
 
         return SandboxPlatform.from_settings(target, settings)
     if isinstance(settings, KubernetesPlatformSettings):
