@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from ledgerdrill.report.model import RunReport
 from ledgerdrill.report.summary import plan_text, terminal_table
 from ledgerdrill.safety import DEFAULT_STATE_DIR, install_termination_handler
 from ledgerdrill.safety.calendar import require_windows
-from ledgerdrill.targets import Target, load_target
+from ledgerdrill.targets import load_target
 
 DEFAULT_TARGET = Path("targets/sandbox.yaml")
 DEFAULT_SCENARIOS = Path("scenarios")
@@ -120,7 +119,9 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command == "report":
             return _report(args)
         if args.command == "sandbox":
-            return _sandbox(args)
+            from ledgerdrill.platforms.sandbox.cli import sandbox_command
+
+            return sandbox_command(args.target, args.action, as_json=args.json)
     except ConfigError as exc:
         print(f"ledgerdrill: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -182,35 +183,19 @@ def _run_pytest(args: argparse.Namespace, *, dry_run: bool) -> int:
         if args.interactive:
             pytest_args += ["--interactive", "-s"]  # -s: the question must reach the terminal
         pytest_args += list(args.pytest_args)
-    started_sandbox = None if dry_run else _sandbox_for(target)
+    from ledgerdrill.platforms.registry import bring_up_for_run
+
+    take_down = None if dry_run else bring_up_for_run(target, say=_say)
     try:
         code = int(pytest.main(pytest_args))
     finally:
-        if started_sandbox is not None and not args.keep_sandbox:
-            from ledgerdrill.platforms.sandbox import control
-
-            print("ledgerdrill: taking the sandbox down (it was started for this run)")
-            control.down(started_sandbox)
+        if take_down is not None and not args.keep_sandbox:
+            take_down()
     return {4: EXIT_USAGE, 5: 0}.get(code, code) if not dry_run else code
 
 
-def _sandbox_for(target: Target) -> Path | None:
-    """Bring the sandbox up for a game day when it is not running; return its state
-    folder if this run started it (so the run takes it down again)."""
-    from ledgerdrill.platforms.sandbox import control
-    from ledgerdrill.targets import SandboxPlatformSettings
-
-    if not isinstance(target.platform, SandboxPlatformSettings):
-        return None
-    state_dir = target.resolve_path(target.platform.state_dir)
-    status = control.read_status(state_dir)
-    if status is not None and status.get("phase") == "ready":
-        return None
-    print(f"ledgerdrill: starting the sandbox in {state_dir} ...", flush=True)
-    started = time.monotonic()
-    control.up(state_dir, target.platform, progress=lambda step: print(f"  … {step}", flush=True))
-    print(f"ledgerdrill: sandbox ready in {time.monotonic() - started:.1f}s", flush=True)
-    return state_dir
+def _say(line: str) -> None:
+    print(line, flush=True)
 
 
 def _check_can_drill(target: str, *, cleanup_first: bool) -> None:
@@ -222,51 +207,6 @@ def _check_can_drill(target: str, *, cleanup_first: bool) -> None:
     TargetLock(DEFAULT_STATE_DIR, target, "preflight").acquire().release()
     if not cleanup_first:
         refuse_leftovers(FaultJournal(DEFAULT_STATE_DIR).left_by_killed_runs())
-
-
-def _sandbox(args: argparse.Namespace) -> int:
-    import json
-
-    from ledgerdrill.platforms.sandbox import control
-    from ledgerdrill.platforms.sandbox.status_view import public, render
-
-    _, settings, state_dir = control.sandbox_target(args.target)
-    if args.action == "down":
-        stopped = control.down(state_dir)
-        print(
-            "sandbox down"
-            + (f": stopped {', '.join(stopped)}" if stopped else " (was not running)")
-        )
-        return 0
-    if args.action == "up":
-        status = control.up(
-            state_dir, settings, progress=lambda step: print(f"  … {step}", flush=True)
-        )
-    else:
-        found = control.read_status(state_dir)
-        if found is None:
-            print("sandbox: not running (start it with `ledgerdrill sandbox up`)")
-            return 1
-        status = found
-    if args.action == "verify":
-        return _verify_sandbox(state_dir)
-    if args.json:
-        print(json.dumps(public(status, show_secrets=True), indent=2, default=str))
-    else:
-        print(render(public(status, show_secrets=False)))
-    return 0
-
-
-def _verify_sandbox(state_dir: Path) -> int:
-    from ledgerdrill.platforms.sandbox.witness import SandboxWitness
-
-    report = SandboxWitness(state_dir).check()
-    for line in report.checked:
-        print(f"  ok: {line}")
-    for line in report.problems:
-        print(f"  NOT OK: {line}")
-    print("sandbox: healthy" if report.healthy else "sandbox: NOT healthy")
-    return 0 if report.healthy else 1
 
 
 def _cleanup(args: argparse.Namespace) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ledgerdrill.errors import ConfigError
 from ledgerdrill.platforms.base import Platform
 from ledgerdrill.targets import (
@@ -39,6 +41,16 @@ def build_platform(target: Target) -> Platform:
 
         return azure_platform_from_target(target, settings)
     raise ConfigError(f"platform kind {settings.kind!r} has no backend")
+
+
+def bring_up_for_run(target: Target, say: Callable[[str], None]) -> Callable[[], None] | None:
+    """A platform the harness runs itself (the sandbox) is started for a game day when it
+    is not running. Returns how to take it down again when this run started it."""
+    if isinstance(target.platform, SandboxPlatformSettings):
+        from ledgerdrill.platforms.sandbox.cli import start_for_run
+
+        return start_for_run(target, target.platform, say)
+    return None
 
 
 def preflight(target: Target) -> None:
