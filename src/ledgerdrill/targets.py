@@ -10,22 +10,42 @@ from __future__ import annotations
 import re
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ledgerdrill.config_errors import load_yaml_mapping, validate
 from ledgerdrill.durations import Duration
 from ledgerdrill.measure.verdict import Objective
 from ledgerdrill.odoo_api import ErpApi
+from ledgerdrill.platforms.registry import (
+    AzureClusterSettings,
+    AzureDatabaseSettings,
+    AzurePlatformSettings,
+    FakePlatformSettings,
+    KubernetesDrainSettings,
+    KubernetesPlatformSettings,
+    PlatformSettings,
+    SandboxPlatformSettings,
+)
+from ledgerdrill.settings_model import Strict
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 NAME_RULE = "lower-case letters, digits, '.', '_' or '-', at most 63 characters"
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+# each backend owns its settings model (platforms/<backend>/settings.py); a target names
+# one of them by ``platform.kind`` (the registry knows them all: platforms/registry.py)
+__all__ = [
+    "AzureClusterSettings",
+    "AzureDatabaseSettings",
+    "AzurePlatformSettings",
+    "FakePlatformSettings",
+    "KubernetesDrainSettings",
+    "KubernetesPlatformSettings",
+    "PlatformSettings",
+    "SandboxPlatformSettings",
+    "Strict",
+]
 
 
 class Tier(Strict):
@@ -248,227 +268,6 @@ class SafetySettings(Strict):
         "rejoined) before it is reported NOT restored",
     )
 
-
-class SandboxPlatformSettings(Strict):
-    kind: Literal["sandbox"] = "sandbox"
-    state_dir: str = ".ledgerdrill/sandbox"
-    erp_replicas_per_node: int = Field(default=1, ge=1, le=4)
-    eviction_timeout: Duration = 5.0
-    ha_detection_window: Duration = 2.0
-    entry_point: Literal["hardened", "naive"] = Field(
-        default="hardened",
-        description="hardened: forwarding timeouts, passive health checks, retries of "
-        "idempotent requests only; naive: none of these (to see the difference they make)",
-    )
-
-
-class FakePlatformSettings(Strict):
-    """An in-memory platform whose state lives in a JSON file: for the harness's own tests."""
-
-    kind: Literal["fake"] = "fake"
-    state_file: str = ".ledgerdrill/fake-platform.json"
-    nodes: dict[str, str] = Field(
-        default_factory=lambda: {"node-a": "a", "node-b": "b", "node-c": "c"},
-        description="node name -> zone",
-    )
-    heal_after: Duration | None = Field(
-        default=None, description="the fake's self-healing: a crashed node comes back after this"
-    )
-    capabilities: list[str] | None = Field(
-        default=None, description="offer only these capability protocols (default: all)"
-    )
-    entry_url: str | None = Field(
-        default=None,
-        description="an ERP to run load against (a test's JSON-RPC server on 127.0.0.1)",
-    )
-
-
-class AzureDatabaseSettings(Strict):
-    """The PostgreSQL Flexible Server the ERP uses, its DR replica and restore naming."""
-
-    resource_group: str = Field(description="resource group of the primary server")
-    server: str = Field(description="name of the primary Flexible Server")
-    dr_replica: str | None = Field(default=None, description="read replica in the dr region")
-    dr_replica_resource_group: str | None = Field(
-        default=None, description="its resource group (default: resource_group)"
-    )
-    restore_server_template: str = Field(
-        default="{server}-pitr-{stamp}",
-        description="name of a point-in-time restore's new server; {server} and {stamp} "
-        "(UTC, %Y%m%d%H%M%S) are filled in",
-    )
-    failover_mode: Literal["ForcedFailover", "ForcedSwitchover"] = Field(
-        default="ForcedFailover", description="restart mode used for a database crash"
-    )
-    switchover_mode: Literal["PlannedFailover", "PlannedSwitchover"] = "PlannedFailover"
-    promote_mode: Literal["Switchover", "Standalone"] = Field(
-        default="Switchover", description="DR replica promotion: Switchover can fail back"
-    )
-    promote_option: Literal["Planned", "Forced"] = "Planned"
-    virtual_endpoint: str | None = Field(
-        default=None,
-        description="virtual endpoint pair on the primary server the ERP connects through "
-        "(its writer endpoint follows a Switchover promotion, so the ERP keeps its host)",
-    )
-    geo_restore_server_template: str = Field(
-        default="{server}-geo-{stamp}",
-        description="name of a geo-restore's new server in the paired (dr) region",
-    )
-    geo_restore_resource_group: str | None = Field(
-        default=None,
-        description="resource group of a geo-restored server (default: the replica's, "
-        "else resource_group)",
-    )
-    geo_restore_subnet_id: str | None = Field(
-        default=None,
-        description="a private-access server's geo-restore: resource id of a subnet "
-        "delegated to Microsoft.DBforPostgreSQL/flexibleServers in the paired region",
-    )
-    geo_restore_private_dns_zone_id: str | None = Field(
-        default=None,
-        description="a private-access server's geo-restore: resource id of the private "
-        "DNS zone the restored server registers in",
-    )
-
-    @model_validator(mode="after")
-    def _writer_can_follow(self) -> AzureDatabaseSettings:
-        if self.virtual_endpoint and self.promote_mode == "Standalone":
-            raise ValueError(
-                "database.virtual_endpoint: the writer endpoint follows only a Switchover "
-                "promotion (a Standalone promotion leaves the replica outside the endpoint); "
-                "use promote_mode: Switchover"
-            )
-        return self
-
-
-class AzureClusterSettings(Strict):
-    """An AKS cluster: its node resource group (MC_...) and node-pool scale sets."""
-
-    name: str = Field(description="the AKS cluster's name (for people and the plan)")
-    region: str = Field(description="Azure region, e.g. westeurope")
-    node_resource_group: str = Field(description="the MC_... resource group of the scale sets")
-    scale_sets: list[str] = Field(default_factory=list, description="node-pool VMSS names")
-
-
-class AzurePlatformSettings(Strict):
-    """An AKS + PostgreSQL Flexible Server estate acted on through Azure Resource Manager.
-
-    Credentials are never in the file: ``DefaultAzureCredential`` finds them (workload
-    identity, managed identity, environment, Azure CLI login)."""
-
-    kind: Literal["azure"] = "azure"
-    subscription_id: str = Field(pattern=r"^[0-9a-fA-F-]{36}$")
-    allowed_resource_groups: list[str] = Field(
-        min_length=1, description="every resource touched must be in one of these"
-    )
-    cluster: AzureClusterSettings
-    dr_cluster: AzureClusterSettings | None = None
-    database: AzureDatabaseSettings | None = None
-    state_dir: str = ".ledgerdrill/azure"
-    arm_endpoint: str | None = Field(
-        default=None, description="Resource Manager URL (default: the public cloud's)"
-    )
-    ca_bundle: str | None = Field(default=None, description="CA file to verify ARM with")
-    polling_interval: Duration = 5.0
-    operation_timeout: Duration = 900.0
-    node_ready_timeout: Duration = 600.0
-    failover_timeout: Duration = 600.0
-    restore_timeout: Duration = 3600.0
-    kubernetes: KubernetesPlatformSettings | None = Field(
-        default=None,
-        description="the AKS cluster's kubeconfig context: node readiness and listing, "
-        "certificates, cache and releases come from the Kubernetes backend through it",
-    )
-
-    @model_validator(mode="after")
-    def _groups_allowed(self) -> AzurePlatformSettings:
-        allowed = {g.lower() for g in self.allowed_resource_groups}
-        used = [("cluster.node_resource_group", self.cluster.node_resource_group)]
-        if self.dr_cluster is not None:
-            used.append(("dr_cluster.node_resource_group", self.dr_cluster.node_resource_group))
-        if self.database is not None:
-            used.append(("database.resource_group", self.database.resource_group))
-            for optional in ("dr_replica_resource_group", "geo_restore_resource_group"):
-                if group := getattr(self.database, optional):
-                    used.append((f"database.{optional}", group))
-        for field_name, group in used:
-            # ARM resource group names are case-insensitive (AKS lower-cases them)
-            if group.lower() not in allowed:
-                raise ValueError(
-                    f"{field_name}: resource group {group!r} is not in allowed_resource_groups"
-                )
-        return self
-
-
-class KubernetesDrainSettings(Strict):
-    """How a node drain evicts: through the Eviction API, honouring PodDisruptionBudgets."""
-
-    timeout: Duration = Field(default=120.0, description="give up (never force) after this")
-    retry_interval: Duration = Field(
-        default=2.0, description="wait between eviction attempts a PDB refused (HTTP 429)"
-    )
-    grace_period: int | None = Field(
-        default=None, ge=0, description="pod termination grace (default: each pod's own)"
-    )
-
-
-class KubernetesPlatformSettings(Strict):
-    """A Kubernetes cluster reached through a kubeconfig context (kind locally, AKS on game
-    days). Credentials stay in the kubeconfig; this file names only the path and context."""
-
-    kind: Literal["kubernetes"] = "kubernetes"
-    kubeconfig: str | None = Field(
-        default=None, description="kubeconfig path (default: $KUBECONFIG or ~/.kube/config)"
-    )
-    context: str | None = Field(default=None, description="context (default: current-context)")
-    allowed_contexts: list[str] = Field(
-        default_factory=lambda: ["kind-*"],
-        description="glob patterns of contexts faults may act on; default only kind clusters",
-    )
-    namespace: str = "ledgerdrill"
-    database_namespace: str | None = Field(default=None, description="default: namespace")
-    erp_deployment: str = "ledgerdrill-erp"
-    erp_container: str = "erp"
-    erp_selector: str = "app.kubernetes.io/name=ledgerdrill-erp"
-    database_cluster: str | None = Field(
-        default="ledgerdrill-db", description="CloudNativePG Cluster name; null: no database"
-    )
-    cache_selector: str | None = Field(
-        default="app.kubernetes.io/name=redis", description="label selector of the cache pods"
-    )
-    ingress_tls_secret: str | None = Field(
-        default="ledgerdrill-tls", description="the ingress's TLS secret; null: no certificates"
-    )
-    entry_url: str | None = Field(
-        default=None, description="https URL of the ingress: certificates are read from the wire"
-    )
-    node_faults: Literal["api", "docker"] = Field(
-        default="api",
-        description="api: taints and cordons through the API server; docker: kind node "
-        "containers are killed/paused with the docker CLI (faithful crash and freeze)",
-    )
-    drain: KubernetesDrainSettings = Field(default_factory=KubernetesDrainSettings)
-    wait_timeout: Duration = Field(
-        default=120.0, description="longest wait for a rollout, switchover or rejoin"
-    )
-    poll_interval: Duration = 0.5
-    dr_context: str | None = Field(
-        default=None, description="kubeconfig context of the DR cluster (region dr)"
-    )
-    erp_login_secret: str | None = Field(
-        default="ledgerdrill-erp-login",
-        description="Secret in the namespace with the ERP login for probes and load "
-        "(keys login, password, optional database); null: none",
-    )
-
-
-PlatformSettings = Annotated[
-    SandboxPlatformSettings
-    | FakePlatformSettings
-    | AzurePlatformSettings
-    | KubernetesPlatformSettings,
-    Field(discriminator="kind"),
-]
 
 Environment = Literal["sandbox", "development", "staging", "production"]
 

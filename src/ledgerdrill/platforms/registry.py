@@ -1,18 +1,55 @@
-"""Build the platform a target file names."""
+"""Build the platform a target file names: the one place that knows every backend.
+
+It imports only ``platforms/`` (each backend's settings model, built lazily its platform)
+and the shared errors; the target file's model is a type here, never imported at run time
+(``tests/unit/test_layering.py``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
+
+from pydantic import Field
 
 from ledgerdrill.errors import ConfigError
-from ledgerdrill.platforms.base import Platform
-from ledgerdrill.targets import (
+from ledgerdrill.platforms.azure.settings import (
+    AzureClusterSettings,
+    AzureDatabaseSettings,
     AzurePlatformSettings,
-    FakePlatformSettings,
-    KubernetesPlatformSettings,
-    SandboxPlatformSettings,
-    Target,
 )
+from ledgerdrill.platforms.base import Platform
+from ledgerdrill.platforms.fake_settings import FakePlatformSettings
+from ledgerdrill.platforms.kubernetes.settings import (
+    KubernetesDrainSettings,
+    KubernetesPlatformSettings,
+)
+from ledgerdrill.platforms.sandbox.settings import SandboxPlatformSettings
+
+if TYPE_CHECKING:  # the target file's model; the registry only reads it
+    from ledgerdrill.targets import Target
+
+
+# a target file's ``platform``: one backend's settings, chosen by ``kind``
+PlatformSettings = Annotated[
+    SandboxPlatformSettings
+    | FakePlatformSettings
+    | AzurePlatformSettings
+    | KubernetesPlatformSettings,
+    Field(discriminator="kind"),
+]
+__all__ = [
+    "AzureClusterSettings",
+    "AzureDatabaseSettings",
+    "AzurePlatformSettings",
+    "FakePlatformSettings",
+    "KubernetesDrainSettings",
+    "KubernetesPlatformSettings",
+    "PlatformSettings",
+    "SandboxPlatformSettings",
+    "bring_up_for_run",
+    "build_platform",
+    "preflight",
+]
 
 
 def build_platform(target: Target) -> Platform:

@@ -5,6 +5,20 @@ ZoneControl), ``workloads`` (ReleaseControl, CacheControl), ``database`` (CloudN
 ``certificates`` (the ingress TLS secret); ``fakeapi`` is the fake API server for tests.
 """
 
-from ledgerdrill.platforms.kubernetes.platform import KubernetesPlatform
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ledgerdrill.platforms.kubernetes.platform import KubernetesPlatform
 
 __all__ = ["KubernetesPlatform"]
+
+
+def __getattr__(name: str) -> Any:
+    # loaded on first use: platforms.kubernetes.settings is read with every target file
+    if name == "KubernetesPlatform":
+        from ledgerdrill.platforms.kubernetes.platform import KubernetesPlatform
+
+        return KubernetesPlatform
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
