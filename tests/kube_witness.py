@@ -8,8 +8,8 @@ from pathlib import Path
 
 import kubernetes_validate
 
-from ledgerdrill.platforms.kubernetes.fakeapi import cnpg_schema
-from ledgerdrill.platforms.kubernetes.fakeapi.server import FakeKubernetes
+from ledgerdrill.testing.fakeapi import cnpg_schema
+from ledgerdrill.testing.fakeapi.server import FakeKubernetes
 
 REPO = Path(__file__).resolve().parents[1]
 

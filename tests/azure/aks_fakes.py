@@ -21,10 +21,10 @@ import yaml
 from kube_witness import assert_nothing_dropped
 from ledgerdrill.platforms.azure import AzurePlatform
 from ledgerdrill.platforms.azure.clients import azure_platform_from_target
-from ledgerdrill.platforms.azure.fake_arm import FakeArm, FakeArmServer, FakeCredential
-from ledgerdrill.platforms.kubernetes.fakeapi.seed import seed_reference_stack
-from ledgerdrill.platforms.kubernetes.fakeapi.server import TOKEN, FakeKubernetes
 from ledgerdrill.targets import Target, load_target
+from ledgerdrill.testing.fake_arm import FakeArm, FakeArmServer, FakeCredential
+from ledgerdrill.testing.fakeapi.seed import seed_reference_stack
+from ledgerdrill.testing.fakeapi.server import TOKEN, FakeKubernetes
 
 REPO = Path(__file__).parents[2]
 EXAMPLE = REPO / "targets" / "aks-example.yaml"

@@ -9,9 +9,9 @@ import pytest
 
 from ledgerdrill.platforms.azure import AzurePlatform
 from ledgerdrill.platforms.azure.clients import build_clients
-from ledgerdrill.platforms.azure.fake_arm import FakeArm, FakeArmServer, FakeCredential
 from ledgerdrill.platforms.azure.nodes import AksNode, StaticNodeSource
 from ledgerdrill.targets import AzurePlatformSettings
+from ledgerdrill.testing.fake_arm import FakeArm, FakeArmServer, FakeCredential
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SUB = "11111111-2222-3333-4444-555555555555"

@@ -13,10 +13,10 @@ from aks_fakes import AksEstate, aks_estate, node_name
 
 from ledgerdrill.cleanup import cleanup
 from ledgerdrill.faults import ZoneOutage
-from ledgerdrill.platforms.azure.clients import FAKE_ARM_ENV
-from ledgerdrill.platforms.azure.fake_arm import FakeArmServer
+from ledgerdrill.platforms.azure import clients
 from ledgerdrill.platforms.base import NodeState
 from ledgerdrill.safety.journal import FaultJournal
+from ledgerdrill.testing.fake_arm import FakeArmServer
 
 
 @pytest.fixture
@@ -32,7 +32,9 @@ def test_cleanup_reverts_a_zone_outage_left_by_a_killed_run(
     target_file = tmp_path / "aks.yaml"
     data = target.model_dump(mode="json", exclude={"source"}, exclude_none=True)
     target_file.write_text(yaml.safe_dump(data), encoding="utf-8")
-    monkeypatch.setenv(FAKE_ARM_ENV, str(estate.arm_server.endpoint_file(tmp_path / "arm.json")))
+    # the platform cleanup builds from the journal's target file talks to the fake
+    monkeypatch.setattr(clients._Injected, "arm", None)  # so the test's end undoes it
+    clients.use_arm(estate.arm_server.override())
     state_dir = tmp_path / "state"
 
     run = estate.platform()  # the run that will be "killed" after the inject

@@ -15,7 +15,6 @@ from aks_fakes import DB_RG, SUB, AksEstate, aks_estate, node_name
 from ledgerdrill.errors import ConfigError, PlatformError
 from ledgerdrill.faults import NodeCrash
 from ledgerdrill.platforms.azure import AzurePlatform
-from ledgerdrill.platforms.azure.fake_arm import FakeArmServer
 from ledgerdrill.platforms.base import (
     CacheControl,
     CertificateControl,
@@ -23,6 +22,7 @@ from ledgerdrill.platforms.base import (
     ReleaseControl,
 )
 from ledgerdrill.platforms.kubernetes import KubernetesPlatform
+from ledgerdrill.testing.fake_arm import FakeArmServer
 
 ERP_NODE = node_name("aks-erp-12345678-vmss", "1")
 
@@ -216,34 +216,30 @@ def test_standalone_promotion_with_a_virtual_endpoint_is_a_config_error(
 @pytest.mark.parametrize(
     "url", ["http://127.0.0.1:4443", "https://management.azure.com", "https://10.0.0.5:443"]
 )
-def test_the_test_only_endpoint_is_refused_unless_https_on_loopback(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str
+def test_an_injected_endpoint_is_refused_unless_https_on_loopback(
+    monkeypatch: pytest.MonkeyPatch, url: str
 ) -> None:
-    import json
+    from ledgerdrill.platforms.azure import clients
 
-    from ledgerdrill.platforms.azure.clients import FAKE_ARM_ENV, fake_arm_from_env
-
-    pointer = tmp_path / "arm.json"
-    pointer.write_text(json.dumps({"base_url": url, "ca_file": "x.crt"}), encoding="utf-8")
-    monkeypatch.setenv(FAKE_ARM_ENV, str(pointer))
+    monkeypatch.setattr(clients._Injected, "arm", None)
     with pytest.raises(ConfigError, match="not https on a loopback address"):
-        fake_arm_from_env()
-    monkeypatch.delenv(FAKE_ARM_ENV)
-    assert fake_arm_from_env() is None  # the normal case: real ARM, DefaultAzureCredential
+        clients.use_arm(clients.ArmOverride(url, "x.crt", None))
+    assert clients._Injected.arm is None  # the normal case: real ARM, DefaultAzureCredential
 
 
 def test_the_plan_says_when_the_test_endpoint_is_in_use(
     estate: AksEstate, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ledgerdrill.platforms.azure.clients import FAKE_ARM_ENV, azure_platform_from_target
+    from ledgerdrill.platforms.azure import clients
+    from ledgerdrill.platforms.azure.clients import azure_platform_from_target
 
-    pointer = estate.arm_server.endpoint_file(estate.folder / "arm.json")
-    monkeypatch.setenv(FAKE_ARM_ENV, str(pointer))
+    monkeypatch.setattr(clients._Injected, "arm", None)
+    clients.use_arm(estate.arm_server.override())
     target = estate.target(arm_endpoint=None, ca_bundle=None)
     platform = azure_platform_from_target(target, target.platform)  # type: ignore[arg-type]
     try:
         assert platform.describe()["arm_endpoint"] == (
-            f"TEST FAKE at {estate.arm_server.base_url} ({FAKE_ARM_ENV})"
+            f"TEST FAKE at {estate.arm_server.base_url} (injected by a test)"
         )
         assert platform.settings.ca_bundle == estate.arm_server.ca_file  # verification on
     finally:

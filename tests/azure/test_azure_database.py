@@ -9,9 +9,9 @@ from arm_helpers import DB_RG, SUB, make_platform
 from ledgerdrill.errors import PlatformError, UnsupportedCapability
 from ledgerdrill.faults import DatabaseFailover
 from ledgerdrill.platforms.azure import AzurePlatform
-from ledgerdrill.platforms.azure.fake_arm import FakeArm, FakeArmServer
 from ledgerdrill.platforms.azure.lro import AzureOperationError, OperationTimeout
 from ledgerdrill.platforms.base import NodeState
+from ledgerdrill.testing.fake_arm import FakeArm, FakeArmServer
 
 
 def test_forced_failover_swaps_zones_and_is_watched(platform: AzurePlatform, arm: FakeArm) -> None:

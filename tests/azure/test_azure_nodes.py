@@ -7,9 +7,9 @@ from ledgerdrill.errors import PlatformError, SafetyViolation
 from ledgerdrill.faults import NodeCrash
 from ledgerdrill.platforms.azure import AzurePlatform
 from ledgerdrill.platforms.azure.compute import explicit_ids
-from ledgerdrill.platforms.azure.fake_arm import FakeArm
 from ledgerdrill.platforms.azure.ids import ScaleSetRef, parse_provider_id
 from ledgerdrill.platforms.base import NodeState
+from ledgerdrill.testing.fake_arm import FakeArm
 
 
 def test_provider_id_maps_to_instance_with_lower_cased_group() -> None:

@@ -1,8 +1,8 @@
 """``ledgerdrill plan --target targets/aks-example.yaml`` as a user runs it, in a
 subprocess, against the fake ARM and two fake Kubernetes API servers.
 
-The test-only switch is ``LEDGERDRILL_TEST_FAKE_ARM`` (see ``clients.py``): the target
-file itself is the shipped example, unchanged; ``KUBECONFIG`` points at the fakes."""
+The fake ARM is injected by ``ledgerdrill_with_fake_arm.py`` (``clients.use_arm``): the
+target file itself is the shipped example, unchanged; ``KUBECONFIG`` points at the fakes."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import pytest
 import yaml
 from aks_fakes import EXAMPLE, REPO, SUB, AksEstate, aks_estate, node_name
 
-from ledgerdrill.platforms.azure.fake_arm import FakeArmServer
+from ledgerdrill.testing.fake_arm import FakeArmServer
 
-LEDGERDRILL = Path(sys.executable).parent / "ledgerdrill"
+WITH_FAKE_ARM = Path(__file__).parent / "ledgerdrill_with_fake_arm.py"
 
 
 @pytest.fixture
@@ -28,16 +28,11 @@ def estate(arm_server: FakeArmServer, tmp_path: Path) -> Iterator[AksEstate]:
 
 
 def plan(estate: AksEstate, target: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(estate.kubeconfig),
-        "LEDGERDRILL_TEST_FAKE_ARM": str(
-            estate.arm_server.endpoint_file(estate.folder / "arm.json")
-        ),
-    }
+    env = {**os.environ, "KUBECONFIG": str(estate.kubeconfig)}
+    endpoint = estate.arm_server.endpoint_file(estate.folder / "arm.json")
     estate.arm.requests.clear()
     return subprocess.run(
-        [str(LEDGERDRILL), "plan", "--target", str(target),
+        [sys.executable, str(WITH_FAKE_ARM), str(endpoint), "plan", "--target", str(target),
          "--reports-dir", str(estate.folder / "reports")],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip

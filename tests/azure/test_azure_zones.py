@@ -9,8 +9,8 @@ from arm_helpers import DR_RG, DR_VMSS, NODE_RG, VMSS
 from ledgerdrill.errors import ConfigError, FaultError
 from ledgerdrill.faults import ZoneOutage, fault_from_record
 from ledgerdrill.platforms.azure import AzurePlatform
-from ledgerdrill.platforms.azure.fake_arm import FakeArm
 from ledgerdrill.platforms.base import NodeState, ZoneOutageControl
+from ledgerdrill.testing.fake_arm import FakeArm
 
 
 def test_zones_are_named_per_region(platform: AzurePlatform) -> None:

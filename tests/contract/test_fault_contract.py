@@ -50,7 +50,7 @@ from aks_fakes import FIXTURES as ARM_FIXTURES
 from aks_fakes import aks_estate, node_name
 from fake_cluster import fake_platform
 
-from ledgerdrill.platforms.azure.fake_arm import FakeArmServer
+from ledgerdrill.testing.fake_arm import FakeArmServer
 
 NODES = {"node-a": "a", "node-b": "b", "node-c": "c"}
 # per backend: the node and zone the cases act on

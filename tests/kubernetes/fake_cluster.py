@@ -15,10 +15,10 @@ from typing import Any
 
 from kube_witness import assert_nothing_dropped
 from ledgerdrill.platforms.kubernetes import KubernetesPlatform
-from ledgerdrill.platforms.kubernetes.fakeapi.kubeconfig import write_kubeconfig
-from ledgerdrill.platforms.kubernetes.fakeapi.seed import seed_reference_stack
-from ledgerdrill.platforms.kubernetes.fakeapi.server import FakeKubernetes
 from ledgerdrill.targets import Target
+from ledgerdrill.testing.fakeapi.kubeconfig import write_kubeconfig
+from ledgerdrill.testing.fakeapi.seed import seed_reference_stack
+from ledgerdrill.testing.fakeapi.server import FakeKubernetes
 
 PRIMARY, DR = "kind-ledgerdrill", "kind-ledgerdrill-dr"
 TARGET: dict[str, Any] = {

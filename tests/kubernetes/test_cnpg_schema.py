@@ -1,5 +1,5 @@
 """CloudNativePG and Barman Cloud resources against the schemas of the pinned CRDs
-(``ledgerdrill.platforms.kubernetes.fakeapi.cnpg_schema``): our manifests, the objects the
+(``ledgerdrill.testing.fakeapi.cnpg_schema``): our manifests, the objects the
 fake API server is seeded with, and what the backend creates, through the fake, which
 refuses and drops what the real API server refuses and drops."""
 
@@ -16,9 +16,9 @@ from fake_cluster import fake_cluster, fake_clusters
 from kubernetes.client.exceptions import ApiException
 
 from kube_witness import assert_nothing_dropped
-from ledgerdrill.platforms.kubernetes.fakeapi import cnpg_schema
-from ledgerdrill.platforms.kubernetes.fakeapi.seed import seed_reference_stack
-from ledgerdrill.platforms.kubernetes.fakeapi.server import FakeKubernetes
+from ledgerdrill.testing.fakeapi import cnpg_schema
+from ledgerdrill.testing.fakeapi.seed import seed_reference_stack
+from ledgerdrill.testing.fakeapi.server import FakeKubernetes
 
 REPO = Path(__file__).resolve().parents[2]
 

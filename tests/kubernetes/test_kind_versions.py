@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from ledgerdrill.platforms.kubernetes.archive import wal_archive
-from ledgerdrill.platforms.kubernetes.fakeapi.seed import POSTGRES_IMAGE as SEEDED
+from ledgerdrill.testing.fakeapi.seed import POSTGRES_IMAGE as SEEDED
 
 REPO = Path(__file__).resolve().parents[2]
 KIND = REPO / "deploy" / "kind"

@@ -5,7 +5,8 @@ TYPE_CHECKING:`` are types only, never loaded at run time, and are not counted):
   errors (and pydantic, for the settings union);
 - nothing under ``src/`` imports the sandbox backend except the backend itself, the
   registry above the backends, and the general CLI's one hand-over to the backend's own
-  CLI module (``platforms/sandbox/cli.py``)."""
+  CLI module (``platforms/sandbox/cli.py``);
+- no runtime module imports the fakes (``ledgerdrill.testing``)."""
 
 from __future__ import annotations
 
@@ -61,6 +62,20 @@ def test_only_the_backend_its_registry_and_its_cli_import_the_sandbox() -> None:
                 continue
             offenders.append(f"{path.relative_to(SRC)}:{line} imports {module}")
     assert offenders == [], offenders
+
+
+def test_no_runtime_module_imports_a_fake() -> None:
+    """Fakes and test servers live in ``ledgerdrill.testing``; the harness never loads
+    them -- a test injects one (``platforms.azure.clients.use_arm``)."""
+    offenders = [
+        f"{path.relative_to(SRC)}:{line} imports {module}"
+        for path in SRC.rglob("*.py")
+        if (SRC / "testing") not in path.parents
+        for line, module in runtime_imports(path)
+        if module == "ledgerdrill.testing" or module.startswith("ledgerdrill.testing.")
+    ]
+    assert offenders == [], offenders
+    assert (SRC / "testing" / "fakeapi" / "server.py").exists()  # the rule guards something
 
 
 def test_the_checker_sees_what_it_must(tmp_path: Path) -> None:

@@ -4,18 +4,16 @@ target's settings.
 Credentials come only from ``DefaultAzureCredential`` (workload identity, managed
 identity, environment, Azure CLI) -- never from the target file.
 
-Test-only: ``LEDGERDRILL_TEST_FAKE_ARM`` names a JSON file ``{"base_url", "ca_file"}``
-written by the fake ARM a test started. When it is set, the clients talk to that
-endpoint with a dummy credential (no real token is ever requested or sent). It is
-refused unless the endpoint is ``https`` on a loopback address, and verification stays
-on with the fake's own CA: it cannot point a run at anything but a local fake, and
-the plan says it is in use.
+For the harness's own tests, ``use_arm`` puts a local ARM (the fake in
+``ledgerdrill.testing``) and its dummy credential in place of the real ones, for every
+Azure platform built afterwards in this process -- injected by the test, never switched
+on by configuration or environment. It is refused unless the endpoint is ``https`` on a
+loopback address, verification stays on with the fake's own CA, and the plan says it is
+in use.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,37 +25,41 @@ from ledgerdrill.platforms.azure.platform import AzurePlatform
 from ledgerdrill.platforms.base import Platform
 from ledgerdrill.targets import AzurePlatformSettings, Target
 
-FAKE_ARM_ENV = "LEDGERDRILL_TEST_FAKE_ARM"
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 REQUEST_CONNECT_TIMEOUT_S = 20
 REQUEST_READ_TIMEOUT_S = 60
 
 
 @dataclass(frozen=True)
-class FakeArmEndpoint:
+class ArmOverride:
+    """A local ARM endpoint, its CA and the credential to call it with (tests only)."""
+
     base_url: str
     ca_file: str
+    credential: Any
+
+    @property
+    def note(self) -> str:
+        return f"TEST FAKE at {self.base_url} (injected by a test)"
 
 
-def fake_arm_from_env() -> FakeArmEndpoint | None:
-    """The test-only endpoint, or ``None`` (the normal case: real ARM)."""
-    pointer = os.environ.get(FAKE_ARM_ENV)
-    if not pointer:
-        return None
-    try:
-        data = json.loads(Path(pointer).read_text(encoding="utf-8"))
-        endpoint = FakeArmEndpoint(str(data["base_url"]), str(data["ca_file"]))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(
-            f"{FAKE_ARM_ENV}={pointer}: not a fake ARM endpoint file ({exc})"
-        ) from exc
-    parts = urlsplit(endpoint.base_url)
-    if parts.scheme != "https" or parts.hostname not in LOOPBACK:
-        raise ConfigError(
-            f"{FAKE_ARM_ENV}: {endpoint.base_url} is not https on a loopback address; "
-            "the test-only endpoint is for a local fake ARM only"
-        )
-    return endpoint
+class _Injected:
+    """What a test put in place of the real ARM (``use_arm``); normally nothing."""
+
+    arm: ArmOverride | None = None
+
+
+def use_arm(override: ArmOverride | None) -> None:
+    """Tests only: every Azure platform built from now on talks to ``override`` (None: the
+    real ARM again). ``ConfigError`` unless it is https on a loopback address."""
+    if override is not None:
+        parts = urlsplit(override.base_url)
+        if parts.scheme != "https" or parts.hostname not in LOOPBACK:
+            raise ConfigError(
+                f"{override.base_url} is not https on a loopback address; "
+                "an injected ARM endpoint is for a local fake only"
+            )
+    _Injected.arm = override
 
 
 def client_options(settings: AzurePlatformSettings) -> dict[str, Any]:
@@ -123,15 +125,13 @@ def azure_platform_from_target(
     credential: Any | None = None,
 ) -> AzurePlatform:
     note = None
-    fake = fake_arm_from_env()
+    fake = _Injected.arm
     if fake is not None:
-        from ledgerdrill.platforms.azure.fake_arm import FakeCredential
-
         settings = settings.model_copy(
             update={"arm_endpoint": fake.base_url, "ca_bundle": fake.ca_file}
         )
-        credential = FakeCredential()
-        note = f"TEST FAKE at {fake.base_url} ({FAKE_ARM_ENV})"
+        credential = fake.credential
+        note = fake.note
     kubernetes: Platform | None = None
     if settings.kubernetes is not None and node_source is None:
         kubernetes, node_source = kubernetes_for(target, settings)

@@ -2,7 +2,8 @@
 
 Built on the official ``kubernetes`` client. Module per capability: ``nodes`` (NodeControl,
 ZoneControl), ``workloads`` (ReleaseControl, CacheControl), ``database`` (CloudNativePG),
-``certificates`` (the ingress TLS secret); ``fakeapi`` is the fake API server for tests.
+``certificates`` (the ingress TLS secret). The fake API server for tests is
+``ledgerdrill.testing.fakeapi``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from ledgerdrill.platforms.kubernetes.fakeapi.server import TOKEN, FakeKubernetes
+from ledgerdrill.testing.fakeapi.server import TOKEN, FakeKubernetes
 
 
 def write_kubeconfig(

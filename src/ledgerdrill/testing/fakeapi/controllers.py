@@ -18,8 +18,8 @@ import json
 import time
 from typing import Any
 
-from ledgerdrill.platforms.kubernetes.fakeapi.cnpg import CnpgOperator
-from ledgerdrill.platforms.kubernetes.fakeapi.store import ApiError, Obj, Store, now_iso, pod_ready
+from ledgerdrill.testing.fakeapi.cnpg import CnpgOperator
+from ledgerdrill.testing.fakeapi.store import ApiError, Obj, Store, now_iso, pod_ready
 
 PODS, NODES = "core/pods", "core/nodes"
 DEPLOYMENTS, REPLICASETS = "apps/deployments", "apps/replicasets"

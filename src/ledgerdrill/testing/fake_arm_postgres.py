@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ledgerdrill.platforms.azure.fake_arm import Operation
+    from ledgerdrill.testing.fake_arm import Operation
 
 Reply = tuple[int, dict[str, str], Any]
 

@@ -32,8 +32,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from azure.core.credentials import AccessToken
 
-from ledgerdrill.platforms.azure.fake_arm_postgres import FakePostgres
-from ledgerdrill.platforms.azure.fake_arm_postgres import arm_error_body as _error
+from ledgerdrill.platforms.azure.clients import ArmOverride
+from ledgerdrill.testing.fake_arm_postgres import FakePostgres
+from ledgerdrill.testing.fake_arm_postgres import arm_error_body as _error
 
 SUB = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers"
 VMSS_ACTION = re.compile(
@@ -388,9 +389,14 @@ class FakeArmServer:
         # a short shutdown poll: serve_forever's default 0.5 s made every stop() wait
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
 
+    def override(self) -> ArmOverride:
+        """What ``platforms.azure.clients.use_arm`` takes to send this process's Azure
+        platforms here, with a dummy credential (no real token is ever asked for)."""
+        return ArmOverride(self.base_url, self.ca_file, FakeCredential())
+
     def endpoint_file(self, path: Path) -> Path:
-        """The file ``LEDGERDRILL_TEST_FAKE_ARM`` names, so a ``ledgerdrill`` process a
-        test starts talks to this fake (see ``clients.fake_arm_from_env``)."""
+        """This fake's endpoint as a file, for a ``ledgerdrill`` process a test starts
+        through ``tests/azure/ledgerdrill_with_fake_arm.py`` (which injects it)."""
         path.write_text(
             json.dumps({"base_url": self.base_url, "ca_file": self.ca_file}), encoding="utf-8"
         )

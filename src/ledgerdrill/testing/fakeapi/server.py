@@ -33,9 +33,9 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 
 from ledgerdrill.platforms.kubernetes import tls
-from ledgerdrill.platforms.kubernetes.fakeapi import cnpg, cnpg_schema
-from ledgerdrill.platforms.kubernetes.fakeapi.controllers import Controllers
-from ledgerdrill.platforms.kubernetes.fakeapi.store import (
+from ledgerdrill.testing.fakeapi import cnpg, cnpg_schema
+from ledgerdrill.testing.fakeapi.controllers import Controllers
+from ledgerdrill.testing.fakeapi.store import (
     ApiError,
     Obj,
     Store,
@@ -416,7 +416,7 @@ class FakeKubernetes:
 
     def _watch(self, handler: BaseHTTPRequestHandler, route: _Route, query: dict[str, str]) -> None:
         """A chunked stream of ``{"type", "object"}`` lines (fixtures/watch-pods-stream.jsonl)."""
-        from ledgerdrill.platforms.kubernetes.fakeapi.store import match_fields, match_labels
+        from ledgerdrill.testing.fakeapi.store import match_fields, match_labels
 
         labels, fields = query.get("labelSelector", ""), query.get("fieldSelector", "")
         deadline = time.monotonic() + min(float(query.get("timeoutSeconds", 30)), 30.0)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from ledgerdrill.platforms.kubernetes import tls
 from ledgerdrill.platforms.kubernetes.archive import BARMAN_PLUGIN
-from ledgerdrill.platforms.kubernetes.fakeapi.cnpg import OBJECT_STORES
-from ledgerdrill.platforms.kubernetes.fakeapi.server import FakeKubernetes
-from ledgerdrill.platforms.kubernetes.fakeapi.store import Obj
+from ledgerdrill.testing.fakeapi.cnpg import OBJECT_STORES
+from ledgerdrill.testing.fakeapi.server import FakeKubernetes
+from ledgerdrill.testing.fakeapi.store import Obj
 
 # the kind stack's pinned operand image (deploy/kind/versions.env, checked by a test)
 POSTGRES_IMAGE = (

@@ -31,10 +31,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ledgerdrill.platforms.kubernetes.archive import BARMAN_PLUGIN, wal_archiver_plugins
-from ledgerdrill.platforms.kubernetes.fakeapi.store import ApiError, Obj, now_iso, pod_ready
+from ledgerdrill.testing.fakeapi.store import ApiError, Obj, now_iso, pod_ready
 
 if TYPE_CHECKING:
-    from ledgerdrill.platforms.kubernetes.fakeapi.controllers import Controllers
+    from ledgerdrill.testing.fakeapi.controllers import Controllers
 
 PODS, CLUSTERS = "core/pods", "postgresql.cnpg.io/clusters"
 OBJECT_STORES = "barmancloud.cnpg.io/objectstores"
