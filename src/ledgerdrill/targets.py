@@ -30,6 +30,7 @@ from ledgerdrill.platforms.registry import (
     SandboxPlatformSettings,
 )
 from ledgerdrill.settings_model import Strict
+from ledgerdrill.target_kinds import ALLOWLIST_FIELD
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 NAME_RULE = "lower-case letters, digits, '.', '_' or '-', at most 63 characters"
@@ -128,6 +129,14 @@ class AllowList(Strict):
     certificates: list[str] = Field(default_factory=list)
     caches: list[str] = Field(default_factory=list)
     releases: list[str] = Field(default_factory=list)
+
+
+# one declaration of target kinds (target_kinds.py): the allowlist has a field for each
+if set(AllowList.model_fields) != set(ALLOWLIST_FIELD.values()):
+    raise RuntimeError(  # a programming error, caught by any test that loads this module
+        f"AllowList fields {sorted(AllowList.model_fields)} differ from the target kinds'"
+        f" {sorted(ALLOWLIST_FIELD.values())} (ledgerdrill/target_kinds.py)"
+    )
 
 
 class BlastRadius(Strict):

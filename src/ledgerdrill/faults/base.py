@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ledgerdrill.kinds import KindRegistry
 from ledgerdrill.platforms.base import Platform
+from ledgerdrill.target_kinds import TargetKind
 
 if TYPE_CHECKING:
     from ledgerdrill.runbook.base import RunbookAction
@@ -27,7 +28,7 @@ JSONParams = dict[str, Any]
 class TargetRef:
     """Something a fault acts on, for allowlists, blast radius and the plan."""
 
-    kind: str  # node | zone | region | database | certificate | cache | release
+    kind: TargetKind
     name: str
     zone: str | None = None
     region: str | None = None

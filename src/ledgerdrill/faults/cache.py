@@ -8,6 +8,7 @@ from typing import Any
 from ledgerdrill.errors import FaultError
 from ledgerdrill.faults.base import Evidence, Fault, JSONParams, TargetRef, register_fault
 from ledgerdrill.platforms.base import CacheControl, Platform
+from ledgerdrill.target_kinds import TargetKind
 
 
 @register_fault
@@ -34,7 +35,7 @@ class CacheLoss(Fault):
         return f"kill the {self.cache} (sessions and cached data are lost)"
 
     def targets(self) -> Sequence[TargetRef]:
-        return [TargetRef("cache", self.cache)]
+        return [TargetRef(TargetKind.CACHE, self.cache)]
 
     def params(self) -> JSONParams:
         return {"cache": self.cache}

@@ -9,6 +9,7 @@ from typing import Any
 from ledgerdrill.errors import FaultError
 from ledgerdrill.faults.base import Evidence, Fault, JSONParams, TargetRef, register_fault
 from ledgerdrill.platforms.base import CertificateControl, Platform
+from ledgerdrill.target_kinds import TargetKind
 
 
 class _CertificateFault(Fault):
@@ -31,7 +32,7 @@ class _CertificateFault(Fault):
         self.backup_ref = state.get("backup_ref")
 
     def targets(self) -> Sequence[TargetRef]:
-        return [TargetRef("certificate", self.entry_point)]
+        return [TargetRef(TargetKind.CERTIFICATE, self.entry_point)]
 
     def params(self) -> JSONParams:
         return {"entry_point": self.entry_point}

@@ -16,6 +16,7 @@ from ledgerdrill.errors import FaultError, PlatformError
 from ledgerdrill.faults.base import Evidence, Fault, JSONParams, TargetRef, register_fault
 from ledgerdrill.platforms.base import DatabaseControl, Platform
 from ledgerdrill.runbook.steps import PointInTimeRestore
+from ledgerdrill.target_kinds import TargetKind
 
 
 @register_fault
@@ -67,8 +68,8 @@ class DatabaseFailover(Fault):
         topo = self.db.database_topology()
         name = self._primary_name()
         member = next((m for m in topo.members if m.name == name), None)
-        return [TargetRef("database", name, zone=None, region=None)] + (
-            [TargetRef("node", member.node)] if member and self.mode == "crash" else []
+        return [TargetRef(TargetKind.DATABASE, name, zone=None, region=None)] + (
+            [TargetRef(TargetKind.NODE, member.node)] if member and self.mode == "crash" else []
         )
 
     def params(self) -> JSONParams:
@@ -131,7 +132,7 @@ class DatabaseCorruption(Fault):
 
     def targets(self) -> Sequence[TargetRef]:
         primary = self.db.database_topology().primary
-        return [TargetRef("database", primary.name if primary else "primary")]
+        return [TargetRef(TargetKind.DATABASE, primary.name if primary else "primary")]
 
     def params(self) -> JSONParams:
         return {"sql": self.sql, "description": self.description}

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from ledgerdrill.errors import FaultError
 from ledgerdrill.faults.base import Evidence, Fault, JSONParams, TargetRef, register_fault
 from ledgerdrill.platforms.base import NodeControl, NodeInfo, NodeState, Platform
+from ledgerdrill.target_kinds import TargetKind
 
 
 class _NodeFault(Fault):
@@ -27,7 +28,7 @@ class _NodeFault(Fault):
 
     def targets(self) -> Sequence[TargetRef]:
         info = self._info()
-        return [TargetRef("node", info.name, zone=info.zone, region=info.region)]
+        return [TargetRef(TargetKind.NODE, info.name, zone=info.zone, region=info.region)]
 
     def params(self) -> JSONParams:
         return {"node": self.node}

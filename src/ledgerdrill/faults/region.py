@@ -14,6 +14,7 @@ from ledgerdrill.platforms.base import (
     RegionControl,
     RegionSnapshots,
 )
+from ledgerdrill.target_kinds import TargetKind
 
 
 @register_fault
@@ -39,11 +40,11 @@ class RegionOutage(Fault):
         return f"take region {self.region} down (every node, database and entry in it)"
 
     def targets(self) -> Sequence[TargetRef]:
-        refs = [TargetRef("region", self.region, region=self.region)]
+        refs = [TargetRef(TargetKind.REGION, self.region, region=self.region)]
         # a backend that takes the region's workloads away (not its nodes) names no nodes
         if self.snapshots is None and self.platform.supports(NodeControl):
             refs += [
-                TargetRef("node", n.name, zone=n.zone, region=n.region)
+                TargetRef(TargetKind.NODE, n.name, zone=n.zone, region=n.region)
                 for n in self.platform.capability(NodeControl).nodes()
                 if n.region == self.region
             ]

@@ -9,6 +9,7 @@ from ledgerdrill.errors import FaultError
 from ledgerdrill.faults.base import Evidence, Fault, JSONParams, TargetRef, register_fault
 from ledgerdrill.platforms.base import Platform, ReleaseControl
 from ledgerdrill.runbook.steps import ReleaseRollback
+from ledgerdrill.target_kinds import TargetKind
 
 
 @register_fault
@@ -37,7 +38,7 @@ class BadRelease(Fault):
         return f"roll out release {self.version} to every replica"
 
     def targets(self) -> Sequence[TargetRef]:
-        return [TargetRef("release", self.version)]
+        return [TargetRef(TargetKind.RELEASE, self.version)]
 
     def params(self) -> JSONParams:
         return {"version": self.version}

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from ledgerdrill.errors import FaultError
 from ledgerdrill.faults.base import Evidence, Fault, JSONParams, TargetRef, register_fault
 from ledgerdrill.platforms.base import NodeControl, Platform, ServiceControl
+from ledgerdrill.target_kinds import TargetKind
 
 
 @register_fault
@@ -41,7 +42,7 @@ class ScriptedOutage(Fault):
     def targets(self) -> Sequence[TargetRef]:
         nodes = {n.name: n for n in self.platform.capability(NodeControl).nodes()}
         return [
-            TargetRef("node", name, zone=nodes[name].zone, region=nodes[name].region)
+            TargetRef(TargetKind.NODE, name, zone=nodes[name].zone, region=nodes[name].region)
             for name in self.control.service_nodes(self.role)
             if name in nodes
         ]

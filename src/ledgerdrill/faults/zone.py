@@ -19,6 +19,7 @@ from ledgerdrill.platforms.base import (
     ZoneControl,
     ZoneOutageControl,
 )
+from ledgerdrill.target_kinds import TargetKind
 
 
 @register_fault
@@ -52,11 +53,13 @@ class ZoneOutage(Fault):
 
     def targets(self) -> Sequence[TargetRef]:
         info = {n.name: n for n in self.nodes.nodes()}
-        refs = [TargetRef("zone", self.zone, zone=self.zone)]
+        refs = [TargetRef(TargetKind.ZONE, self.zone, zone=self.zone)]
         for name in self._members():
             node = info.get(name)
             refs.append(
-                TargetRef("node", name, zone=self.zone, region=node.region if node else None)
+                TargetRef(
+                    TargetKind.NODE, name, zone=self.zone, region=node.region if node else None
+                )
             )
         return refs
 

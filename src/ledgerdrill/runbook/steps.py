@@ -29,6 +29,7 @@ from ledgerdrill.platforms.base import (
     ReleaseControl,
 )
 from ledgerdrill.runbook.base import RunbookAction, register_runbook
+from ledgerdrill.target_kinds import TargetKind
 
 if TYPE_CHECKING:
     from ledgerdrill.timeline import Timeline
@@ -82,8 +83,8 @@ class RegionFailover(RunbookAction):
         except PlatformError:
             members = []
         if members:  # what is promoted: the region's database members
-            return [TargetRef("database", m, region=self.region) for m in members]
-        return [TargetRef("region", self.region, region=self.region)]
+            return [TargetRef(TargetKind.DATABASE, m, region=self.region) for m in members]
+        return [TargetRef(TargetKind.REGION, self.region, region=self.region)]
 
     def params(self) -> JSONParams:
         return {"region": self.region}
@@ -154,7 +155,7 @@ class PointInTimeRestore(RunbookAction):
             name = self.db.application_database()
         except PlatformError:
             name = "the application database"
-        return [TargetRef("database", name)]
+        return [TargetRef(TargetKind.DATABASE, name)]
 
     def params(self) -> JSONParams:
         return {"point_in_time": self.point_in_time}
@@ -208,7 +209,7 @@ class ReleaseRollback(RunbookAction):
         return f"roll back every replica to {self.to_version or 'the previous release'}"
 
     def targets(self) -> Sequence[TargetRef]:
-        return [TargetRef("release", self.to_version or "previous")]
+        return [TargetRef(TargetKind.RELEASE, self.to_version or "previous")]
 
     def params(self) -> JSONParams:
         return {"to_version": self.to_version}
@@ -250,7 +251,7 @@ class CertificateRotation(RunbookAction):
         return f"rotate {self.entry_point} to a freshly issued valid certificate"
 
     def targets(self) -> Sequence[TargetRef]:
-        return [TargetRef("certificate", self.entry_point)]
+        return [TargetRef(TargetKind.CERTIFICATE, self.entry_point)]
 
     def params(self) -> JSONParams:
         return {"entry_point": self.entry_point}

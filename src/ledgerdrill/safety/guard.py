@@ -18,18 +18,9 @@ from ledgerdrill.errors import SafetyViolation
 from ledgerdrill.faults.base import TargetRef
 from ledgerdrill.platforms.base import NodeControl, Platform
 from ledgerdrill.safety.calendar import ActiveBlackout, Calendar
+from ledgerdrill.target_kinds import ALLOWLIST_FIELD
 from ledgerdrill.targets import AllowList, Target
 from ledgerdrill.timeline import Clock, SystemClock
-
-_ALLOW_FIELD = {
-    "node": "nodes",
-    "zone": "zones",
-    "region": "regions",
-    "database": "databases",
-    "certificate": "certificates",
-    "cache": "caches",
-    "release": "releases",
-}
 
 
 class Action(Protocol):
@@ -130,7 +121,7 @@ class SafetyGuard:
 
     def _allowlist_problem(self, ref: TargetRef) -> str | None:
         allow: AllowList = self.target.safety.allow
-        field = _ALLOW_FIELD.get(ref.kind)
+        field = ALLOWLIST_FIELD.get(ref.kind)
         if field is None:
             return f"unknown kind of target {ref.kind!r}"
         patterns: list[str] = getattr(allow, field)
