@@ -345,6 +345,10 @@ def parse_case(text: str) -> Trial:
 
 
 def main() -> int:
+    # a shell starts a background job with SIGINT ignored, and Python keeps an inherited
+    # SIG_IGN: without this, `kill -INT` on a backgrounded series did nothing (the
+    # trials' own drills run in processes of their own, which set their handlers)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20, help="random trials to draw")
     parser.add_argument("--seed", type=int, default=1)
@@ -368,6 +372,11 @@ def main() -> int:
         help="with --resume: run at most N more trials, then summarise",
     )  # fmt: skip
     args = parser.parse_args()
+    if args.resume is not None and (args.resume.is_dir() or not args.resume.parent.is_dir()):
+        parser.error(f"--resume {args.resume}: give a file to append results to (it may not"
+                     " exist yet), in a folder that exists")  # fmt: skip
+    if args.chunk is not None and args.chunk < 1:
+        parser.error(f"--chunk {args.chunk}: run at least 1 trial per chunk")
     rng = random.Random(args.seed)
     trials = args.case or draw(args.trials, rng)
     if args.resume is not None:

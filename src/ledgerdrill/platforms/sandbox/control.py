@@ -63,12 +63,15 @@ def up(
     timeout_s: float = 120.0,
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
-    """Start the daemon (unless one runs) and wait until it reports ``ready``."""
+    """Start the daemon (unless one runs) and wait until it reports ``ready``. A sandbox
+    this call started is taken down again if the wait ends any other way -- a failure, a
+    timeout, or an interrupt (Ctrl-C, SIGTERM) while it was starting."""
     state_dir.mkdir(parents=True, exist_ok=True)
     running = read_status(state_dir)
     if running is not None and running.get("phase") == "ready":
         return running
-    if running is None:
+    started_here = running is None
+    if started_here:
         settings_file = state_dir / "settings.json"
         settings_file.write_text(settings.model_dump_json())
         status_path(state_dir).unlink(missing_ok=True)
@@ -84,6 +87,17 @@ def up(
             log_path=state_dir / "logs" / "daemon.log",
             pid_path=state_dir / DAEMON_PID,
         ).start()
+    try:
+        return _wait_ready(state_dir, timeout_s, progress)
+    except BaseException:
+        if started_here:  # half-started programs must not outlive the call that started them
+            down(state_dir)
+        raise
+
+
+def _wait_ready(
+    state_dir: Path, timeout_s: float, progress: Callable[[str], None]
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     seen = ""
     while time.monotonic() < deadline:
