@@ -7,6 +7,7 @@ posted sequence numbers have no gaps within a sequence (journal and year).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -53,6 +54,17 @@ class InvariantReport:
         return out
 
 
+@functools.lru_cache(maxsize=65_536)
+def _sequence_number(name: str) -> tuple[str, int, int] | None:
+    """(prefix, number, digits) of a sequence name. Cached: the ledger probe checks the
+    same window of names at every sample (issue 38's profile: 87,000 regex matches in
+    20 s at 5 Hz)."""
+    match = _SEQUENCE.match(name)
+    if match is None:
+        return None
+    return match["prefix"], int(match["number"]), len(match["number"])
+
+
 def _head(items: tuple[str, ...], n: int = 5) -> str:
     more = f" (+{len(items) - n} more)" if len(items) > n else ""
     return ", ".join(items[:n]) + more
@@ -71,12 +83,12 @@ def check_invariants(
     by_sequence: dict[str, list[int]] = defaultdict(list)
     widths: dict[str, int] = {}
     for entry in items:
-        match = _SEQUENCE.match(entry.name)
-        if match is None:
+        parsed = _sequence_number(entry.name)
+        if parsed is None:
             continue
-        prefix = match["prefix"]
-        by_sequence[prefix].append(int(match["number"]))
-        widths[prefix] = len(match["number"])
+        prefix, number, width = parsed
+        by_sequence[prefix].append(number)
+        widths[prefix] = width
     gaps: list[str] = []
     for prefix, numbers in sorted(by_sequence.items()):
         present = set(numbers)

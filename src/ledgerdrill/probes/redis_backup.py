@@ -4,6 +4,8 @@ first after a restore: how old was the backup we could have used?)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 import uuid
 from pathlib import Path
@@ -74,12 +76,17 @@ class BackupFreshnessProbe:
 
     @staticmethod
     def _newest(folder: Path, *, dirs: bool) -> float | None:
+        # os.scandir: the listing brings each entry's type (no stat for is_dir), so one
+        # stat per entry for its time -- a WAL archive holds hundreds of files, read at
+        # every sample (issue 38's profile: 25,000 stats in 20 s at 5 Hz)
+        times: list[float] = []
         try:
-            times = [
-                p.stat().st_mtime
-                for p in folder.iterdir()
-                if p.is_dir() == dirs and not p.name.startswith(".")
-            ]
+            with os.scandir(folder) as listing:
+                for entry in listing:
+                    if entry.name.startswith(".") or entry.is_dir() != dirs:
+                        continue
+                    with contextlib.suppress(FileNotFoundError):  # recycled meanwhile
+                        times.append(entry.stat().st_mtime)
         except OSError:
             return None
         return max(times) if times else None
