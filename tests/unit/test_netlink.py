@@ -1,0 +1,158 @@
+"""The controllable TCP link (``platforms/sandbox/netlink.py``), each behaviour proved by
+what a client on the far side measures -- not by the link's own word: round trips through
+an echo server for latency (order kept under jitter), transfer time for bandwidth,
+``ECONNRESET`` for a reset, refusal and silence for a cut, and everything back after heal."""
+
+from __future__ import annotations
+
+import socket
+import socketserver
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from ledgerdrill.platforms.sandbox.netlink import LinkShape, NetLink, shaped
+
+
+class _Echo(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        while data := self.request.recv(65536):
+            self.request.sendall(data)
+
+
+@pytest.fixture
+def echo() -> Iterator[int]:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Echo)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield int(server.server_address[1])
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def link(echo: int) -> Iterator[NetLink]:
+    running = NetLink("test", ("127.0.0.1", echo), seed=7).start()
+    yield running
+    running.stop()
+
+
+def connect(link: NetLink) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", link.port), timeout=5)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def round_trip(sock: socket.socket, payload: bytes = b"ping") -> float:
+    began = time.perf_counter()
+    sock.sendall(payload)
+    got = b""
+    while len(got) < len(payload):
+        got += sock.recv(65536)
+    assert got == payload
+    return time.perf_counter() - began
+
+
+def use(sock: socket.socket) -> None:
+    """Send and wait for an answer; a connection closed without one counts as reset."""
+    sock.sendall(b"after")
+    if not sock.recv(10):
+        raise ConnectionResetError("closed without an answer")
+
+
+def test_a_clean_link_passes_bytes_through(link: NetLink) -> None:
+    with connect(link) as sock:
+        payload = bytes(range(256)) * 400
+        assert round_trip(sock, payload) < 1.0
+    assert link.connections_total == 1
+
+
+def test_latency_is_added_each_way(link: NetLink) -> None:
+    with connect(link) as sock:
+        clean = statistics.median(round_trip(sock) for _ in range(10))
+        link.set_shape(LinkShape(latency_ms=40))
+        slow = statistics.median(round_trip(sock) for _ in range(10))
+    # 40 ms each way: a round trip 80 ms longer (scheduling adds a little, never less)
+    assert 0.075 <= slow - clean <= 0.250, (clean, slow)
+
+
+def test_jitter_varies_the_delay_but_never_reorders(link: NetLink) -> None:
+    link.set_shape(LinkShape(latency_ms=5, jitter_ms=30))
+    with connect(link) as sock:
+        trips = [round_trip(sock) for _ in range(15)]
+        # many small writes in a row: they arrive whole and in order
+        sent = b"".join(f"{i:05d}".encode() for i in range(400))
+        for i in range(400):
+            sock.sendall(f"{i:05d}".encode())
+        got = b""
+        while len(got) < len(sent):
+            got += sock.recv(65536)
+    assert got == sent
+    assert max(trips) - min(trips) > 0.010, trips  # the delay does vary
+    assert min(trips) >= 0.010, trips  # and never drops under the 5 ms each way
+
+
+def test_bandwidth_is_limited_each_way(link: NetLink) -> None:
+    payload = b"x" * (512 * 1024)
+    with connect(link) as sock:
+        clean = round_trip(sock, payload)
+        link.set_shape(LinkShape(bandwidth_kbps=1024))  # 1 MB/s
+        took = round_trip(sock, payload)
+    # half a megabyte at 1 MB/s, less the 100 ms burst: at least 0.4 s (the echo sends
+    # back while it receives, so the two ways overlap); unshaped, a few milliseconds
+    assert clean < 0.2, clean
+    assert 0.38 <= took <= 1.5, took
+
+
+def test_reset_breaks_every_open_connection(link: NetLink) -> None:
+    with connect(link) as a, connect(link) as b:
+        round_trip(a)
+        round_trip(b)
+        assert link.reset_connections() == 2
+        for sock in (a, b):
+            with pytest.raises((ConnectionResetError, BrokenPipeError)):
+                use(sock)
+    assert link.resets_total == 2
+    with connect(link) as c:  # the link itself still carries new connections
+        round_trip(c)
+
+
+def test_a_cut_refuses_new_connections_holds_open_ones_and_heals(link: NetLink) -> None:
+    with connect(link) as sock:
+        round_trip(sock)
+        link.set_shape(shaped(link, cut=True))
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", link.port), timeout=2)
+        sock.sendall(b"held")
+        sock.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            sock.recv(10)  # nothing crosses while cut
+        link.heal()
+        sock.settimeout(5)
+        assert sock.recv(10) == b"held"  # delivered when the link heals, as TCP would
+    with connect(link) as again:
+        round_trip(again)
+
+
+def test_a_far_side_that_is_gone_is_a_reset_for_the_client() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        dead_port = unused.getsockname()[1]
+    link = NetLink("dead", ("127.0.0.1", dead_port)).start()
+    try:
+        with connect(link) as sock:
+            sock.settimeout(5)
+            with pytest.raises((ConnectionResetError, BrokenPipeError)):
+                use(sock)
+    finally:
+        link.stop()
+
+
+def test_shapes_refuse_what_is_not_a_duration_or_a_rate() -> None:
+    with pytest.raises(ValueError, match="latency"):
+        LinkShape(latency_ms=-1)
+    with pytest.raises(ValueError, match="bandwidth"):
+        LinkShape(bandwidth_kbps=0)
