@@ -156,3 +156,29 @@ def test_shapes_refuse_what_is_not_a_duration_or_a_rate() -> None:
         LinkShape(latency_ms=-1)
     with pytest.raises(ValueError, match="bandwidth"):
         LinkShape(bandwidth_kbps=0)
+
+
+def test_a_link_repointed_carries_new_connections_to_the_new_upstream(link: NetLink) -> None:
+    """A failover: the link follows the promoted primary; what was open to the old one
+    is reset, as a connection to a server that went away would be."""
+
+    class _Shout(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            while data := self.request.recv(65536):
+                self.request.sendall(data.upper())
+
+    other = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Shout)
+    other.daemon_threads = True
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        with connect(link) as old:
+            round_trip(old, b"abc")
+            link.set_upstream(("127.0.0.1", int(other.server_address[1])))
+            with pytest.raises((ConnectionResetError, BrokenPipeError)):
+                use(old)
+        with connect(link) as new:
+            new.sendall(b"abc")
+            assert new.recv(10) == b"ABC"
+    finally:
+        other.shutdown()
+        other.server_close()

@@ -113,6 +113,11 @@ class NetLink:
         """Close every open connection with an RST; how many there were."""
         return self._call(self._close_all(reset=True))
 
+    def set_upstream(self, upstream: tuple[str, int], *, reset: bool = True) -> None:
+        """Send new connections to ``upstream`` from now on (a promoted primary); with
+        ``reset`` the open ones are reset, as a connection to the old one would be lost."""
+        self._call(self._repoint(upstream, reset=reset))
+
     def heal(self) -> None:
         """A clean link again: no latency, no limit, not cut."""
         self.set_shape(LinkShape())
@@ -152,6 +157,11 @@ class NetLink:
         elif was_cut and not shape.cut:
             await self._listen()  # the same port again
             self._healed.set()
+
+    async def _repoint(self, upstream: tuple[str, int], *, reset: bool) -> None:
+        self.upstream = upstream
+        if reset:
+            await self._close_all(reset=True)
 
     async def _close_all(self, *, reset: bool) -> int:
         pairs = list(self._pairs)
