@@ -157,6 +157,16 @@ class AzurePlatform(AzureNodeOps, AzureDatabaseOps, AzureRegionOps, Platform):
         return self.settings.dr_cluster is not None and self.servers is not None
 
     # -- plan ----------------------------------------------------------------------
+    def database_witness_gap(self) -> str:
+        # the Flexible Server ARM API (servers, replicas: state, replicationRole,
+        # replicaCapacity) reports no replay position or commit time of a promoted
+        # replica; the database would have to be asked in SQL
+        return (
+            "Azure Resource Manager reports no replay position or commit time for a promoted"
+            " Flexible Server replica; reading them needs a SQL connection to the server"
+            " (not made by this backend); the canary stands alone"
+        )
+
     def describe(self) -> dict[str, object]:
         """The dry-run inventory: every scale-set instance per region and zone, and the
         database servers a failover, restore or promotion would act on (reads only)."""

@@ -110,6 +110,19 @@ class KubernetesPlatform(
             raise UnsupportedCapability(self.kind, protocol.__name__, reason)
         return super().capability(protocol)
 
+    def database_witness_gap(self) -> str:
+        # what CloudNativePG exposes dates no commit: the Cluster status (currentPrimary,
+        # targetPrimary and their timestamps, timeline IDs) and the instance manager's
+        # status (LSNs; the standbys' lag as pg_stat_replication reports it, read on the
+        # primary -- gone with it when it fails; `kubectl cnpg status` shows both). The
+        # promoted instance's pg_last_xact_replay_timestamp() needs SQL in the pod, and the
+        # operator rewinds the old primary, so its newest commit is gone unless read first
+        return (
+            "CloudNativePG's cluster status and instance status carry no commit times, and"
+            " this backend runs no SQL inside the cluster (reading the promoted instance's"
+            " last replayed commit needs pod exec); the canary stands alone"
+        )
+
     def describe(self) -> dict[str, object]:
         zones = {z: list(self.nodes_in_zone(z)) for z in self.zones()}
         region = next((n.region for n in self.nodes() if n.region), "primary")
