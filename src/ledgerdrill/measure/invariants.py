@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -76,19 +76,32 @@ def check_invariants(
     """Check posted entries. With ``full_sequence`` the entries are every posted entry of
     their sequences, so numbering must start at 1; otherwise only gaps *between* the
     numbers seen are reported (a sample of the ledger)."""
-    items = list(entries)
-    unbalanced = tuple(e.name for e in items if e.debit != e.credit)
-    ref_counts = Counter(e.ref for e in items if e.ref)
-    name_counts = Counter(e.name for e in items)
+    # one pass (the ledger probe runs this over its whole window at every sample)
+    count = 0
+    unbalanced: list[str] = []
+    refs_seen: set[str] = set()
+    refs_twice: set[str] = set()
+    names_seen: set[str] = set()
+    names_twice: set[str] = set()
     by_sequence: dict[str, list[int]] = defaultdict(list)
     widths: dict[str, int] = {}
-    for entry in items:
-        parsed = _sequence_number(entry.name)
-        if parsed is None:
-            continue
-        prefix, number, width = parsed
-        by_sequence[prefix].append(number)
-        widths[prefix] = width
+    for entry in entries:
+        count += 1
+        name, ref = entry.name, entry.ref
+        if entry.debit != entry.credit:
+            unbalanced.append(name)
+        if ref:
+            if ref in refs_seen:
+                refs_twice.add(ref)
+            refs_seen.add(ref)
+        if name in names_seen:
+            names_twice.add(name)
+        names_seen.add(name)
+        parsed = _sequence_number(name)
+        if parsed is not None:
+            prefix, number, width = parsed
+            by_sequence[prefix].append(number)
+            widths[prefix] = width
     gaps: list[str] = []
     for prefix, numbers in sorted(by_sequence.items()):
         present = set(numbers)
@@ -99,9 +112,9 @@ def check_invariants(
             more = f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""
             gaps.append(f"{prefix}: missing {shown}{more}")
     return InvariantReport(
-        entries=len(items),
-        unbalanced=unbalanced,
-        duplicate_refs=tuple(sorted(r for r, c in ref_counts.items() if c > 1)),
+        entries=count,
+        unbalanced=tuple(unbalanced),
+        duplicate_refs=tuple(sorted(refs_twice)),
         sequence_gaps=tuple(gaps),
-        duplicate_names=tuple(sorted(n for n, c in name_counts.items() if c > 1)),
+        duplicate_names=tuple(sorted(names_twice)),
     )
