@@ -33,6 +33,11 @@ RESOURCES = {
     "namespaced_custom_object": ("postgresql.cnpg.io", "clusters", False),
     "namespaced_custom_object_status": ("postgresql.cnpg.io", "clusters/status", False),
 }
+# a WebSocket exec is a GET, authorised as ``get pods/exec`` and, since Kubernetes 1.35
+# (feature gate AuthorizePodWebsocketUpgradeCreatePermission, KEP 4006, kubernetes PR
+# 134577), also as ``create pods/exec``: both are needed
+CONNECT = {"connect_get_namespaced_pod_exec": [("", "pods/exec", "get", False),
+                                               ("", "pods/exec", "create", False)]}  # fmt: skip
 # the kube probe lists and then watches what it samples
 WATCHED = {("", "nodes", True), ("apps", "deployments", False), ("", "pods", False)}
 # a crash deletes every pod on the node, in any namespace
@@ -45,6 +50,9 @@ def required_grants() -> set[Grant]:
     found: set[Grant] = set()
     for path in BACKEND:
         for _, method in CALL.findall(path.read_text()):
+            if method in CONNECT:
+                found.update(CONNECT[method])
+                continue
             verb, _, rest = method.partition("_")
             if verb not in VERBS or rest not in RESOURCES:
                 raise AssertionError(
@@ -81,6 +89,7 @@ def test_the_code_calls_what_the_mapping_knows() -> None:
     assert ("", "pods/eviction", "create", True) in grants
     assert ("postgresql.cnpg.io", "clusters/status", "patch", False) in grants
     assert ("", "nodes", "update", True) in grants
+    assert ("", "pods/exec", "create", False) in grants
 
 
 def test_rbac_covers_every_call_and_grants_nothing_more(documents: list[dict[str, Any]]) -> None:

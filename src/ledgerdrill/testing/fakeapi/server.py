@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 
 from ledgerdrill.platforms.kubernetes import tls
-from ledgerdrill.testing.fakeapi import cnpg, cnpg_schema
+from ledgerdrill.testing.fakeapi import cnpg, cnpg_schema, podexec
 from ledgerdrill.testing.fakeapi.controllers import Controllers
 from ledgerdrill.testing.fakeapi.store import (
     ApiError,
@@ -92,6 +92,9 @@ class FakeKubernetes:
         self.unknown_fields: list[str] = []
         self.written: list[Obj] = []  # every object as a client created or changed it
         self.ingress_secret: tuple[str, str] | None = None
+        # what a command run by ``pods/exec`` does: the fake's containers run no programs
+        self.exec_handler: podexec.ExecHandler | None = None
+        self.exec_calls: list[podexec.ExecCall] = []
         self._stop = threading.Event()
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._http.daemon_threads = True
@@ -253,6 +256,10 @@ class FakeKubernetes:
                         self._send(200, VERSION)
                         return
                     route = _Route(url.path)
+                    if route.plural == "pods" and route.sub == "exec":
+                        self.close_connection = True  # a stream ends its connection
+                        fake._exec(self, route, parse_qs(url.query))
+                        return
                     if (
                         method == "GET"
                         and route.name is None
@@ -403,6 +410,26 @@ class FakeKubernetes:
         if route.plural in ("deployments", "clusters", "poddisruptionbudgets"):
             return {**new, "status": current.get("status")}
         return new
+
+    def _exec(
+        self, handler: BaseHTTPRequestHandler, route: _Route, query: dict[str, list[str]]
+    ) -> None:
+        """``pods/{name}/exec``: the API server's checks, then the kubelet's stream."""
+        pod = self.store.get(route.collection, route.ns, str(route.name))
+        if pod is None:
+            raise not_found("pods", str(route.name))
+        if (handler.headers.get("Upgrade") or "").lower() != "websocket":
+            # kubectl's SPDY upgrade is not modelled; a plain request is refused as the
+            # API server refuses it
+            raise ApiError(400, "BadRequest", "Upgrade request required")
+        wanted = (query.get("container") or [""])[-1]
+        container = podexec.resolve_container(pod, str(route.name), wanted or None)
+        call = podexec.ExecCall(
+            route.ns, str(route.name), container, tuple(query.get("command") or [])
+        )
+        self.exec_calls.append(call)
+        handler_fn = self.exec_handler or podexec.no_programs
+        podexec.serve(handler.wfile, handler.headers, lambda: handler_fn(call))
 
     def _evict(self, ns: str, name: str) -> tuple[int, Obj]:
         with self.store.lock:
