@@ -740,6 +740,8 @@ class Drill:
             self.add_check(Check("canary-read-back", False, f"{type(exc).__name__}: {exc}"))
             return
         self.loss = with_database_witness(loss, self._database_witnesses(t_inject))
+        if self.loss.witness_conflict:
+            self.add_check(Check("rpo-witnesses", False, self.loss.witness_conflict))
         if self.invariants_after is None:
             self.invariants_after = invariants
 
@@ -751,7 +753,7 @@ class Drill:
         for event in self.timeline.events(kind=PROMOTION_EVIDENCE):
             promoted = event.attributes.get(PROMOTED_MONO_NS, event.at.mono_ns)
             if isinstance(promoted, int) and t_inject.mono_ns <= promoted <= until.mono_ns:
-                found.append(database_loss(event.name, event.attributes))
+                found.append(database_loss(event.name, event.attributes, t_inject))
         return found
 
     def _first_revert_or_now(self) -> Instant:

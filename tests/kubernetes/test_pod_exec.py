@@ -52,13 +52,15 @@ def test_output_larger_than_one_frame_arrives_whole(tmp_path: Path) -> None:
         assert got.stdout == "x" * 200_000 + "\n"
 
 
-def test_a_command_that_cannot_start_is_an_error_naming_it(tmp_path: Path) -> None:
-    # no handler: the fake's containers run no programs
-    with (
-        fake_cluster(tmp_path) as (fake, platform),
-        pytest.raises(PlatformError, match=r'exec psql in ledgerdrill/.*"psql": executable'),
-    ):
-        exec_in_pod(platform.kube, NS, _db_pod(fake), "postgres", ["psql"], timeout_s=10)
+def test_a_missing_program_exits_126_as_under_runc_and_a_failed_start_is_an_error(
+    tmp_path: Path,
+) -> None:
+    with fake_cluster(tmp_path) as (fake, platform):  # no handler: the fake runs no programs
+        got = exec_in_pod(platform.kube, NS, _db_pod(fake), "postgres", ["psql"], timeout_s=10)
+        assert got.exit_code == 126 and '"psql": executable file not found' in got.stderr
+        fake.exec_handler = lambda call: ExecOutcome(start_error="container is stopping")
+        with pytest.raises(PlatformError, match=r"exec psql in ledgerdrill/.*container is stop"):
+            exec_in_pod(platform.kube, NS, _db_pod(fake), "postgres", ["psql"], timeout_s=10)
 
 
 @pytest.mark.parametrize(

@@ -10,20 +10,29 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
+import tempfile
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.conninfo
 
 from ledgerdrill.measure.db_loss import PROMOTION_EVIDENCE, database_loss, with_database_witness
 from ledgerdrill.measure.loss import WriteOutcome
+from ledgerdrill.platforms.kubernetes.api import Kube
+from ledgerdrill.platforms.kubernetes.promotion import replay_point_facts
 from ledgerdrill.platforms.sandbox.postgres import PgCluster
+from ledgerdrill.platforms.sandbox.postgres.binaries import locate_binaries
 from ledgerdrill.platforms.sandbox.postgres.credentials import SUPERUSER
 from ledgerdrill.platforms.sandbox.procs import wait_until
 from ledgerdrill.probes.canary import LedgerCanary, measure_canary
 from ledgerdrill.probes.odoo_rpc import OdooSession, OdooTarget, balanced_entry, find_accounts
+from ledgerdrill.testing.fakeapi.podexec import ExecCall, ExecOutcome
+from ledgerdrill.testing.fakeapi.server import FakeKubernetes
 from ledgerdrill.timeline import SystemClock, Timeline
 
 
@@ -206,6 +215,41 @@ class IndependentWriter:
         session.close()
 
 
+def cnpg_replay_point(cluster: PgCluster, promoted: str, folder: Path) -> dict[str, Any]:
+    """What the Kubernetes backend reads at a CloudNativePG promotion (its psql command,
+    sent through a fake API server's pods/exec), run for real on this machine against
+    the promoted sandbox server: the container's psql, with this server for its socket."""
+    conninfo = psycopg.conninfo.conninfo_to_dict(
+        cluster.server_dsn(promoted, SUPERUSER, dbname="postgres")
+    )
+    env = {**os.environ, **{f"PG{k.upper()}": str(v) for k, v in conninfo.items()
+                            if k in ("host", "port", "password", "passfile", "sslmode")}}  # fmt: skip
+    psql = str(locate_binaries(cluster.run_as).program("psql"))
+
+    def run_in_container(call: ExecCall) -> ExecOutcome:
+        assert call.container == "postgres" and call.command[0] == "psql"
+        done = subprocess.run([psql, *call.command[1:]], capture_output=True, env=env,
+                              timeout=20, check=False)  # fmt: skip
+        return ExecOutcome(done.stdout, done.stderr, done.returncode)
+
+    fake = FakeKubernetes().start()
+    try:
+        fake.exec_handler = run_in_container
+        fake.store.create("core/pods", "ledgerdrill", {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": promoted, "namespace": "ledgerdrill"},
+            "spec": {"nodeName": "node-1", "containers": [{"name": "postgres", "image": "pg"}]},
+        })  # fmt: skip
+        kube = Kube.connect(str(fake.kubeconfig(folder / "kubeconfig")), "kind-ledgerdrill")
+        try:
+            return replay_point_facts(kube, "ledgerdrill", promoted, old_primary="db-a",
+                                      timeout_s=20)  # fmt: skip
+        finally:
+            kube.close()
+    finally:
+        fake.stop()
+
+
 def test_the_database_witness_never_understates_a_replication_pause(sandbox: Any) -> None:
     """Issue 32, done-when 1: DR replication paused for a seeded random 3-10 s before a
     region outage, an independent writer posting all along. The reported RPO (the larger
@@ -241,6 +285,8 @@ def test_the_database_witness_never_understates_a_replication_pause(sandbox: Any
     reported = with_database_witness(loss, witnesses)
     present = refs_in(cluster.server_dsn("dr-db", SUPERUSER, dbname="ledgerdrill"), writer.prefix)
     lost_acks = sorted(at for ref, at in writer.acknowledged.items() if ref not in present)
+    with tempfile.TemporaryDirectory() as folder:
+        replay_point = cnpg_replay_point(cluster, "dr-db", Path(folder))
     platform.restore_region("primary")
     assert len(lost_acks) >= 2, f"the pause should have lost the writer's writes: {lost_acks}"
     writer_span = (lost_acks[-1] - lost_acks[0]).total_seconds()
@@ -257,4 +303,16 @@ def test_the_database_witness_never_understates_a_replication_pause(sandbox: Any
     assert reported.rpo_s <= writer_span + canary.interval_s, (reported.rpo_s, writer_span)
     assert reported.rpo_source == "database" and not reported.rpo_censored
     assert abs(reported.rpo_s - pause_s) < 1.0  # the loss is the pause, as injected
+    # the third account, CloudNativePG's: the promoted server's replay point bounds how far
+    # before the fault the loss reaches -- never below the writer's first missing write,
+    # above the exact figure by at most one canary interval and the read's own error
+    bound = database_loss("dr-db", replay_point, t_inject)
+    assert bound.upper_bound and bound.rpo_s is not None, replay_point
+    first_lost_before_fault = (t_inject.wall - lost_acks[0]).total_seconds()
+    exact = witnesses[0].rpo_s
+    print(f"[truth] replay point (CloudNativePG's account): {bound.detail}; writer's first"
+          f" missing write {first_lost_before_fault:.2f}s before the fault")  # fmt: skip
+    assert bound.rpo_s >= first_lost_before_fault
+    assert exact is not None
+    assert bound.rpo_s <= exact + canary.interval_s + float(replay_point["read_error_s"])
     wait_for_every_standby_to_stream(sandbox)

@@ -73,6 +73,8 @@ class Loss:
     canary_history_s: float | None = None
     rpo_source: str = "canary"
     database: tuple[DatabaseLoss, ...] = ()  # one per promotion in the scenario
+    # the canary's and the database's accounts contradict each other (``db_loss``): why
+    witness_conflict: str = ""
 
     @property
     def anomalies(self) -> int:

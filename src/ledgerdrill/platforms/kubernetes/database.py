@@ -12,10 +12,14 @@
   ``status.targetPrimary`` (and the phase) on the status subresource, then wait for
   ``status.currentPrimary`` to follow.
 - point-in-time restore and the ERP's database: ``pitr.py``.
+- the database's witness of each promotion (the promoted instance's last replayed
+  commit): ``promotion.py``; a crash's is read once the operator has promoted, in the
+  background, a switchover's as soon as it is done.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +35,7 @@ from ledgerdrill.platforms.kubernetes.api import (
     call,
     wait_for,
 )
+from ledgerdrill.platforms.kubernetes.promotion import PromotionLog, replay_point_facts
 from ledgerdrill.targets import KubernetesPlatformSettings
 
 
@@ -38,6 +43,7 @@ class DatabaseOps:
     kube: Kube
     settings: KubernetesPlatformSettings
     kind: str
+    promotions: PromotionLog
 
     @property
     def _db_ns(self) -> str:
@@ -143,7 +149,31 @@ class DatabaseOps:
                 primary.name, self._db_ns, grace_period_seconds=0
             ),
         )
+        self.promotions.watch(primary.name, lambda: self._witness_failover(primary.name))
         return primary.name
+
+    def _witness_failover(self, old_primary: str) -> None:
+        """Wait for the operator to name a new primary, then read its replay point. No
+        promotion within ``wait_timeout`` records nothing: the fault's own check says
+        the failover did not happen."""
+        deadline = time.monotonic() + self.settings.wait_timeout
+        while time.monotonic() < deadline and not self.promotions.closed.is_set():
+            try:
+                current = (self._cluster().get("status") or {}).get("currentPrimary")
+            except PlatformError:
+                current = None  # the API server may be busy during a failover: ask again
+            if current and current != old_primary:
+                self._witness_promotion(str(current), old_primary, time.monotonic_ns())
+                return
+            if self.promotions.closed.wait(self.settings.poll_interval):
+                return  # the backend is closing
+
+    def _witness_promotion(self, promoted: str, old_primary: str, promoted_mono_ns: int) -> None:
+        facts = replay_point_facts(
+            self.kube, self._db_ns, promoted, old_primary=old_primary,
+            timeout_s=self.settings.wait_timeout,
+        )  # fmt: skip
+        self.promotions.record(promoted, promoted_mono_ns, facts)
 
     def switchover(self, to_member: str | None = None) -> str:
         topo = self.database_topology()
@@ -161,11 +191,13 @@ class DatabaseOps:
                 CNPG_GROUP, CNPG_VERSION, ns, CNPG_PLURAL, name, body, _content_type=MERGE
             ),
         )
+        old_primary = topo.primary.name if topo.primary is not None else "?"
         wait_for(
             f"{target} to become primary",
             lambda: (self._cluster().get("status") or {}).get("currentPrimary") == target,
             self.settings.wait_timeout, self.settings.poll_interval,
         )  # fmt: skip
+        self._witness_promotion(target, old_primary, time.monotonic_ns())
         return target
 
     def rejoin(self, member: str) -> None:

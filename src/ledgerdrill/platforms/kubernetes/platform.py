@@ -27,9 +27,11 @@ from ledgerdrill.platforms.kubernetes.nodes import (
 )
 from ledgerdrill.platforms.kubernetes.pitr import PitrOps
 from ledgerdrill.platforms.kubernetes.plan import plan_lines
+from ledgerdrill.platforms.kubernetes.promotion import PromotionLog
 from ledgerdrill.platforms.kubernetes.region import RegionOps, Snapshot
 from ledgerdrill.platforms.kubernetes.workloads import WorkloadOps
 from ledgerdrill.targets import KubernetesPlatformSettings, Target
+from ledgerdrill.timeline import Event, Instant
 
 C = TypeVar("C")
 
@@ -85,6 +87,7 @@ class KubernetesPlatform(
         self.dr_kube = dr_kube  # the DR cluster (region dr), from dr_context
         self._region_names: dict[str, Kube] | None = None
         self._region_snapshots: dict[str, Snapshot] = {}
+        self.promotions = PromotionLog()
 
     @classmethod
     def from_settings(
@@ -111,17 +114,10 @@ class KubernetesPlatform(
         return super().capability(protocol)
 
     def database_witness_gap(self) -> str:
-        # what CloudNativePG exposes dates no commit: the Cluster status (currentPrimary,
-        # targetPrimary and their timestamps, timeline IDs) and the instance manager's
-        # status (LSNs; the standbys' lag as pg_stat_replication reports it, read on the
-        # primary -- gone with it when it fails; `kubectl cnpg status` shows both). The
-        # promoted instance's pg_last_xact_replay_timestamp() needs SQL in the pod, and the
-        # operator rewinds the old primary, so its newest commit is gone unless read first
-        return (
-            "CloudNativePG's cluster status and instance status carry no commit times, and"
-            " this backend runs no SQL inside the cluster (reading the promoted instance's"
-            " last replayed commit needs pod exec); the canary stands alone"
-        )
+        return ""  # promotion.py: each promotion's replay point, a bound on the loss
+
+    def events_between(self, start: Instant, end: Instant) -> list[Event]:
+        return self.promotions.events_between(start, end, self.settings.wait_timeout)
 
     def describe(self) -> dict[str, object]:
         zones = {z: list(self.nodes_in_zone(z)) for z in self.zones()}
@@ -177,6 +173,7 @@ class KubernetesPlatform(
         return {region: {z: sorted(n) for z, n in sorted(zones.items())}}
 
     def close(self) -> None:
+        self.promotions.close()
         self.kube.close()
         if self.dr_kube is not None:
             self.dr_kube.close()

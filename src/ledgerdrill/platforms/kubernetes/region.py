@@ -29,6 +29,7 @@ works in a process that has no journal record.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,6 +46,7 @@ from ledgerdrill.platforms.kubernetes.api import (
     status_of,
     wait_for,
 )
+from ledgerdrill.platforms.kubernetes.promotion import PromotionLog, replay_point_facts
 from ledgerdrill.targets import KubernetesPlatformSettings
 
 REGION_LABEL = "topology.kubernetes.io/region"
@@ -60,6 +62,7 @@ class RegionOps:
     settings: KubernetesPlatformSettings
     _region_names: dict[str, Kube] | None
     _region_snapshots: dict[str, Snapshot]
+    promotions: PromotionLog
 
     # -- which cluster is which region ----------------------------------------------------
     def _sides(self) -> dict[str, Kube]:
@@ -238,6 +241,7 @@ class RegionOps:
                 )
 
             self._wait(f"the {region} database to be promoted (a new timeline)", promoted)
+            self._witness_region_promotion(kube, region)
         wanted = (
             max(
                 (
@@ -257,6 +261,24 @@ class RegionOps:
             f"{wanted} ready ERP replicas in region {region}",
             lambda: self._erp_ready(kube) >= wanted,
         )
+
+    def _witness_region_promotion(self, kube: Kube, region: str) -> None:
+        """The promoted DR database's replay point (``promotion.py``), from its primary
+        instance; the old primary is the primary region's, hibernated by the outage."""
+        promoted_ns = time.monotonic_ns()
+        status = (self._database(kube) or {}).get("status") or {}
+        promoted = str(status.get("currentPrimary") or "")
+        if not promoted:
+            return  # no instance named: nothing to ask (the region's checks say why)
+        old = "?"
+        for name, other in self._sides().items():
+            if name != region:
+                status = (self._database(other) or {}).get("status") or {}
+                old = f"{status.get('currentPrimary') or '?'} (region {name})"
+        ns = self.settings.database_namespace or self.settings.namespace
+        facts = replay_point_facts(kube, ns, promoted, old_primary=old,
+                                   timeout_s=self.settings.wait_timeout)  # fmt: skip
+        self.promotions.record(promoted, promoted_ns, facts)
 
     def restore_region(self, region: str) -> None:
         snapshot = self._region_snapshots.get(region) or self._snapshot_from_annotations(region)

@@ -22,7 +22,7 @@ Not faithful: stdin and resize are ignored (nothing here sends them); the fake o
 the client offers it (v5 adds a close signal for stdin, which a command without stdin
 never sends). A container has no programs of its own: a test says what a command does
 (``FakeKubernetes.exec_handler``); without one every command fails as a missing
-executable does.
+executable does under runc (exit code 126).
 """
 
 from __future__ import annotations
@@ -66,11 +66,15 @@ ExecHandler = Callable[[ExecCall], ExecOutcome]
 
 
 def no_programs(call: ExecCall) -> ExecOutcome:
-    """A container of the fake runs nothing: what a runtime says of a missing binary."""
+    """A container of the fake runs nothing: what runc says of a missing binary, and the
+    exit code 126 the kubelet passes on (as Percona's operator docs show, debug-shell.md:
+    "OCI runtime exec failed ... command terminated with exit code 126")."""
     program = call.command[0] if call.command else ""
-    return ExecOutcome(
-        start_error=f'exec: "{program}": executable file not found in $PATH: unknown'
+    said = (
+        "OCI runtime exec failed: exec failed: unable to start container process: "
+        f'exec: "{program}": executable file not found in $PATH: unknown\n'
     )
+    return ExecOutcome(stderr=said.encode(), exit_code=126)
 
 
 def resolve_container(pod: Obj, name: str, wanted: str | None) -> str:
