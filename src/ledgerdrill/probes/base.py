@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import queue
 import threading
 from collections.abc import Callable
 from typing import Protocol
@@ -60,27 +61,42 @@ def safe_sample(probe: Probe, timeline: Timeline, timeout_s: float) -> Sample:
 
 
 class _Call:
-    """One ``safe_sample`` call of one probe instance, in its own daemon thread."""
+    """One ``safe_sample`` call of one probe instance, run by that instance's worker."""
 
-    def __init__(
-        self,
-        probe: Probe,
-        timeline: Timeline,
-        timeout_s: float,
-        on_done: Callable[[_Call], None],
-    ) -> None:
+    def __init__(self, probe: Probe, timeline: Timeline) -> None:
         self.probe = probe
         self.started = timeline.clock.now()
         self.done = threading.Event()
         self.sample: Sample | None = None
         self.given_up = False  # recorded as hung: its late answer, if any, is dropped
 
-        def run() -> None:
-            self.sample = safe_sample(probe, timeline, timeout_s)
-            self.done.set()
-            on_done(self)
 
-        threading.Thread(target=run, name=f"probe-call-{probe.name}", daemon=True).start()
+class _Worker:
+    """The thread that runs one probe instance's calls, one at a time. A thread started
+    per call cost about as much CPU as a cheap sample itself (issue 38); an instance
+    never has two calls at once, so one thread each is enough. A hung call keeps its
+    worker, as it kept its own thread before: bounded by the instances, ``max_in_flight``."""
+
+    def __init__(
+        self, probe: Probe, timeline: Timeline, timeout_s: float,
+        on_done: Callable[[_Call], None],
+    ) -> None:  # fmt: skip
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+
+        def run() -> None:
+            while (call := self._calls.get()) is not None:
+                call.sample = safe_sample(probe, timeline, timeout_s)
+                call.done.set()
+                on_done(call)
+
+        threading.Thread(target=run, name=f"probe-worker-{probe.name}", daemon=True).start()
+
+    def submit(self, call: _Call) -> None:
+        self._calls.put(call)
+
+    def stop(self) -> None:
+        """Ends the thread once its current call (if any) returns."""
+        self._calls.put(None)
 
 
 class ProbeSampler:
@@ -124,6 +140,7 @@ class ProbeSampler:
         self._lock = threading.Lock()
         self._in_flight: list[_Call] = []
         self._idle: list[Probe] = [probe]  # instances not in a call
+        self._workers: dict[int, _Worker] = {}  # id(instance) -> its worker
         self._instances = 1
         self._closed = False  # sampling ended: instances are closed as they come back
         self._stop = threading.Event()
@@ -159,6 +176,9 @@ class ProbeSampler:
             if not self._closed:
                 self._idle.append(call.probe)
                 return
+            worker = self._workers.pop(id(call.probe), None)
+        if worker is not None:
+            worker.stop()
         _close(call.probe)  # a late call after sampling ended: its connections go too
 
     def _close_instances(self) -> None:
@@ -167,6 +187,10 @@ class ProbeSampler:
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
+            workers = [self._workers.pop(id(instance), None) for instance in idle]
+        for worker in workers:
+            if worker is not None:
+                worker.stop()
         for instance in idle:
             _close(instance)
 
@@ -208,9 +232,15 @@ class ProbeSampler:
                         )
                     )  # fmt: skip
             if instance is not None:
+                worker = self._workers.get(id(instance))
+                if worker is None:
+                    worker = self._workers[id(instance)] = _Worker(
+                        instance, self.timeline, self.timeout_s, self._finished
+                    )
                 # under the lock: the call cannot finish before it is in the list
-                call = _Call(instance, self.timeline, self.timeout_s, self._finished)
+                call = _Call(instance, self.timeline)
                 self._in_flight.append(call)
+                worker.submit(call)
 
     def _drain(self) -> None:
         """At stop: wait for the calls in flight until their timeout; any still out is a
