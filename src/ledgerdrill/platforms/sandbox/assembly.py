@@ -20,6 +20,7 @@ from ledgerdrill.platforms.sandbox.certs import SandboxCA
 from ledgerdrill.platforms.sandbox.component import Component
 from ledgerdrill.platforms.sandbox.db_component import DatabaseComponent
 from ledgerdrill.platforms.sandbox.erp_component import ADMIN_LOGIN, ErpComponent
+from ledgerdrill.platforms.sandbox.links import Links
 from ledgerdrill.platforms.sandbox.nodes import DOWN, FROZEN, NodeProcesses
 from ledgerdrill.platforms.sandbox.operations import edge_operations, release_operations
 from ledgerdrill.platforms.sandbox.postgres.credentials import APP_DATABASE
@@ -158,8 +159,9 @@ def _memory_mb() -> float:
 def assemble(state_dir: Path, settings: SandboxPlatformSettings, events: EventLog) -> Assembly:
     topology = default_topology()
     database = DatabaseComponent(
-        state_dir, topology, events, detection_window_s=settings.ha_detection_window
-    )
+        state_dir, topology, events, detection_window_s=settings.ha_detection_window,
+        links=Links(state_dir) if settings.network_links else None,
+    )  # fmt: skip
     caches = {
         spec.region: RedisComponent(
             state_dir,

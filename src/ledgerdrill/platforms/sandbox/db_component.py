@@ -10,6 +10,7 @@ from typing import Any
 from psycopg.conninfo import make_conninfo
 
 from ledgerdrill.platform_events import EventLog
+from ledgerdrill.platforms.sandbox.links import ERP, Links
 from ledgerdrill.platforms.sandbox.nodes import DOWN, FROZEN
 from ledgerdrill.platforms.sandbox.postgres import HaController, PgCluster
 from ledgerdrill.platforms.sandbox.postgres.credentials import APP_DATABASE, APP_USER
@@ -27,9 +28,17 @@ class DatabaseComponent:
         events: EventLog,
         *,
         detection_window_s: float,
+        links: Links | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.cluster = PgCluster(state_dir, topology=topology)
+        # the network between the ERP and the members and between the members
+        # (``links.py``); None: every connection is direct
+        self.links = links
+        if links is not None:
+            self.cluster.stream_route = lambda member, server: links.port(
+                member, server.name, server.port
+            )
         self.cluster.promotions.emit = lambda kind, name, attrs: events.append(
             f"db.{kind}", name, dict(attrs)
         )
@@ -49,12 +58,17 @@ class DatabaseComponent:
 
     # -- Component ---------------------------------------------------------------------
     def start(self) -> None:
+        if self.links is not None:
+            # the standbys' primary_conninfo names their links: listening before they start
+            self.links.restore(self.cluster.saved_ports())
         self.cluster.up()
         self.ha.start()
 
     def stop(self) -> None:
         self.ha.stop()
         self.cluster.down()
+        if self.links is not None:
+            self.links.stop()
 
     def services(self) -> list[Service]:
         return []  # the HA controller, not the supervisor, looks after database members
@@ -74,6 +88,7 @@ class DatabaseComponent:
                 for m in topology.members
             ],
             "application_database": self.app_server or "ha-pair",
+            "links": self.links.status() if self.links is not None else [],
         }
 
     # -- what the ERP connects to -------------------------------------------------------
@@ -87,10 +102,13 @@ class DatabaseComponent:
             return self.cluster.server_dsn(self.app_server)
         cluster = self.cluster
         members = [*cluster.ha_pair, cluster.dr_member]
+        ports = [cluster.ports[m] for m in members]
+        if self.links is not None:
+            ports = [self.links.port(ERP, m, port) for m, port in zip(members, ports, strict=True)]
         return make_conninfo(
             cluster.dsn(),
             host=",".join("127.0.0.1" for _ in members),
-            port=",".join(str(cluster.ports[m]) for m in members),
+            port=",".join(str(port) for port in ports),
         )
 
     # -- operations for the control API ---------------------------------------------------
@@ -195,4 +213,5 @@ class DatabaseComponent:
             "db/fail-back": fail_back,
             "db/freeze-walsender": freeze_walsender,
             "db/thaw-walsender": thaw_walsender,
+            **(self.links.operations() if self.links is not None else {}),
         }

@@ -98,9 +98,10 @@ class NetLink:
         return self
 
     def stop(self) -> None:
+        """Close the listener and every connection; the port is free when this returns."""
         if not self._thread.is_alive():
             return
-        self._call(self._close_all(reset=False))
+        self._call(self._shut())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
@@ -162,6 +163,12 @@ class NetLink:
         self.upstream = upstream
         if reset:
             await self._close_all(reset=True)
+
+    async def _shut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        await self._close_all(reset=False)
 
     async def _close_all(self, *, reset: bool) -> int:
         pairs = list(self._pairs)

@@ -21,3 +21,9 @@ class SandboxPlatformSettings(Strict):
         description="hardened: forwarding timeouts, passive health checks, retries of "
         "idempotent requests only; naive: none of these (to see the difference they make)",
     )
+    network_links: bool = Field(
+        default=False,
+        description="route the ERP's database connections and the WAL streams between "
+        "the database servers through links the sandbox controls (network faults act "
+        "on them)",
+    )

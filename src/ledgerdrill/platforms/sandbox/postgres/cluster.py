@@ -137,6 +137,9 @@ class PgCluster:
         self._credentials: PgCredentials | None = None
         # the database's witness of each promotion's data loss; the daemon sets its sink
         self.promotions = PromotionWitness()
+        # (member, server) -> the port member's WAL stream from server connects to; the
+        # daemon sets it to route streams through network links (``sandbox/links.py``)
+        self.stream_route: Callable[[str, PgServer], int] | None = None
 
     # -- wiring -------------------------------------------------------------------------
     @property
@@ -149,10 +152,13 @@ class PgCluster:
     def passfile(self) -> Path:
         return self.root / "pgpass"
 
+    def _route(self, member: str, server: PgServer) -> int:
+        return server.port if self.stream_route is None else self.stream_route(member, server)
+
     def _make_server(self, name: str, port: int) -> PgServer:
         if self._binaries is None:
             self._binaries = locate_binaries(self.run_as)
-        return PgServer(
+        server = PgServer(
             name,
             name,
             data_dir=self.root / name / "data",
@@ -165,6 +171,8 @@ class PgCluster:
             pid_path=self.state_dir / "nodes" / name / "postgres.pid",
             run_as=self.run_as,
         )
+        server.stream_route = self._route
+        return server
 
     def _attach(self) -> None:
         """Know the servers of a cluster built earlier (maybe by another process)."""
@@ -207,6 +215,14 @@ class PgCluster:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2))
         tmp.replace(path)
+
+    def saved_ports(self) -> dict[str, int]:
+        """The members' ports as the state file keeps them (empty before a first start)."""
+        try:
+            data = json.loads((self.root / STATE_FILE).read_text())
+            return {str(k): int(v) for k, v in data["ports"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return {}
 
     def _load_state(self) -> bool:
         try:
@@ -703,7 +719,7 @@ class PgCluster:
             timeline = primary.timeline_id()
         except PlatformError:
             return False
-        return bool(rows) and tuple(rows[0]) == ("streaming", primary.port, timeline)
+        return bool(rows) and tuple(rows[0]) == ("streaming", primary.stream_port(name), timeline)
 
     def freeze_walsender(self, to: str | None = None, *, catch_up_s: float = 10.0) -> int:
         """SIGSTOP the primary's walsender for ``to`` (default: the DR replica): the

@@ -38,7 +38,7 @@ import contextlib
 import shutil
 import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -129,6 +129,9 @@ class PgServer:
         self.passfile = passfile
         self.archive_dir = archive_dir
         self.run_as = run_as
+        # the port a member's WAL stream from this server connects to: this server's own,
+        # unless the sandbox daemon routes it through a network link (``links.py``)
+        self.stream_route: Callable[[str, PgServer], int] | None = None
         self.process = ManagedProcess(
             f"postgres@{name}",
             [
@@ -184,6 +187,17 @@ class PgServer:
             application_name=application_name(for_member),
             connect_timeout=2,
         )
+
+    def stream_port(self, for_member: str) -> int:
+        """The port ``for_member``'s WAL stream from this server connects to."""
+        return self.port if self.stream_route is None else self.stream_route(for_member, self)
+
+    def streaming_conninfo(self, for_member: str) -> str:
+        """``primary_conninfo`` for ``for_member``'s WAL stream: ``replication_conninfo``
+        through the network link between the two when the daemon routes one."""
+        conninfo = self.replication_conninfo(for_member)
+        port = self.stream_port(for_member)
+        return conninfo if port == self.port else make_conninfo(conninfo, port=port)
 
     @contextlib.contextmanager
     def connect(
@@ -284,7 +298,7 @@ class PgServer:
         conf.edit_auto_conf(
             self.data_dir,
             {
-                "primary_conninfo": primary.replication_conninfo(self.name),
+                "primary_conninfo": primary.streaming_conninfo(self.name),
                 "primary_slot_name": slot,
                 "synchronous_standby_names": None,
                 "recovery_target_time": None,
@@ -488,7 +502,7 @@ class PgServer:
         receiver; ``recovery_target_timeline=latest`` lets it cross the new timeline)."""
         self.query(
             "ALTER SYSTEM SET primary_conninfo = "
-            + conf.quote(primary.replication_conninfo(self.name))
+            + conf.quote(primary.streaming_conninfo(self.name))
         )
         if slot:
             self.query(f"ALTER SYSTEM SET primary_slot_name = {conf.quote(slot)}")
