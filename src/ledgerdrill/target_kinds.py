@@ -19,6 +19,7 @@ class TargetKind(StrEnum):
     CERTIFICATE = "certificate"
     CACHE = "cache"
     RELEASE = "release"
+    LINK = "link"
 
 
 ALLOWLIST_FIELD: Final[Mapping[TargetKind, str]] = {
@@ -29,4 +30,5 @@ ALLOWLIST_FIELD: Final[Mapping[TargetKind, str]] = {
     TargetKind.CERTIFICATE: "certificates",
     TargetKind.CACHE: "caches",
     TargetKind.RELEASE: "releases",
+    TargetKind.LINK: "links",
 }

@@ -129,6 +129,7 @@ class AllowList(Strict):
     certificates: list[str] = Field(default_factory=list)
     caches: list[str] = Field(default_factory=list)
     releases: list[str] = Field(default_factory=list)
+    links: list[str] = Field(default_factory=list)  # network links, "<from>><to>"
 
 
 # one declaration of target kinds (target_kinds.py): the allowlist has a field for each

@@ -27,6 +27,9 @@ from ledgerdrill.faults import (
     DatabaseCorruption,
     DatabaseFailover,
     Fault,
+    NetworkLatency,
+    NetworkLoss,
+    NetworkPartition,
     NodeCrash,
     NodeFreeze,
     RegionOutage,
@@ -37,6 +40,7 @@ from ledgerdrill.platforms.base import (
     CacheControl,
     CertificateControl,
     DatabaseControl,
+    NetworkControl,
     NodeState,
     Platform,
     RegionControl,
@@ -84,6 +88,9 @@ def snapshot(p: Platform) -> dict[str, Any]:
         out["cache"] = p.capability(CacheControl).cache_alive()
     if p.supports(ReleaseControl):
         out["release"] = p.capability(ReleaseControl).current_release().version
+    if p.supports(NetworkControl):
+        network = p.capability(NetworkControl)
+        out["links"] = {name: network.link_state(name) for name in network.links()}
     return out
 
 
@@ -107,6 +114,9 @@ CASES: dict[str, Callable[[Platform, dict[str, str]], Fault]] = {
     "region-outage": lambda p, n: RegionOutage(p, n.get("region", "primary")),
     "cache-loss": lambda p, n: CacheLoss(p),
     "bad-release": lambda p, n: BadRelease(p, "2.0.0-bad"),
+    "network-latency": lambda p, n: NetworkLatency(p, "erp>db-a", 30),
+    "network-loss": lambda p, n: NetworkLoss(p, "erp>db-a", 10),
+    "network-partition": lambda p, n: NetworkPartition(p, "db-b>db-a"),
 }
 
 

@@ -25,6 +25,7 @@ SUITE = [
     "zone-outage", "database-failover[crash]", "database-failover[switchover]",
     "database-corruption-and-point-in-time-restore", "certificate[expired]",
     "certificate[removed]", "region-outage", "cache-loss", "bad-release",
+    "zone-partition-of-the-database-pair",
 ]  # fmt: skip
 # the fake has no ERP to put load on: a run would stop at its load profiles, so must a plan
 NO_LOAD = "".join(f"  {s}: {{load_profile: none}}\n" for s in SUITE)
@@ -39,7 +40,7 @@ def test_whole_suite_plans_on_a_full_fake_platform(tmp_path: Path) -> None:
         "scenarios:\n  node-crash: {load_profile: none, params: {node: node-b}}\n"
         "  node-freeze: {load_profile: none, params: {node: node-c}}\n" + NO_LOAD +
         "safety:\n  allow: {nodes: ['*'], zones: ['*'], regions: ['*'], databases: ['*'],"
-        " certificates: ['*'], caches: ['*'], releases: ['*']}\n"
+        " certificates: ['*'], caches: ['*'], releases: ['*'], links: ['*']}\n"
         "  blast_radius: {max_nodes: 3, max_zones: 1, max_regions: 1, max_node_share: 1}\n"
     )
     done = run_plan(target, tmp_path)
@@ -50,6 +51,7 @@ def test_whole_suite_plans_on_a_full_fake_platform(tmp_path: Path) -> None:
         "node-crash", "node-freeze", "zone-outage", "database-failover[crash]",
         "database-failover[switchover]", "database-corruption-and-point-in-time-restore",
         "certificate[expired]", "certificate[removed]", "region-outage", "cache-loss", "bad-release",
+        "zone-partition-of-the-database-pair",
     }  # fmt: skip
     assert all(s["verdict"] == "PLANNED" for s in ids.values())
     assert ids["region-outage"]["tier"] == "integrations"
@@ -89,7 +91,9 @@ def test_the_sandbox_target_plans_while_the_sandbox_is_down(tmp_path: Path) -> N
     assert done.returncode == 0, done.stdout + done.stderr
     plan = json.loads(next((tmp_path / "reports").glob("*/plan.json")).read_text())
     verdicts = {s["id"]: s["verdict"] for s in plan["scenarios"]}
-    assert len(verdicts) == 11 and set(verdicts.values()) == {"PLANNED"}, verdicts
-    assert done.stdout.count("read when it runs; not now: the sandbox") == 3, done.stdout
+    assert len(verdicts) == 12 and set(verdicts.values()) == {"PLANNED"}, verdicts
+    # the database failovers and corruption act on the primary, the zone partition on
+    # the synchronous standby's link to it: read when each runs
+    assert done.stdout.count("read when it runs; not now: the sandbox") == 4, done.stdout
     assert "would crash node erp-b" in done.stdout
     assert not (tmp_path / "sandbox" / "status.json").exists()  # nothing was started

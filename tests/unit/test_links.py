@@ -14,6 +14,7 @@ import pytest
 
 from ledgerdrill.errors import PlatformError
 from ledgerdrill.platforms.sandbox.links import Links, link_name
+from ledgerdrill.platforms.sandbox.netlink import LinkShape
 
 
 @pytest.fixture
@@ -98,3 +99,37 @@ def test_a_target_on_a_new_port_takes_the_new_connections(tmp_path: Path, echo: 
         assert round_trip(port) == b"ping"
     finally:
         links.stop()
+
+
+def test_isolating_a_region_cuts_its_links_and_rejoining_puts_back_their_shapes(
+    tmp_path: Path, echo: int
+) -> None:
+    wan = LinkShape(latency_ms=10)
+    links = Links(tmp_path, lambda source, target: wan if "dr-db" in (source, target) else LinkShape())
+    try:
+        inside = links.port("db-b", "db-a", echo)
+        across = links.port("dr-db", "db-a", echo)
+        links.port("erp", "dr-db", echo)
+        links.get("db-b>db-a").set_shape(LinkShape(latency_ms=3))  # a fault's, say
+        assert sorted(links.isolate({"db-a", "db-b"})) == ["db-b>db-a", "dr-db>db-a"]
+        for port in (inside, across):
+            with pytest.raises(OSError):
+                round_trip(port)
+        assert round_trip(links.get("erp>dr-db").port) == b"ping"  # the other region's
+        by_name = {row["name"]: row for row in links.status()}
+        assert by_name["dr-db>db-a"]["default"] is False and by_name["erp>dr-db"]["default"]
+        assert sorted(links.rejoin({"db-a", "db-b"})) == ["db-b>db-a", "dr-db>db-a"]
+        assert links.get("db-b>db-a").shape == LinkShape(latency_ms=3)  # as it was found
+        assert links.get("dr-db>db-a").shape == wan
+        assert round_trip(inside) == b"ping" and round_trip(across) == b"ping"
+    finally:
+        links.stop()
+    # a daemon restarted while isolated has no shapes kept: rejoin gives the default
+    again = Links(tmp_path, lambda source, target: wan)
+    try:
+        again.restore({"db-a": echo})
+        again.get("dr-db>db-a").set_shape(LinkShape(cut=True))
+        assert again.rejoin({"db-a"}) == ["dr-db>db-a"]
+        assert again.get("dr-db>db-a").shape == wan
+    finally:
+        again.stop()

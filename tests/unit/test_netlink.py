@@ -188,3 +188,49 @@ def test_a_link_repointed_carries_new_connections_to_the_new_upstream(link: NetL
     finally:
         other.shutdown()
         other.server_close()
+
+
+def test_latency_runs_from_each_chunks_arrival_not_from_the_one_before(link: NetLink) -> None:
+    """Ten messages sent 20 ms apart through 100 ms each way come back 20 ms apart, each
+    ~200 ms after it left: a link carries many messages at once (a WAL stream), it does
+    not hold each one until the previous is through."""
+    link.set_shape(LinkShape(latency_ms=100))
+    with connect(link) as sock:
+        sent, got = [], []
+        reader_done = threading.Event()
+
+        def read() -> None:
+            buffer = b""
+            while len(got) < 10:
+                buffer += sock.recv(1024)
+                while len(buffer) >= 4 and len(got) < 10:
+                    buffer = buffer[4:]
+                    got.append(time.perf_counter())
+            reader_done.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        for _ in range(10):
+            sent.append(time.perf_counter())
+            sock.sendall(b"msg!")
+            time.sleep(0.02)
+        assert reader_done.wait(5)
+    trips = [g - s for s, g in zip(sent, got, strict=True)]
+    assert all(0.19 <= t < 0.30 for t in trips), trips  # each one round trip, not more
+    assert got[-1] - got[0] < 0.35  # spread as sent (0.18 s), not queued (>= 1.8 s)
+
+
+def test_loss_delays_a_lost_chunk_and_those_behind_it_by_a_retransmission(
+    link: NetLink,
+) -> None:
+    link.set_shape(LinkShape(loss_percent=30))
+    with connect(link) as sock:
+        trips = [round_trip(sock) for _ in range(40)]
+    slow = [t for t in trips if t >= 0.19]
+    print(f"\n[netlink] 30% loss: {len(slow)} of 40 round trips took a retransmission")
+    # two chunks per round trip, each lost with p=0.3: about half the trips are late;
+    # a trip is never late by less than one timeout, and a clean one stays fast
+    assert 8 <= len(slow) <= 32, trips
+    assert all(t < 0.05 for t in trips if t < 0.19), trips
+    link.heal()
+    with connect(link) as sock:
+        assert max(round_trip(sock) for _ in range(20)) < 0.05

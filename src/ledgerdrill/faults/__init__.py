@@ -16,6 +16,7 @@ from ledgerdrill.faults.base import (
 from ledgerdrill.faults.cache import CacheLoss
 from ledgerdrill.faults.certificate import CertificateExpiry, CertificateRemoval
 from ledgerdrill.faults.database import DatabaseCorruption, DatabaseFailover
+from ledgerdrill.faults.network import NetworkLatency, NetworkLoss, NetworkPartition
 from ledgerdrill.faults.node import NodeCrash, NodeDrain, NodeFreeze
 from ledgerdrill.faults.region import RegionOutage
 from ledgerdrill.faults.release import BadRelease
@@ -31,6 +32,9 @@ __all__ = [
     "DatabaseFailover",
     "Evidence",
     "Fault",
+    "NetworkLatency",
+    "NetworkLoss",
+    "NetworkPartition",
     "NodeCrash",
     "NodeDrain",
     "NodeFreeze",

@@ -54,7 +54,7 @@ class Fault(ABC):
     # what the fault acts on is chosen when it runs, by role, not by name (e.g. "the
     # database primary"): an earlier scenario may have moved the role since the plan
     # was made, and the plan says so rather than promise a name
-    chosen_when_run: ClassVar[str] = ""
+    chosen_when_run: str = ""  # a fault may set its own when its targets are roles
 
     def __init__(self, platform: Platform) -> None:
         self.platform = platform

@@ -221,6 +221,43 @@ class ServiceControl(Protocol):
     def service_paused(self, role: str) -> bool: ...
 
 
+@dataclass(frozen=True)
+class LinkState:
+    """How one network link between two parts of the platform behaves (``<from>><to>``:
+    the ERP's connection to a database member, a standby's WAL stream from its primary).
+    The default is a clean link."""
+
+    name: str
+    latency_ms: float = 0.0  # one way
+    jitter_ms: float = 0.0  # one way, added at random
+    loss_percent: float = 0.0  # share of segments lost (each costs a retransmission)
+    bandwidth_kbps: float | None = None  # each way; None: unlimited
+    cut: bool = False  # partitioned: nothing gets through
+
+
+@dataclass(frozen=True)
+class LinkMeasurement:
+    """Round trips through a link to the server behind it, timed by the client: a witness
+    of the link's behaviour independent of what the link says of itself."""
+
+    round_trips_ms: tuple[float, ...]
+    refused: int  # connections that did not get through (a cut link)
+    attempts: int
+
+
+@runtime_checkable
+class NetworkControl(Protocol):
+    def links(self) -> Sequence[str]: ...
+    def link_state(self, name: str) -> LinkState: ...
+    def set_link(self, state: LinkState) -> None:
+        """Make the link behave as ``state`` says, in effect when this returns."""
+        ...
+
+    def measure_link(self, name: str, count: int) -> LinkMeasurement:
+        """``count`` round trips through the link, each on a new connection."""
+        ...
+
+
 CAPABILITIES: tuple[type, ...] = (
     NodeControl,
     ZoneControl,
@@ -231,6 +268,7 @@ CAPABILITIES: tuple[type, ...] = (
     CacheControl,
     ReleaseControl,
     ServiceControl,
+    NetworkControl,
 )
 
 C = TypeVar("C")

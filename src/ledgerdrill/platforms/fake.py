@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +23,8 @@ from ledgerdrill.platforms.base import (
     CertificateInfo,
     DatabaseMember,
     DatabaseTopology,
+    LinkMeasurement,
+    LinkState,
     NodeInfo,
     NodeState,
     Platform,
@@ -330,6 +333,37 @@ class FakePlatform(Platform):
 
     def default_probes(self) -> list[Any]:
         return [FakeServiceProbe(self)]
+
+    # -- NetworkControl -----------------------------------------------------------------
+    # links between the fake's parts; a round trip "measured" here is computed from the
+    # link's state (0.3 ms clean, twice the latency, a 200 ms retransmission for every
+    # other trip when lossy, refused when cut): the fault's own lifecycle is what the
+    # fake tests, the real measurement is the sandbox's (platforms/sandbox/network.py)
+    FAKE_LINKS = ("erp>db-a", "db-b>db-a")
+
+    def links(self) -> list[str]:
+        return list(self.FAKE_LINKS)
+
+    def link_state(self, name: str) -> LinkState:
+        if name not in self.FAKE_LINKS:
+            raise PlatformError(f"no link {name!r}")
+        with self._state() as state:
+            return LinkState(**{"name": name, **state.get("links", {}).get(name, {})})
+
+    def set_link(self, state: LinkState) -> None:
+        with self._state() as saved:
+            fields = {k: v for k, v in asdict(state).items() if k != "name"}
+            saved.setdefault("links", {})[state.name] = fields
+
+    def measure_link(self, name: str, count: int) -> LinkMeasurement:
+        link = self.link_state(name)
+        if link.cut:
+            return LinkMeasurement((), count, count)
+        trips = tuple(
+            0.3 + 2 * link.latency_ms + (200.0 if link.loss_percent and i % 2 == 0 else 0.0)
+            for i in range(count)
+        )
+        return LinkMeasurement(trips, 0, count)
 
     def history(self) -> list[tuple[float, str, str]]:
         """Every state change ever made, for tests that check what really happened."""

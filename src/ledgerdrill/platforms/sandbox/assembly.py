@@ -20,7 +20,7 @@ from ledgerdrill.platforms.sandbox.certs import SandboxCA
 from ledgerdrill.platforms.sandbox.component import Component
 from ledgerdrill.platforms.sandbox.db_component import DatabaseComponent
 from ledgerdrill.platforms.sandbox.erp_component import ADMIN_LOGIN, ErpComponent
-from ledgerdrill.platforms.sandbox.links import Links
+from ledgerdrill.platforms.sandbox.links import Links, wan_between_regions
 from ledgerdrill.platforms.sandbox.nodes import DOWN, FROZEN, NodeProcesses
 from ledgerdrill.platforms.sandbox.operations import edge_operations, release_operations
 from ledgerdrill.platforms.sandbox.postgres.credentials import APP_DATABASE
@@ -160,7 +160,8 @@ def assemble(state_dir: Path, settings: SandboxPlatformSettings, events: EventLo
     topology = default_topology()
     database = DatabaseComponent(
         state_dir, topology, events, detection_window_s=settings.ha_detection_window,
-        links=Links(state_dir) if settings.network_links else None,
+        links=Links(state_dir, wan_between_regions(topology, settings.cross_region_round_trip))
+        if settings.network_links else None,
     )  # fmt: skip
     caches = {
         spec.region: RedisComponent(

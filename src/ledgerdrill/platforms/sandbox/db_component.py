@@ -88,7 +88,7 @@ class DatabaseComponent:
                 for m in topology.members
             ],
             "application_database": self.app_server or "ha-pair",
-            "links": self.links.status() if self.links is not None else [],
+            "links": self.links.status() if self.links is not None else None,  # None: off
         }
 
     # -- what the ERP connects to -------------------------------------------------------

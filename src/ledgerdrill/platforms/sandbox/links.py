@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from ledgerdrill.errors import PlatformError
 from ledgerdrill.platforms.sandbox.netlink import LinkShape, NetLink
+from ledgerdrill.platforms.sandbox.topology import Topology
 from ledgerdrill.ports import free_port
 
 LINKS_FILE = "links.json"
@@ -38,14 +40,34 @@ def link_name(source: str, target: str) -> str:
     return f"{source}>{target}"
 
 
+def wan_between_regions(topology: Topology, round_trip_s: float) -> Callable[[str, str], LinkShape]:
+    """A new link's shape: half ``round_trip_s`` each way when its two ends are nodes of
+    different regions (a database member is named after its node; the ERP stays in its
+    region's network), clean otherwise."""
+    region = {node.name: node.region for node in topology.nodes}
+
+    def shape(source: str, target: str) -> LinkShape:
+        ends = {region.get(source), region.get(target)}
+        if None in ends or len(ends) == 1 or round_trip_s <= 0:
+            return LinkShape()
+        return LinkShape(latency_ms=round_trip_s * 1000 / 2)
+
+    return shape
+
+
 class Links:
     """The daemon's links, made on first use and listening until ``stop``."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(
+        self, state_dir: Path, default_shape: Callable[[str, str], LinkShape] | None = None
+    ) -> None:
         self.path = state_dir / LINKS_FILE
+        # the shape a new link starts with (source, target): a WAN between regions
+        self.default_shape = default_shape or (lambda _source, _target: LinkShape())
         self._links: dict[str, NetLink] = {}
         self._lock = threading.Lock()
         self._ports: dict[str, int] = self._saved_ports()
+        self._isolated: dict[str, LinkShape] = {}  # link -> its shape before isolate()
 
     def _saved_ports(self) -> dict[str, int]:
         try:
@@ -72,6 +94,7 @@ class Links:
             if link is None:
                 wanted = self._ports.get(name) or free_port()
                 link = NetLink(name, ("127.0.0.1", upstream_port), listen_port=wanted).start()
+                link.set_shape(self.default_shape(source, target))
                 self._links[name] = link
                 if self._ports.get(name) != link.port:
                     self._ports[name] = link.port
@@ -109,6 +132,7 @@ class Links:
                 "name": name, "port": link.port, "upstream": link.upstream[1],
                 "shape": asdict(link.shape), "open": link.open_connections,
                 "connections": link.connections_total, "resets": link.resets_total,
+                "default": link.shape == self.default_shape(*name.split(">", 1)),
             }
             for name, link in links
         ]  # fmt: skip
@@ -119,12 +143,43 @@ class Links:
         for link in links:
             link.stop()
 
+    def _touching(self, nodes: set[str]) -> list[tuple[str, NetLink]]:
+        with self._lock:
+            return [
+                (name, link) for name, link in sorted(self._links.items())
+                if set(name.split(">", 1)) & nodes
+            ]  # fmt: skip
+
+    def isolate(self, nodes: set[str]) -> list[str]:
+        """Cut every link with an end on ``nodes`` (a region losing its network): what was
+        in flight on them stays there. Their shapes are kept for ``rejoin``."""
+        cut = []
+        for name, link in self._touching(nodes):
+            if not link.shape.cut:
+                self._isolated.setdefault(name, link.shape)
+                link.set_shape(replace(link.shape, cut=True))
+                cut.append(name)
+        return cut
+
+    def rejoin(self, nodes: set[str]) -> list[str]:
+        """Undo ``isolate``: each link back to the shape it had, or -- when that was lost
+        with a restarted daemon -- to the shape a new link starts with."""
+        healed = []
+        for name, link in self._touching(nodes):
+            kept = self._isolated.pop(name, None)
+            if kept is None and not link.shape.cut:
+                continue
+            source, _, target = name.partition(">")
+            link.set_shape(kept or self.default_shape(source, target))
+            healed.append(name)
+        return healed
+
     # -- operations for the control API ---------------------------------------------------
     def operations(self) -> dict[str, Any]:
         def shape(params: dict[str, Any]) -> dict[str, Any]:
             link = self.get(str(params["name"]))
-            fields = {k: params[k] for k in ("latency_ms", "jitter_ms", "bandwidth_kbps", "cut")
-                      if k in params}  # fmt: skip
+            fields = {k: params[k] for k in ("latency_ms", "jitter_ms", "loss_percent",
+                                             "bandwidth_kbps", "cut") if k in params}  # fmt: skip
             link.set_shape(LinkShape(**fields))
             return asdict(link.shape)
 
@@ -135,4 +190,6 @@ class Links:
             "links/status": lambda _p: self.status(),
             "links/shape": shape,
             "links/reset": reset,
+            "links/isolate": lambda p: self.isolate({str(n) for n in p["nodes"]}),
+            "links/rejoin": lambda p: self.rejoin({str(n) for n in p["nodes"]}),
         }

@@ -17,8 +17,11 @@ programs. What it models, and what it cannot:
   immediate), and open connections stop carrying bytes in both directions; what was sent
   meanwhile is held and delivered when the link heals, as TCP would retransmit it --
   unless the programs gave up first, which is what a partition tests.
-- not modelled: packet loss as such (TCP turns it into delay, which ``latency``/``jitter``
-  stand for), MTU, and anything below TCP.
+- **loss** (``loss_percent``): TCP hides a lost segment from the programs and resends it
+  after its retransmission timeout; what they see is that chunk, and everything behind it,
+  late by that timeout (200 ms, Linux's minimum). A chunk "lost" here waits that much more;
+- not modelled: packets as such, MTU, anything below TCP, and RTO backoff when a resent
+  segment is lost again.
 
 ``NetLink`` runs its own event loop in a daemon thread; every control call is thread-safe
 and returns when the change is in effect.
@@ -40,6 +43,10 @@ from typing import Any, TypeVar
 from ledgerdrill.errors import PlatformError
 
 CHUNK = 64 * 1024
+HELD_CHUNKS = 64  # read ahead of what the shape lets through, per direction
+# Linux's minimum TCP retransmission timeout (TCP_RTO_MIN, include/net/tcp.h: HZ / 5):
+# what a lost segment costs on a low-latency link before it is sent again
+RETRANSMIT_MS = 200.0
 T = TypeVar("T")
 
 
@@ -51,12 +58,16 @@ class LinkShape:
     jitter_ms: float = 0.0  # added at random, 0..jitter, one way
     bandwidth_kbps: float | None = None  # kilobytes per second, each way; None: unlimited
     cut: bool = False
+    # share of chunks "lost": each waits a retransmission timeout more (``RETRANSMIT_MS``)
+    loss_percent: float = 0.0
 
     def __post_init__(self) -> None:
         if self.latency_ms < 0 or self.jitter_ms < 0:
             raise ValueError("latency and jitter are durations: 0 or more milliseconds")
         if self.bandwidth_kbps is not None and self.bandwidth_kbps <= 0:
             raise ValueError("bandwidth is more than 0 kB/s (None: unlimited)")
+        if not 0 <= self.loss_percent <= 100:
+            raise ValueError("loss is a percentage: 0 to 100")
 
 
 @dataclass
@@ -209,27 +220,54 @@ class NetLink:
     async def _pump(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, way: _Direction
     ) -> None:
+        """Read as bytes arrive and release each chunk ``latency`` after its arrival: a
+        reader and a writer, so that a chunk held does not delay reading the next (a
+        link carries many messages at once, as a WAL stream does)."""
+        # bounded: while the link is cut or throttled, reading stops once this much is
+        # held and the sender's TCP window closes, as on a real link
+        held: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue(maxsize=HELD_CHUNKS)
+        sender = asyncio.ensure_future(self._release(held, writer, way))
+        try:
+            with contextlib.suppress(ConnectionError, OSError):
+                while True:
+                    data = await reader.read(CHUNK)
+                    await held.put((time.monotonic(), data))
+                    if not data:
+                        break
+            await sender  # what was read goes on first
+        finally:
+            sender.cancel()
+
+    async def _release(
+        self, held: asyncio.Queue[tuple[float, bytes]], writer: asyncio.StreamWriter,
+        way: _Direction,
+    ) -> None:  # fmt: skip
         with contextlib.suppress(ConnectionError, OSError):
             while True:
-                data = await reader.read(CHUNK)
+                arrived, data = await held.get()
                 if not data:
                     with contextlib.suppress(OSError):
                         writer.write_eof()
                     return
-                await self._hold(data, way)
+                await self._hold(arrived, data, way)
                 writer.write(data)
                 await writer.drain()
 
-    async def _hold(self, data: bytes, way: _Direction) -> None:
-        """Wait as the link's shape says before ``data`` goes on: latency and jitter (order
-        kept), then the bandwidth, and while cut, until healed."""
+    async def _hold(self, arrived: float, data: bytes, way: _Direction) -> None:
+        """Wait as the link's shape says before ``data`` goes on: latency and jitter from
+        its arrival (order kept), a retransmission timeout when it is "lost", then the
+        bandwidth, and while cut, until healed."""
         shape = self.shape
-        now = time.monotonic()
         delay = shape.latency_ms + (
             self._random.uniform(0, shape.jitter_ms) if shape.jitter_ms else 0
         )
-        release = max(now + delay / 1000, way.released_at)
+        if shape.loss_percent and self._random.uniform(0, 100) < shape.loss_percent:
+            # TCP resends a lost segment after its retransmission timeout, and nothing
+            # after it is delivered before it (head-of-line blocking)
+            delay += RETRANSMIT_MS
+        release = max(arrived + delay / 1000, way.released_at)
         way.released_at = release
+        now = time.monotonic()
         if release > now:
             await asyncio.sleep(release - now)
         if shape.bandwidth_kbps is not None:

@@ -22,12 +22,15 @@ from urllib.parse import urlsplit
 import psutil
 from psycopg.conninfo import make_conninfo
 
-from ledgerdrill.errors import PlatformError
+from ledgerdrill.errors import PlatformError, UnsupportedCapability
 from ledgerdrill.platform_events import EventLog
 from ledgerdrill.platforms.base import (
+    C,
     CertificateInfo,
     DatabaseMember,
     DatabaseTopology,
+    LinkState,
+    NetworkControl,
     NodeInfo,
     NodeState,
     Platform,
@@ -35,6 +38,7 @@ from ledgerdrill.platforms.base import (
 )
 from ledgerdrill.platforms.sandbox.api import TOKEN_FILE, ControlClient
 from ledgerdrill.platforms.sandbox.control import read_status
+from ledgerdrill.platforms.sandbox.network import SHAPE_FIELDS, NetworkOps
 from ledgerdrill.platforms.sandbox.nodes import NodeProcesses
 from ledgerdrill.platforms.sandbox.postgres import PgCluster
 from ledgerdrill.platforms.sandbox.postgres.credentials import SUPERUSER
@@ -44,18 +48,41 @@ from ledgerdrill.targets import SandboxPlatformSettings, Target
 from ledgerdrill.timeline import Event, Instant
 
 
-class SandboxPlatform(Platform):
+class SandboxPlatform(NetworkOps, Platform):
     kind = "sandbox"
 
-    def __init__(self, name: str, state_dir: Path, topology: Topology) -> None:
+    def __init__(
+        self, name: str, state_dir: Path, topology: Topology, *, network_links: bool | None = None
+    ) -> None:
         super().__init__(name)
         self.state_dir = state_dir
         self.topology = topology
+        # the daemon routes through links (links.py); None: ask the running daemon
+        self._network_links = network_links
         self._client: ControlClient | None = None
+
+    @property
+    def network_links(self) -> bool:
+        if self._network_links is None:
+            try:
+                postgres = self.status().get("postgres") or {}
+            except PlatformError:
+                return False  # not running: nothing to route (asked again next time)
+            self._network_links = postgres.get("links") is not None
+        return self._network_links
 
     @classmethod
     def from_settings(cls, target: Target, settings: SandboxPlatformSettings) -> SandboxPlatform:
-        return cls(target.name, target.resolve_path(settings.state_dir), default_topology())
+        return cls(target.name, target.resolve_path(settings.state_dir), default_topology(),
+                   network_links=settings.network_links)  # fmt: skip
+
+    def capability(self, protocol: type[C]) -> C:
+        if protocol is NetworkControl and not self.network_links:
+            raise UnsupportedCapability(
+                self.kind, protocol.__name__,
+                "the sandbox's network links are off: set platform.network_links: true",
+            )  # fmt: skip
+        return super().capability(protocol)
 
     # -- the daemon ---------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -200,6 +227,10 @@ class SandboxPlatform(Platform):
         # the synchronous standby's node goes first: were the primary's first, the HA
         # controller could promote the standby in the instant before its node died
         nodes = self._region_nodes(region)
+        if self.network_links:
+            # the region's network goes with it, at the same instant: WAL still on its
+            # way to the other region (the WAN's round trip) never arrives
+            self._call("links/isolate", nodes=list(nodes))
         order = {"db-sync-standby": 0, "db-primary": 1}
         by_role = sorted(
             nodes, key=lambda n: min(order.get(r, 2) for r in self.topology.node(n).roles)
@@ -219,6 +250,8 @@ class SandboxPlatform(Platform):
         """Bring the region's nodes back and, after a regional failover, fail back."""
         for node in self._region_nodes(region):
             self.restore_node(node)
+        if self.network_links:
+            self._call("links/rejoin", nodes=list(self._region_nodes(region)))
         topology = self.database_topology()
         primary = topology.primary
         dr_members = {n.name for n in self.topology.nodes if n.region == "dr"}
@@ -254,10 +287,23 @@ class SandboxPlatform(Platform):
         return [str(name) for name in self._call("db/restored")]
 
     def baseline_facts(self) -> dict[str, str]:
-        return {
+        facts = {
             "restored database servers": ", ".join(self._restored()) or "none",
             "entry point routes": self._entry_routes(),
         }
+        if self.network_links:
+            # a link left cut or slow does not read back as before; which links exist
+            # follows the primary (a rejoined standby streams over a new one), so only
+            # those off the shape a new link gets are named
+            rows = self._call("links/status")
+            off = [
+                LinkState(row["name"], **{k: row["shape"][k] for k in SHAPE_FIELDS})
+                for row in rows if not row.get("default", True)
+            ]  # fmt: skip
+            facts["network links off their default"] = (
+                "; ".join(f"{link.name} {_shape_text(link)}" for link in off) or "none"
+            )
+        return facts
 
     def _entry_routes(self) -> str:
         """Which replicas the entry point sends users to, and whether its health checks
@@ -388,3 +434,12 @@ def _stopped(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_STOPPED
     except psutil.NoSuchProcess:
         return True
+
+
+def _shape_text(state: LinkState) -> str:
+    parts = [f"{state.latency_ms:g}ms"] if state.latency_ms else []
+    parts += [f"±{state.jitter_ms:g}ms"] if state.jitter_ms else []
+    parts += [f"{state.loss_percent:g}% loss"] if state.loss_percent else []
+    parts += [f"{state.bandwidth_kbps:g}kB/s"] if state.bandwidth_kbps is not None else []
+    parts += ["cut"] if state.cut else []
+    return ", ".join(parts) or "clean"
