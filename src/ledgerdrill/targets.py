@@ -55,6 +55,11 @@ class Tier(Strict):
     rto: Duration = Field(description="longest acceptable recovery time")
     rpo: Duration = Field(description="longest acceptable data-loss window")
     max_error_rate_during_fault: float | None = Field(default=None, ge=0, le=1)
+    p95_during_fault: Duration | None = Field(
+        default=None,
+        description="the longest acceptable 95th-percentile wait of users' requests during "
+        "the fault (a degradation that keeps serving is judged by it)",
+    )
     p95_back_to_baseline_within: Duration | None = None
     rto_measured_by: Literal["probes", "users", "both"] = Field(
         default="both",
@@ -70,6 +75,7 @@ class Tier(Strict):
             max_error_rate_during_fault=self.max_error_rate_during_fault,
             p95_back_to_baseline_within_s=self.p95_back_to_baseline_within,
             rto_measured_by=self.rto_measured_by,
+            p95_during_fault_s=self.p95_during_fault,
         )
 
 

@@ -319,3 +319,70 @@ def test_the_percentile_lies_between_its_two_nearest_ranks(values: list[float]) 
     low, high = ordered[math.floor(rank)], ordered[math.ceil(rank)]
     assert low - 1e-9 <= p95 <= high + 1e-9
     assert _percentile(ordered, 1.0) == ordered[-1] and _percentile(ordered, 0.0) == ordered[0]
+
+
+# -- p95 during the fault (issue 39: a degradation is judged by how slow, not how long) ---------
+
+
+def test_a_slow_link_shows_in_the_p95_of_requests_sent_during_the_fault() -> None:
+    before = steady(0, 10, took=0.05)
+    during = steady(10, 20, took=0.80)  # every request answered, each 0.8 s
+    after = steady(20, 25, took=0.05)
+    users = figures(before + during + after, 10, 25, fault_end=T0 + 20)
+    assert users.p95_during_fault_ms == pytest.approx(800, abs=0.01)  # epoch floats
+    assert users.error_rate_during_fault == 0
+
+
+def test_a_request_never_answered_counts_with_its_wait_so_far() -> None:
+    requests = [*steady(0, 10), *steady(10, 11, took=0.1), req(11.0, None)]
+    users = figures(requests, 10, 14, fault_end=T0 + 11)
+    # ten answers of 100 ms and one still waiting at the end (3000 ms): the 95th
+    # percentile is interpolated between them (type 7): 1550 ms
+    assert users.p95_during_fault_ms == pytest.approx(1550, abs=0.01)
+
+
+def test_no_request_during_the_fault_gives_no_p95_and_says_why() -> None:
+    users = figures(steady(0, 10), 10, 12, fault_end=T0 + 12)
+    assert users.p95_during_fault_ms is None
+    assert "p95_during_fault_ms" in users.absent
+
+
+def _type7(values: list[float], q: float) -> float:
+    h = (len(values) - 1) * q
+    low = math.floor(h)
+    high = min(low + 1, len(values) - 1)
+    return values[low] + (h - low) * (values[high] - values[low])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(request_strategy, min_size=1, max_size=15), st.floats(4, 20))
+def test_the_p95_during_the_fault_is_the_percentile_of_the_windows_waits(
+    requests: list[UserRequest], fault_s: float
+) -> None:
+    """A witness from the definition: the requests the error rate counts (sent by the end
+    of the fault window -- the later of the users' recovery and the fault's end, at least
+    one stability window -- and answered during observation, or never), each with what its
+    user waited (to its answer, or to the end of observation)."""
+    t_inject, end, fault_end = T0 + 2.0, T0 + 24.0, T0 + 2.0 + fault_s
+    users = measure_users(requests, t_inject=t_inject, end=end, fault_end=fault_end)
+    if users.requests == 0:
+        return
+    until = end if users.rto_s is None else t_inject + users.rto_s
+    until = max(until, min(fault_end, end))
+    until = min(end, max(until, t_inject + StabilityWindow().min_duration_s))
+    # the error rate's population: answered during observation or never, sent by `until`
+    waits = sorted(
+        (r.waiting_until(end) - r.start) * 1000
+        for r in requests
+        if r.start <= until and r.outcome != "abandoned"
+        and ((r.end is not None and t_inject <= r.end <= end) or r.end is None)
+    )
+    if not waits:
+        assert users.p95_during_fault_ms is None
+        return
+    assert users.p95_during_fault_ms == pytest.approx(_type7(waits, 0.95), abs=1e-6)
+    # one more request, slower than any: the p95 never goes down
+    slower = req(t_inject - T0 + 0.5, t_inject - T0 + 0.5 + (max(waits) / 1000) + 1)
+    more = measure_users([*requests, slower], t_inject=t_inject, end=end, fault_end=fault_end)
+    if more.p95_during_fault_ms is not None and more.rto_s == users.rto_s:
+        assert more.p95_during_fault_ms >= users.p95_during_fault_ms - 1e-9

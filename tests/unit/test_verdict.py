@@ -106,6 +106,22 @@ def test_load_criteria_join_the_verdict() -> None:
     assert all(c.passed is None for c in missing.checks)
 
 
+def test_a_slow_platform_fails_a_p95_during_the_fault_objective_and_says_by_how_much() -> None:
+    objective = Objective(rto_s=None, rpo_s=None, p95_during_fault_s=1.0)
+    slow = LoadFigures(0.0, 1.0, "", p95_during_fault_ms=2400.0)
+    failed = judge(objective, Measurements(steady_state_ok=True, load=slow))
+    assert failed.verdict is Verdict.FAIL
+    assert any(c.name == "load-p95-during-fault" and "2.40s > 1.00s" in c.text
+               for c in failed.checks)  # fmt: skip
+    fast = LoadFigures(0.0, 1.0, "", p95_during_fault_ms=380.0)
+    assert judge(objective, Measurements(steady_state_ok=True, load=fast)).verdict is Verdict.PASS
+    # Locust's per-second counts cannot give it: unmeasured, said, not a pass
+    counts = LoadFigures(0.0, 1.0, "")
+    unmeasured = judge(objective, Measurements(steady_state_ok=True, load=counts))
+    assert unmeasured.verdict is Verdict.INCONCLUSIVE
+    assert any("per-second counts" in c.text for c in unmeasured.checks)
+
+
 # -- what users lived through ------------------------------------------------------------------
 
 

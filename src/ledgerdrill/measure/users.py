@@ -32,6 +32,11 @@ answer (or its failure) came, and what it was. A request with no ``end`` never f
   window ``[t_inject, recovery]`` (by their send, as trouble is dated; recovery: the
   later of the users' and ``fault_end``), which lasts at least one stability window (a
   rate over the handful of requests of a sub-second recovery would be noise).
+- ``p95_during_fault_ms``: how long users waited in the fault window, the 95th
+  percentile (interpolated, ``_percentile``) over the requests the error rate counts --
+  sent by the window's end and answered during observation, or never -- each with its
+  wait (to its answer, or to the end of observation; a failure counts with what its user
+  waited for it). A degradation that never stops serving (a slow link) is judged by it.
 - ``p95_back_to_baseline_s``: from the users' recovery to the start of the first
   ``p95_stable_windows`` consecutive one-second windows whose p95 response time
   (interpolated between ranks, not the nearest rank: see ``_percentile``) is
@@ -111,6 +116,7 @@ class UsersFigures:
     requests_lost: int
     reason: str  # about the users' recovery, as a reader would say it
     baseline_p95_ms: float | None = None
+    p95_during_fault_ms: float | None = None
     absent: dict[str, str] = field(default_factory=dict)  # figure -> why it is None
     # stalls of at least the threshold, as (from, to) seconds since the fault (first 50)
     stalls: list[tuple[float, float]] = field(default_factory=list)
@@ -194,7 +200,7 @@ def measure_users(
         why = "no user request was in flight after the fault"
         names = [
             "recovered", "rto_s", "rto_error_s", "longest_stall_s", "longest_wait_s",
-            "error_rate_during_fault", "p95_back_to_baseline_s",
+            "error_rate_during_fault", "p95_back_to_baseline_s", "p95_during_fault_ms",
         ]  # fmt: skip
         return UsersFigures(
             requests=0, recovered=None, rto_s=None, rto_error_s=None, longest_stall_s=None,
@@ -210,9 +216,14 @@ def measure_users(
     )
     if not recovered:
         absent["rto_s"] = absent["rto_error_s"] = reason
-    rate = _error_rate(seen, t_inject, end=end, rto=rto, fault_end=fault_end, window=window)
+    until = _fault_window_end(t_inject, end=end, rto=rto, fault_end=fault_end, window=window)
+    during = _in_fault_window(seen, t_inject, end=end, until=until)
+    rate = _error_rate(during)
     if rate is None:
         absent["error_rate_during_fault"] = "no request was answered during the fault"
+    p95_during = _percentile(sorted((r.waiting_until(end) - r.start) * 1000 for r in during), 0.95)
+    if p95_during is None:
+        absent["p95_during_fault_ms"] = "no request was made during the fault"
     back: float | None = None
     if baseline_p95 is None:
         absent["p95_back_to_baseline_s"] = "no successful request before the fault to compare with"
@@ -238,6 +249,7 @@ def measure_users(
         requests_lost=lost,
         reason=reason,
         baseline_p95_ms=baseline_p95,
+        p95_during_fault_ms=p95_during,
         absent=absent,
         stalls=[
             (x.start - t_inject, x.end - t_inject) for x in found if x.length_s >= stall_threshold_s
@@ -323,33 +335,36 @@ def _is_trouble(r: UserRequest, t_inject: float, end: float, threshold_s: float)
     return r.waiting_until(end) - max(r.start, t_inject) >= threshold_s
 
 
-def _error_rate(
-    seen: Sequence[UserRequest],
-    t_inject: float,
-    *,
-    end: float,
-    rto: float | None,
-    fault_end: float | None,
+def _fault_window_end(
+    t_inject: float, *, end: float, rto: float | None, fault_end: float | None,
     window: StabilityWindow,
-) -> float | None:
+) -> float:  # fmt: skip
+    """The end of the fault window: the users' recovery or the fault's end, the later."""
     until = end if rto is None else t_inject + rto
     if fault_end is not None:
         until = max(until, min(fault_end, end))
     # at least one stability window: a recovery within a fraction of a second would
     # leave a handful of requests, and a rate over five of them is noise
-    until = min(end, max(until, t_inject + window.min_duration_s))
-    # a request belongs to the window by its send (as its trouble is dated): a request
-    # sent during the fault and answered 504 after it is one of the fault's failures
-    answered = [
+    return min(end, max(until, t_inject + window.min_duration_s))
+
+
+def _in_fault_window(
+    seen: Sequence[UserRequest], t_inject: float, *, end: float, until: float
+) -> list[UserRequest]:
+    """The requests of the fault window: sent by its end -- a request belongs to it by its
+    send, as its trouble is dated (one sent during the fault and answered 504 after it is
+    one of the fault's failures) -- and answered during observation, or never."""
+    return [
         r for r in seen
-        if r.end is not None and t_inject <= r.end <= end and r.start <= until
-        and r.outcome != "abandoned"
+        if r.start <= until and r.outcome != "abandoned"
+        and ((r.end is not None and t_inject <= r.end <= end) or r.end is None)
     ]  # fmt: skip
-    never = [r for r in seen if r.end is None and r.start <= until]
-    total = len(answered) + len(never)
-    if total == 0:
+
+
+def _error_rate(during: Sequence[UserRequest]) -> float | None:
+    if not during:
         return None
-    return (sum(1 for r in answered if r.failed) + len(never)) / total
+    return sum(1 for r in during if r.end is None or r.failed) / len(during)
 
 
 def _p95_back(

@@ -51,6 +51,7 @@ class Objective:
     max_error_rate_during_fault: float | None = None
     p95_back_to_baseline_within_s: float | None = None
     rto_measured_by: RtoWitness = "both"
+    p95_during_fault_s: float | None = None  # users' p95 wait in the fault window
 
 
 RtoWitness = Literal["probes", "users", "both"]
@@ -88,6 +89,8 @@ class LoadFigures:
     error_rate_during_fault: float | None  # None: no request during the fault phase
     p95_back_after_s: float | None  # None: p95 never came back within tolerance
     p95_back_reason: str = ""
+    p95_during_fault_ms: float | None = None  # None: not measured (p95_during_reason)
+    p95_during_reason: str = "not measured from the load's per-second counts"
 
 
 @dataclass(frozen=True)
@@ -229,6 +232,8 @@ def _load_figures(measured: Measurements) -> LoadFigures | None:
         users.error_rate_during_fault,
         users.p95_back_to_baseline_s,
         users.absent.get("p95_back_to_baseline_s", ""),
+        users.p95_during_fault_ms,
+        users.absent.get("p95_during_fault_ms", ""),
     )
 
 
@@ -277,6 +282,18 @@ def _load_checks(objective: Objective, load: LoadFigures | None) -> list[Check]:
             checks.append(Check("load-errors", rate <= limit,
                                 f"error rate during the fault {rate:.1%} "
                                 f"{'≤' if rate <= limit else '>'} {limit:.1%}"))  # fmt: skip
+    slowest = objective.p95_during_fault_s
+    if slowest is not None:
+        p95_ms = load.p95_during_fault_ms if load is not None else None
+        if p95_ms is None:
+            why = "no load ran" if load is None else load.p95_during_reason
+            checks.append(Check("load-p95-during-fault", None,
+                                f"users' p95 during the fault not measured: {why}"))  # fmt: skip
+        else:
+            ok = p95_ms / 1000 <= slowest
+            checks.append(Check("load-p95-during-fault", ok,
+                                f"users' p95 wait during the fault {fmt_s(p95_ms / 1000)} "
+                                f"{'≤' if ok else '>'} {fmt_s(slowest)}"))  # fmt: skip
     within = objective.p95_back_to_baseline_within_s
     if within is not None:
         if load is None:

@@ -44,6 +44,10 @@ class UsersModel(Model):
     p95_back_to_baseline_s: float | None = None
     requests_lost: int = Field(description="sent and never answered")
     baseline_p95_ms: float | None = None
+    p95_during_fault_ms: float | None = Field(
+        default=None,
+        description="95th percentile of users' waits for the requests of the fault window",
+    )
     reason: str = ""
     absent: dict[str, str] = Field(default_factory=dict)
     stalls: list[tuple[float, float]] = Field(
