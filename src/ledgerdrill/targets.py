@@ -57,8 +57,8 @@ class Tier(Strict):
     max_error_rate_during_fault: float | None = Field(default=None, ge=0, le=1)
     p95_during_fault: Duration | None = Field(
         default=None,
-        description="the longest acceptable 95th-percentile wait of users' requests during "
-        "the fault (a degradation that keeps serving is judged by it)",
+        description="the longest acceptable 95th-percentile response time of the requests "
+        "served during the fault (a degradation that keeps serving is judged by it)",
     )
     p95_back_to_baseline_within: Duration | None = None
     rto_measured_by: Literal["probes", "users", "both"] = Field(

@@ -32,11 +32,12 @@ answer (or its failure) came, and what it was. A request with no ``end`` never f
   window ``[t_inject, recovery]`` (by their send, as trouble is dated; recovery: the
   later of the users' and ``fault_end``), which lasts at least one stability window (a
   rate over the handful of requests of a sub-second recovery would be noise).
-- ``p95_during_fault_ms``: how long users waited in the fault window, the 95th
-  percentile (interpolated, ``_percentile``) over the requests the error rate counts --
-  sent by the window's end and answered during observation, or never -- each with its
-  wait (to its answer, or to the end of observation; a failure counts with what its user
-  waited for it). A degradation that never stops serving (a slow link) is judged by it.
+- ``p95_during_fault_ms``: how slow the service was for the users it served in the fault
+  window: the 95th percentile (interpolated, ``_percentile``) of the response times of
+  the successful requests among those the error rate counts (sent by the window's end,
+  answered during observation). A degradation that keeps serving (a slow link) is judged
+  by it; failures and requests never answered are the error rate's (an outage's requests
+  failing after a 2 s timeout would otherwise make every outage a latency failure too).
 - ``p95_back_to_baseline_s``: from the users' recovery to the start of the first
   ``p95_stable_windows`` consecutive one-second windows whose p95 response time
   (interpolated between ranks, not the nearest rank: see ``_percentile``) is
@@ -221,9 +222,10 @@ def measure_users(
     rate = _error_rate(during)
     if rate is None:
         absent["error_rate_during_fault"] = "no request was answered during the fault"
-    p95_during = _percentile(sorted((r.waiting_until(end) - r.start) * 1000 for r in during), 0.95)
+    served = sorted((r.waiting_until(end) - r.start) * 1000 for r in during if r.ok)
+    p95_during = _percentile(served, 0.95)
     if p95_during is None:
-        absent["p95_during_fault_ms"] = "no request was made during the fault"
+        absent["p95_during_fault_ms"] = "no request succeeded during the fault"
     back: float | None = None
     if baseline_p95 is None:
         absent["p95_back_to_baseline_s"] = "no successful request before the fault to compare with"

@@ -51,7 +51,7 @@ class Objective:
     max_error_rate_during_fault: float | None = None
     p95_back_to_baseline_within_s: float | None = None
     rto_measured_by: RtoWitness = "both"
-    p95_during_fault_s: float | None = None  # users' p95 wait in the fault window
+    p95_during_fault_s: float | None = None  # p95 response time of what was served
 
 
 RtoWitness = Literal["probes", "users", "both"]
@@ -291,9 +291,11 @@ def _load_checks(objective: Objective, load: LoadFigures | None) -> list[Check]:
                                 f"users' p95 during the fault not measured: {why}"))  # fmt: skip
         else:
             ok = p95_ms / 1000 <= slowest
-            checks.append(Check("load-p95-during-fault", ok,
-                                f"users' p95 wait during the fault {fmt_s(p95_ms / 1000)} "
-                                f"{'≤' if ok else '>'} {fmt_s(slowest)}"))  # fmt: skip
+            text = (
+                f"p95 of the requests served during the fault {fmt_s(p95_ms / 1000)}"
+                f" {'≤' if ok else '>'} {fmt_s(slowest)}"
+            )
+            checks.append(Check("load-p95-during-fault", ok, text))
     within = objective.p95_back_to_baseline_within_s
     if within is not None:
         if load is None:

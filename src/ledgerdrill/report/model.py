@@ -46,7 +46,8 @@ class UsersModel(Model):
     baseline_p95_ms: float | None = None
     p95_during_fault_ms: float | None = Field(
         default=None,
-        description="95th percentile of users' waits for the requests of the fault window",
+        description="95th percentile of the response times of the requests served in the "
+        "fault window",
     )
     reason: str = ""
     absent: dict[str, str] = Field(default_factory=dict)
