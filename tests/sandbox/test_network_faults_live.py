@@ -82,12 +82,12 @@ def test_a_partition_of_the_sync_standby_shows_in_pg_stat_replication(sandbox: A
     app = application_name(standby)
 
     def written() -> str:
-        cluster.primary.query("SELECT pg_switch_wal()")  # WAL the standby must receive
-        return str(cluster.primary.query("SELECT pg_current_wal_lsn()")[0][0])
+        cluster.server(primary).query("SELECT pg_switch_wal()")  # WAL the standby must get
+        return str(cluster.server(primary).query("SELECT pg_current_wal_lsn()")[0][0])
 
     def flushed_past(lsn: str) -> bool:
         """The primary's view: the standby streams and has flushed ``lsn``."""
-        rows = cluster.primary.query(
+        rows = cluster.server(primary).query(
             "SELECT state, flush_lsn >= %s::pg_lsn FROM pg_stat_replication"
             " WHERE application_name = %s", [lsn, app],
         )  # fmt: skip

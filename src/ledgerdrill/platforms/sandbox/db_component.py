@@ -10,7 +10,7 @@ from typing import Any
 from psycopg.conninfo import make_conninfo
 
 from ledgerdrill.platform_events import EventLog
-from ledgerdrill.platforms.sandbox.links import ERP, Links
+from ledgerdrill.platforms.sandbox.links import ERP, LINKS_FILE, Links
 from ledgerdrill.platforms.sandbox.nodes import DOWN, FROZEN
 from ledgerdrill.platforms.sandbox.postgres import HaController, PgCluster
 from ledgerdrill.platforms.sandbox.postgres.credentials import APP_DATABASE, APP_USER
@@ -61,6 +61,8 @@ class DatabaseComponent:
         if self.links is not None:
             # the standbys' primary_conninfo names their links: listening before they start
             self.links.restore(self.cluster.saved_ports())
+        else:  # links of an earlier run with them on would mislead other processes
+            (self.state_dir / LINKS_FILE).unlink(missing_ok=True)
         self.cluster.up()
         self.ha.start()
 

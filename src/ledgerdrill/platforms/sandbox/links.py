@@ -40,6 +40,18 @@ def link_name(source: str, target: str) -> str:
     return f"{source}>{target}"
 
 
+def saved_link_port(state_dir: Path, source: str, target: str) -> int | None:
+    """The port of the link ``source>target`` as the daemon saved it (another process
+    checking whether a standby streams from its primary compares the WAL receiver's
+    sender with it), or None when the sandbox routes that pair directly."""
+    try:
+        saved = json.loads((state_dir / LINKS_FILE).read_text(encoding="utf-8"))
+        port = saved["ports"][link_name(source, target)]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return port if isinstance(port, int) else None
+
+
 def wan_between_regions(topology: Topology, round_trip_s: float) -> Callable[[str, str], LinkShape]:
     """A new link's shape: half ``round_trip_s`` each way when its two ends are nodes of
     different regions (a database member is named after its node; the ERP stays in its
@@ -151,14 +163,22 @@ class Links:
             ]  # fmt: skip
 
     def isolate(self, nodes: set[str]) -> list[str]:
-        """Cut every link with an end on ``nodes`` (a region losing its network): what was
-        in flight on them stays there. Their shapes are kept for ``rejoin``."""
+        """Cut every link with an end on ``nodes`` (a region losing its network, its hosts
+        with it): what was in flight on them is lost, and their open connections are reset.
+
+        Reset, not held: a held connection is answered by this proxy's own TCP stack, so a
+        client that guards itself with TCP timeouts (keepalives, ``tcp_user_timeout``)
+        would never see them fire, as it would against a region that is gone -- it would
+        hang where the real one gives up. The reset is what such a client ends with; a
+        client with no guard at all hangs longer in reality than here (the sandbox's ERP
+        has none: said in the issue-39 note). Shapes are kept for ``rejoin``."""
         cut = []
         for name, link in self._touching(nodes):
             if not link.shape.cut:
                 self._isolated.setdefault(name, link.shape)
                 link.set_shape(replace(link.shape, cut=True))
                 cut.append(name)
+            link.reset_connections()
         return cut
 
     def rejoin(self, nodes: set[str]) -> list[str]:

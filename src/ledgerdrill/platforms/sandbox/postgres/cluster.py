@@ -47,6 +47,7 @@ from psycopg.conninfo import make_conninfo
 
 from ledgerdrill.errors import PlatformError
 from ledgerdrill.platforms.base import DatabaseMember, DatabaseTopology
+from ledgerdrill.platforms.sandbox.links import saved_link_port
 from ledgerdrill.platforms.sandbox.nodes import DOWN, FROZEN
 from ledgerdrill.platforms.sandbox.postgres import backup as backups
 from ledgerdrill.platforms.sandbox.postgres import conf
@@ -153,7 +154,11 @@ class PgCluster:
         return self.root / "pgpass"
 
     def _route(self, member: str, server: PgServer) -> int:
-        return server.port if self.stream_route is None else self.stream_route(member, server)
+        """The port ``member`` streams from ``server`` through: the daemon's route, or --
+        in any other process -- the link the daemon saved for the pair, else direct."""
+        if self.stream_route is not None:
+            return self.stream_route(member, server)
+        return saved_link_port(self.state_dir, member, server.name) or server.port
 
     def _make_server(self, name: str, port: int) -> PgServer:
         if self._binaries is None:
@@ -195,6 +200,7 @@ class PgCluster:
 
     @property
     def primary(self) -> PgServer:
+        self._attach()  # a cluster read from another process's state: its primary, not ours
         return self.server(self.primary_name)
 
     def partner_of(self, name: str) -> str | None:
