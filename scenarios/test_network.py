@@ -1,6 +1,6 @@
 """Network faults between the platform's parts (issue 39).
 
-A partition between the zones of the database's HA pair: the synchronous standby's WAL
+A slow link from the ERP to its database (below), and a partition between the zones of the database's HA pair: the synchronous standby's WAL
 stream is cut from the primary (``sync-standby>primary``, read when it runs: an earlier
 drill may have moved the primary), both servers keep running. Commits wait for a standby
 that cannot answer until the HA controller degrades synchronous replication; the right
@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from ledgerdrill.drill import Drill
-from ledgerdrill.faults import NetworkPartition
+from ledgerdrill.faults import NetworkLatency, NetworkPartition
 from ledgerdrill.measure.verdict import Check
 from ledgerdrill.platforms.base import DatabaseControl, Platform
 
@@ -39,3 +39,24 @@ def test_zone_partition_of_the_database_pair(drill: Drill, platform: Platform) -
                 f"{after.name if after else 'nothing'} is primary after a partition that left"
                 f" {primary} serving: a promotion here risks two primaries",
             ))  # fmt: skip
+
+
+@pytest.mark.tier("finance-core")
+@pytest.mark.loadprofile("month-end-close")
+@pytest.mark.requires("NetworkControl", "DatabaseControl")
+def test_slow_link_from_the_erp_to_the_database(drill: Drill, platform: Platform) -> None:
+    """The ERP's link to the database primary slows down (``latency_ms`` each way, default
+    5: a congested path between the application's zone and the database's). Nothing fails
+    over and nothing should fail; month-end posting gets slower by every statement's round
+    trip. Judged by what users were served: the tier's ``p95_during_fault`` and error rate;
+    the probes say whether anything stopped (at 10 ms each way the probe's three-call
+    posting passes its 1 s timeout now and then: a relapse, and a FAIL)."""
+    drill.steady_state()
+    fault = NetworkLatency(
+        platform, link=str(drill.param("link", "erp>primary")),
+        latency_ms=float(drill.param("latency_ms", 5)),
+    )  # fmt: skip
+    with drill.inject(fault):
+        drill.wait_for_recovery()
+        # the degradation lasts until reverted: users live through it for this long
+        drill.observe(float(drill.param("hold_s", 15)))

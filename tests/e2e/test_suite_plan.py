@@ -25,7 +25,7 @@ SUITE = [
     "zone-outage", "database-failover[crash]", "database-failover[switchover]",
     "database-corruption-and-point-in-time-restore", "certificate[expired]",
     "certificate[removed]", "region-outage", "cache-loss", "bad-release",
-    "zone-partition-of-the-database-pair",
+    "zone-partition-of-the-database-pair", "slow-link-from-the-erp-to-the-database",
 ]  # fmt: skip
 # the fake has no ERP to put load on: a run would stop at its load profiles, so must a plan
 NO_LOAD = "".join(f"  {s}: {{load_profile: none}}\n" for s in SUITE)
@@ -51,7 +51,7 @@ def test_whole_suite_plans_on_a_full_fake_platform(tmp_path: Path) -> None:
         "node-crash", "node-freeze", "zone-outage", "database-failover[crash]",
         "database-failover[switchover]", "database-corruption-and-point-in-time-restore",
         "certificate[expired]", "certificate[removed]", "region-outage", "cache-loss", "bad-release",
-        "zone-partition-of-the-database-pair",
+        "zone-partition-of-the-database-pair", "slow-link-from-the-erp-to-the-database",
     }  # fmt: skip
     assert all(s["verdict"] == "PLANNED" for s in ids.values())
     assert ids["region-outage"]["tier"] == "integrations"
@@ -91,9 +91,9 @@ def test_the_sandbox_target_plans_while_the_sandbox_is_down(tmp_path: Path) -> N
     assert done.returncode == 0, done.stdout + done.stderr
     plan = json.loads(next((tmp_path / "reports").glob("*/plan.json")).read_text())
     verdicts = {s["id"]: s["verdict"] for s in plan["scenarios"]}
-    assert len(verdicts) == 12 and set(verdicts.values()) == {"PLANNED"}, verdicts
-    # the database failovers and corruption act on the primary, the zone partition on
-    # the synchronous standby's link to it: read when each runs
-    assert done.stdout.count("read when it runs; not now: the sandbox") == 4, done.stdout
+    assert len(verdicts) == 13 and set(verdicts.values()) == {"PLANNED"}, verdicts
+    # the database failovers and corruption act on the primary, the network faults on
+    # links named by database roles: read when each runs
+    assert done.stdout.count("read when it runs; not now: the sandbox") == 5, done.stdout
     assert "would crash node erp-b" in done.stdout
     assert not (tmp_path / "sandbox" / "status.json").exists()  # nothing was started
