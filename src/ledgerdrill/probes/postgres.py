@@ -45,7 +45,10 @@ class _AsyncQuery:
     async def _run(self, conninfo: str, sql: str) -> tuple[list[tuple[Any, ...]], list[str]]:
         found = self._conns.get(conninfo)
         if found is None or found[0].closed:
-            conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=False)
+            # autocommit: each probe's query is one statement, its own transaction, so its
+            # commit (which waits for the synchronous standby when it wrote an xid) ends
+            # the same round trip -- a separate COMMIT was a second round trip per sample
+            conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
             notices: list[str] = []
             conn.add_notice_handler(lambda diag: notices.append(str(diag.message_primary or "")))
             found = self._conns[conninfo] = (conn, notices)
@@ -53,7 +56,6 @@ class _AsyncQuery:
         notices.clear()
         cur = await conn.execute(sql)
         rows = await cur.fetchall() if cur.description else []
-        await conn.commit()
         return rows, list(notices)
 
     def _drop(self, conninfo: str) -> None:
