@@ -315,7 +315,12 @@ class Drill:
         self.timeline.event("steady-state.failed", self.scenario_id, detail=detail)
         raise SteadyStateNotMet(detail)
 
-    def inject(self, fault: Fault) -> Injection | DryRunInjection:
+    def inject(self, fault: Fault, *, precondition: bool = False) -> Injection | DryRunInjection:
+        """Inject ``fault`` (a context manager: leaving it reverts). A ``precondition`` is
+        injected, journaled, guarded and reverted like any fault, but does not date the
+        drill: the scenario's fault is the first injection that is not one, and RTO, RPO
+        and the users' figures are measured from it (a DR link cut *before* a regional
+        outage: the outage is the fault, the cut is why its RPO is what it is)."""
         if self.steady_state_ok is None and not self.dry_run:
             raise LedgerdrillError("call drill.steady_state() before drill.inject(...)")
         if self.dry_run:
@@ -333,8 +338,15 @@ class Drill:
             on_injected=self._fault_began,
             baseline=self._baseline_json(),
         )
+        injection.precondition = precondition
         self.injections.append(injection)
         return injection
+
+    def _dated(self) -> list[Injection]:
+        """The injections that date the fault: all but preconditions (all of them, when a
+        scenario injected nothing else)."""
+        faults = [i for i in self.injections if not i.precondition]
+        return faults or list(self.injections)
 
     def _load_action(self) -> PlannedAction:
         name = self.load_profile or (self.load.profile.name if self.load else "?")
@@ -352,7 +364,8 @@ class Drill:
         )
 
     def _fault_began(self, injection: Injection) -> None:
-        if injection.t_inject is not None and len(self.injections) == 1:
+        dated = [i for i in self.injections if not i.precondition]
+        if injection.t_inject is not None and dated[:1] == [injection]:
             self._load_phase("fault", injection.t_inject)
 
     def _load_phase(self, phase: Phase, since: Instant) -> None:
@@ -542,7 +555,7 @@ class Drill:
 
     # -- measurement -------------------------------------------------------------------
     def _t_inject(self) -> Instant:
-        for injection in self.injections:
+        for injection in self._dated():
             if injection.t_inject is not None:
                 return injection.t_inject
         raise LedgerdrillError("no fault has been injected yet")
@@ -590,8 +603,9 @@ class Drill:
             self.timeline.add_event(event)
         for step in self.steps:
             step.action.after_recovery(self.timeline)
-        fault = self.injections[0].fault if self.injections else None
-        t_inject = next((i.t_inject for i in self.injections if i.t_inject), None)
+        dated = self._dated()
+        fault = dated[0].fault if dated else None
+        t_inject = next((i.t_inject for i in dated if i.t_inject), None)
         if t_inject is not None and self.loss is None and self._canary_started:
             self._measure_canary(t_inject, fault)
         recoveries: list[Recovery] = []

@@ -5,7 +5,7 @@ that a plan and its run can be compared."""
 
 from __future__ import annotations
 
-from ledgerdrill.errors import PlatformError
+from ledgerdrill.errors import FaultError, PlatformError
 from ledgerdrill.faults.base import Fault
 from ledgerdrill.report.model import PlannedAction
 from ledgerdrill.safety import SafetyGuard
@@ -22,6 +22,8 @@ def planned_problems(guard: SafetyGuard, fault: Fault) -> list[str]:
             fault.targets()
         except PlatformError:
             return guard.problems_beyond_targets()
+        except FaultError as exc:  # the roles it names do not exist here: the run would stop
+            return [f"{fault.kind}: {exc}"]
     return guard.problems(fault)
 
 

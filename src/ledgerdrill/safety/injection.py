@@ -60,6 +60,8 @@ class Injection:
         # (the teardown's revert -- a fail-back, the old certificate put back -- is not the
         # fault's recovery). A revert called inside the block is a runbook step: observed.
         self.t_teardown: Instant | None = None
+        # injected before the scenario's fault to set its stage (Drill.inject): not dated
+        self.precondition = False
 
     def __enter__(self) -> Injection:
         self.start()
