@@ -1,6 +1,7 @@
 """Network faults between the platform's parts (issue 39).
 
-A slow link from the ERP to its database (below), and a partition between the zones of the database's HA pair: the synchronous standby's WAL
+A slow link from the ERP to its database and a regional outage while the DR link is cut
+(below), and a partition between the zones of the database's HA pair: the synchronous standby's WAL
 stream is cut from the primary (``sync-standby>primary``, read when it runs: an earlier
 drill may have moved the primary), both servers keep running. Commits wait for a standby
 that cannot answer until the HA controller degrades synchronous replication; the right
@@ -14,9 +15,10 @@ from __future__ import annotations
 import pytest
 
 from ledgerdrill.drill import Drill
-from ledgerdrill.faults import NetworkLatency, NetworkPartition
+from ledgerdrill.faults import NetworkLatency, NetworkPartition, RegionOutage
 from ledgerdrill.measure.verdict import Check
 from ledgerdrill.platforms.base import DatabaseControl, Platform
+from ledgerdrill.runbook import RegionFailover
 
 
 @pytest.mark.tier("finance-core")
@@ -60,3 +62,25 @@ def test_slow_link_from_the_erp_to_the_database(drill: Drill, platform: Platform
         drill.wait_for_recovery()
         # the degradation lasts until reverted: users live through it for this long
         drill.observe(float(drill.param("hold_s", 15)))
+
+
+@pytest.mark.tier("integrations")
+@pytest.mark.loadprofile("post-recovery-surge")
+@pytest.mark.requires("RegionControl", "NetworkControl", "DatabaseControl")
+def test_region_outage_while_the_dr_link_is_cut(drill: Drill, platform: Platform) -> None:
+    """The DR link is cut first (``async-replica>primary``: the DR replica stops receiving;
+    nothing users see fails) for ``partition_s`` (default 5); then the primary region is
+    lost and the DR runbook promotes what the replica has. The cut is a precondition, the
+    outage is the fault: RTO is the outage's, and the RPO is about the cut's length --
+    the canary and the database witness say how much was lost, the tier (integrations,
+    RPO 5 m) whether that is acceptable."""
+    drill.steady_state()
+    cut = NetworkPartition(platform, link=str(drill.param("link", "async-replica>primary")))
+    with drill.inject(cut, precondition=True):
+        if not drill.dry_run:
+            drill.timeline.clock.sleep(float(drill.param("partition_s", 5)))
+        with drill.inject(RegionOutage(platform, region=str(drill.param("region", "primary")))):
+            drill.wait_for_detection()
+            drill.runbook(RegionFailover(platform, region=str(drill.param("dr_region", "dr"))))
+            drill.wait_for_recovery()
+            drill.observe()

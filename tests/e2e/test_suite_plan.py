@@ -38,7 +38,10 @@ def test_whole_suite_plans_on_a_full_fake_platform(tmp_path: Path) -> None:
         "tiers:\n  finance-core: {rto: 5m, rpo: 0s}\n  integrations: {rto: 30m, rpo: 5m}\n"
         "  portals: {rto: 4h, rpo: 1h}\n"
         "scenarios:\n  node-crash: {load_profile: none, params: {node: node-b}}\n"
-        "  node-freeze: {load_profile: none, params: {node: node-c}}\n" + NO_LOAD +
+        "  node-freeze: {load_profile: none, params: {node: node-c}}\n"
+        # the fake's database has no DR replica: its links are erp>db-a and db-b>db-a
+        "  region-outage-while-the-dr-link-is-cut: {load_profile: none,"
+        " params: {link: 'sync-standby>primary'}}\n" + NO_LOAD +
         "safety:\n  allow: {nodes: ['*'], zones: ['*'], regions: ['*'], databases: ['*'],"
         " certificates: ['*'], caches: ['*'], releases: ['*'], links: ['*']}\n"
         "  blast_radius: {max_nodes: 3, max_zones: 1, max_regions: 1, max_node_share: 1}\n"
@@ -52,6 +55,7 @@ def test_whole_suite_plans_on_a_full_fake_platform(tmp_path: Path) -> None:
         "database-failover[switchover]", "database-corruption-and-point-in-time-restore",
         "certificate[expired]", "certificate[removed]", "region-outage", "cache-loss", "bad-release",
         "zone-partition-of-the-database-pair", "slow-link-from-the-erp-to-the-database",
+        "region-outage-while-the-dr-link-is-cut",
     }  # fmt: skip
     assert all(s["verdict"] == "PLANNED" for s in ids.values())
     assert ids["region-outage"]["tier"] == "integrations"
@@ -91,9 +95,9 @@ def test_the_sandbox_target_plans_while_the_sandbox_is_down(tmp_path: Path) -> N
     assert done.returncode == 0, done.stdout + done.stderr
     plan = json.loads(next((tmp_path / "reports").glob("*/plan.json")).read_text())
     verdicts = {s["id"]: s["verdict"] for s in plan["scenarios"]}
-    assert len(verdicts) == 13 and set(verdicts.values()) == {"PLANNED"}, verdicts
+    assert len(verdicts) == 14 and set(verdicts.values()) == {"PLANNED"}, verdicts
     # the database failovers and corruption act on the primary, the network faults on
     # links named by database roles: read when each runs
-    assert done.stdout.count("read when it runs; not now: the sandbox") == 5, done.stdout
+    assert done.stdout.count("read when it runs; not now: the sandbox") == 6, done.stdout
     assert "would crash node erp-b" in done.stdout
     assert not (tmp_path / "sandbox" / "status.json").exists()  # nothing was started
